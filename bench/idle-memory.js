@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+// Resident memory per idle waiting get, and publish-to-all-delivered latency.
+//
+//   node bench/idle-memory.js [--counts 1000,10000,18000] [--threads 1,2] [--runs 3]
+//                             [--channels 1] [--target server|raw] [--out FILE]
+//
+// For each (threads, N, run): start a fresh server, warm it up, wait until its
+// RSS is steady, read VmRSS from /proc/PID/status; open N idle long-poll gets
+// (timeout=60) from client child processes (raw node:net sockets, <= 6,000 per
+// process, source addresses 127.0.0.2..127.0.0.9); wait until the server's
+// comet_waiting_gets gauge equals N; settle; read VmRSS again. Per get =
+// (after - before) / N. Then one put per channel and time until every client
+// process reports all its gets answered with the message.
+// Loopback only; every wait is bounded.
+
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import http from 'node:http';
+import {
+  parseArgs,
+  headerLines,
+  markdownTable,
+  mmm,
+  fmtInt,
+  fmtMiB,
+  fmtFixed,
+  emit,
+  progress,
+  sleep,
+  withTimeout,
+  median,
+} from './lib/common.js';
+import { startTarget, readRss, httpGet, waitingGets } from './lib/server.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const clientScript = path.join(here, 'lib', 'idle-client.js');
+
+const USAGE = `usage: node bench/idle-memory.js [options]
+  --counts 1000,10000,18000   numbers of idle waiting gets
+  --threads 1,2               server --threads values (ignored for --target raw)
+  --runs 3                    runs per (threads, N); the table shows median (min–max)
+  --channels 1                spread the gets over this many channels (1 = all on one)
+  --target server             'server' (dist/cli/main.js) or 'raw' (bench/targets/raw-uws.js)
+  --timeout 60                the gets' timeout= parameter, seconds
+  --per-client 6000           most sockets per client process
+  --min-clients 2             fewest client processes
+  --concurrency 256           connects in flight per client process
+  --local-addresses 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9
+  --max-waiting 100000        passed as --max-waiting to the server (0: not passed)
+  --server-args ''            extra server arguments, space separated
+  --settle-ms 2000            wait after the gauge reaches N before reading RSS
+  --warmup 200                warm-up long-poll gets (answered by a put) before the baseline
+  --out FILE                  also write the markdown there`;
+
+const opts = parseArgs(
+  process.argv.slice(2),
+  {
+    counts: [1000, 10000, 18000],
+    threads: [1, 2],
+    runs: 3,
+    channels: 1,
+    target: 'server',
+    timeout: 60,
+    perClient: 6000,
+    minClients: 2,
+    concurrency: 256,
+    localAddresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9'],
+    maxWaiting: 100000,
+    serverArgs: '',
+    settleMs: 2000,
+    warmup: 200,
+    out: '',
+  },
+  USAGE,
+);
+
+if (!['server', 'raw'].includes(opts.target)) throw new Error(`--target must be server or raw\n${USAGE}`);
+for (const a of opts.localAddresses) {
+  if (!/^127\.\d+\.\d+\.\d+$/.test(a)) throw new Error(`--local-addresses must be loopback (127.x.y.z), got ${a}`);
+}
+if (opts.perClient > 6000) throw new Error('--per-client must be <= 6000');
+if (opts.runs < 1 || opts.runs > 20) throw new Error('--runs must be 1..20');
+for (const n of opts.counts) {
+  if (!Number.isInteger(n) || n < 1 || n > 19_000) throw new Error(`--counts: ${n} is not in 1..19000 (the server may hold at most 20,000 open files)`);
+}
+
+/** Live children, so that they are killed on any exit. */
+const liveChildren = new Set();
+const liveServers = new Set();
+process.on('exit', () => {
+  for (const c of liveChildren) c.kill('SIGKILL');
+  for (const s of liveServers) s.proc.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+/** RSS once it stops moving: 5 samples 200 ms apart within 256 KiB, at most maxMs. */
+async function steadyRss(pid, maxMs = 15_000) {
+  const samples = [];
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    samples.push(readRss(pid));
+    if (samples.length > 5) samples.shift();
+    if (samples.length === 5 && Math.max(...samples) - Math.min(...samples) <= 256 * 1024) return samples.at(-1);
+    if (Date.now() > deadline) return samples.at(-1);
+    await sleep(200);
+  }
+}
+
+/** Exercises the get/put path a little so that one-time costs (JIT, buffers) land before the baseline. */
+async function warmUp(port, count) {
+  if (count <= 0) return;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  try {
+    for (let round = 0; round < 3; round++) {
+      const channel = `warmup-${round}`;
+      const gets = [];
+      for (let i = 0; i < count; i++) {
+        gets.push(httpGet(port, `/?method=get&channel=${channel}&timeout=10`, 15_000, agent).catch((e) => ({ status: 0, body: String(e) })));
+      }
+      // Let the gets arrive (bounded), then publish.
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const w = await waitingGets(port).catch(() => null);
+        if (w !== null && w >= Math.min(count, 64)) break;
+        await sleep(50);
+      }
+      await sleep(100);
+      await httpGet(port, `/?method=put&channel=${channel}&message=warm`, 5000, agent);
+      await withTimeout(Promise.all(gets), 20_000, 'warm-up gets');
+      // a few sync/put round trips on other channels
+      for (let i = 0; i < 50; i++) await httpGet(port, `/?method=put&channel=warm-${i}&message=x`, 5000, agent);
+    }
+  } finally {
+    agent.destroy();
+  }
+}
+
+function spawnClient() {
+  const child = fork(clientScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  const listeners = new Set();
+  child.on('message', (m) => {
+    for (const l of listeners) l(m);
+  });
+  const nextMessage = (type, ms) =>
+    withTimeout(
+      new Promise((resolve, reject) => {
+        const l = (m) => {
+          if (m.type === type) {
+            listeners.delete(l);
+            resolve(m);
+          } else if (m.type === 'fatal') {
+            listeners.delete(l);
+            reject(new Error(`client failed: ${m.message}`));
+          }
+        };
+        listeners.add(l);
+      }),
+      ms,
+      `client message ${type}`,
+    );
+  return { child, nextMessage, listeners };
+}
+
+async function oneRun(threads, n, runIndex) {
+  const label = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${runIndex + 1}/${opts.runs}`;
+  const server = startTarget({
+    target: opts.target,
+    threads,
+    maxWaiting: opts.maxWaiting,
+    extraArgs: opts.serverArgs.split(/\s+/).filter(Boolean),
+  });
+  liveServers.add(server);
+  const clients = [];
+  try {
+    const port = await server.ready;
+    progress(`${label}: server pid ${server.pid} on port ${port}`);
+    await warmUp(port, opts.warmup);
+    const before = await steadyRss(server.pid);
+
+    // Spawn clients and split N over them.
+    const k = Math.max(opts.minClients, Math.ceil(n / opts.perClient));
+    const per = Math.ceil(n / k);
+    for (let i = 0; i < k; i++) clients.push(spawnClient());
+    await Promise.all(clients.map((c) => c.nextMessage('ready', 10_000)));
+    const early = [];
+    for (const c of clients) c.listeners.add((m) => m.type === 'early' && early.push(m));
+    const token = `bench${Date.now().toString(36)}x${runIndex}`;
+    const channelBase = `idle-${token}`;
+    const tOpen = performance.now();
+    const openedP = [];
+    let assigned = 0;
+    for (const c of clients) {
+      const count = Math.min(per, n - assigned);
+      openedP.push(c.nextMessage('opened', 120_000));
+      c.child.send({
+        cmd: 'open',
+        host: '127.0.0.1',
+        port,
+        count,
+        firstIndex: assigned,
+        channels: opts.channels,
+        channelBase,
+        timeout: opts.timeout,
+        localAddresses: opts.localAddresses,
+        concurrency: opts.concurrency,
+        expect: `"messages":["${token}"]`,
+      });
+      c.count = count;
+      assigned += count;
+    }
+    const opened = await Promise.all(openedP);
+    const failed = opened.reduce((a, m) => a + m.failed, 0);
+    if (failed > 0) throw new Error(`${failed} connects failed, first: ${opened.find((m) => m.firstError)?.firstError}`);
+    const openMs = performance.now() - tOpen;
+
+    // Wait (bounded) for the gauge to show all N.
+    const gaugeDeadline = Date.now() + 60_000 + n * 2;
+    let gauge = null;
+    for (;;) {
+      gauge = await waitingGets(port).catch(() => null);
+      if (gauge === n) break;
+      if (early.length > 0) throw new Error(`${early.length} gets answered before any put, first: ${JSON.stringify(early[0])}`);
+      if (Date.now() > gaugeDeadline) throw new Error(`comet_waiting_gets stayed at ${gauge}, expected ${n}`);
+      await sleep(gauge !== null && gauge > n * 0.99 ? 50 : 250);
+    }
+    const gaugeMs = performance.now() - tOpen;
+    await sleep(opts.settleMs);
+    const after = readRss(server.pid);
+    if (early.length > 0) throw new Error(`${early.length} gets answered before any put, first: ${JSON.stringify(early[0])}`);
+    const gaugeAfterSettle = await waitingGets(port);
+
+    // Publish and time delivery to all.
+    await Promise.all(clients.map((c) => (c.child.send({ cmd: 'arm' }), c.nextMessage('armed', 10_000))));
+    const deliveredP = clients.map((c) =>
+      c.nextMessage('delivered', 60_000).then((m) => ({ ...m, arrived: performance.now() })),
+    );
+    const putAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    const t0 = performance.now();
+    const puts = [];
+    for (let ch = 0; ch < opts.channels; ch++) {
+      const channel = opts.channels > 1 ? `${channelBase}-${ch}` : channelBase;
+      puts.push(httpGet(port, `/?method=put&channel=${encodeURIComponent(channel)}&message=${token}`, 20_000, putAgent));
+    }
+    const putResults = await Promise.all(puts);
+    putAgent.destroy();
+    const badPut = putResults.find((r) => r.status !== 200);
+    if (badPut) throw new Error(`put answered ${badPut.status}: ${badPut.body}`);
+    const delivered = await Promise.all(deliveredP);
+    const deliverMs = Math.max(...delivered.map((d) => d.arrived)) - t0;
+    const ok = delivered.reduce((a, d) => a + d.ok, 0);
+    const bad = delivered.reduce((a, d) => a + d.bad, 0);
+    const closed = delivered.reduce((a, d) => a + d.closed, 0);
+    const firstBad = delivered.find((d) => d.firstBad)?.firstBad;
+    const result = {
+      threads: opts.target === 'raw' ? 'raw' : threads,
+      n,
+      before,
+      after,
+      perGet: (after - before) / n,
+      deliverMs,
+      ok,
+      bad,
+      closed,
+      openMs,
+      gaugeMs,
+      gaugeAfterSettle,
+      firstBad,
+    };
+    progress(
+      `${label}: rss ${fmtMiB(before)} -> ${fmtMiB(after)} = ${fmtInt(result.perGet)} B/get; ` +
+        `opened in ${fmtInt(openMs)} ms, gauge=N after ${fmtInt(gaugeMs)} ms; ` +
+        `delivered ${ok}/${n} in ${deliverMs.toFixed(1)} ms` +
+        (bad || closed ? ` (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})` : ''),
+    );
+    return result;
+  } finally {
+    for (const c of clients) {
+      if (c.child.connected) c.child.send({ cmd: 'close' });
+    }
+    await Promise.all(
+      clients.map((c) =>
+        withTimeout(
+          new Promise((r) => (c.child.exitCode !== null ? r() : c.child.once('exit', r))),
+          10_000,
+          'client exit',
+        ).catch(() => c.child.kill('SIGKILL')),
+      ),
+    );
+    await server.stop();
+    liveServers.delete(server);
+  }
+}
+
+async function main() {
+  const threadList = opts.target === 'raw' ? [1] : opts.threads;
+  const rows = [];
+  const failures = [];
+  const started = Date.now();
+  for (const threads of threadList) {
+    for (const n of opts.counts) {
+      const results = [];
+      for (let r = 0; r < opts.runs; r++) {
+        try {
+          results.push(await oneRun(threads, n, r));
+        } catch (err) {
+          const msg = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${r + 1}: ${err.message.split('\n')[0]}`;
+          progress(`FAILED ${msg}`);
+          progress(err.stack ?? String(err));
+          failures.push(msg);
+        }
+        await sleep(500);
+      }
+      if (results.length === 0) {
+        rows.push([opts.target === 'raw' ? 'raw uWS (1)' : threads, fmtInt(n), 'failed', '', '', '', '', '']);
+        continue;
+      }
+      const okAll = results.every((x) => x.ok === n);
+      rows.push([
+        opts.target === 'raw' ? 'raw uWS (1)' : threads,
+        fmtInt(n),
+        mmm(results.map((x) => x.before), fmtMiB),
+        mmm(results.map((x) => x.after), fmtMiB),
+        mmm(results.map((x) => x.perGet), fmtInt),
+        mmm(results.map((x) => x.deliverMs), fmtFixed(1)),
+        `${okAll ? 'all' : 'NOT all'}: ${results.map((x) => `${x.ok}/${n}`).join(', ')}`,
+        `${results.length}/${opts.runs}`,
+      ]);
+      void median;
+    }
+  }
+  const lines = headerLines(
+    `Idle memory per waiting get (${opts.target === 'raw' ? 'raw uWebSockets.js floor, bench/targets/raw-uws.js' : 'comet-server dist/cli/main.js'})`,
+  );
+  lines.push(
+    `- Gets: \`GET /?method=get&channel=…&timeout=${opts.timeout}\` on raw node:net sockets, ` +
+      `${opts.channels === 1 ? 'all on one channel' : `spread over ${fmtInt(opts.channels)} channels`}, ` +
+      `≤ ${fmtInt(opts.perClient)} per client process (at least ${opts.minClients}), source addresses ${opts.localAddresses[0]}..${opts.localAddresses.at(-1)}`,
+    `- RSS: VmRSS of the server process (all its threads) from /proc/PID/status; "before" after a warm-up of ${opts.warmup}×3 answered gets and once steady; ` +
+      `"after" ${opts.settleMs} ms after comet_waiting_gets reached N. Bytes per get = (after − before) / N.`,
+    `- Delivery: ${opts.channels === 1 ? 'one put' : `${fmtInt(opts.channels)} puts (one per channel)`} sent, until the parent has heard from every client process (IPC) that all its gets were answered with the message.`,
+    `- Cells: median (min–max) over ${opts.runs} run(s), a fresh server each run. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    '',
+    markdownTable(
+      ['threads', 'N', 'RSS before', 'RSS after', 'bytes per waiting get', 'publish → all delivered (ms)', 'delivered', 'runs ok'],
+      rows,
+    ),
+    '',
+  );
+  if (failures.length) lines.push('Failures:', '', ...failures.map((f) => `- ${f}`), '');
+  emit(lines.join('\n'), opts.out);
+  if (failures.length) process.exitCode = 1;
+}
+
+const hardStop = setTimeout(() => {
+  progress('idle-memory: overall time limit reached, stopping');
+  process.exit(2);
+}, 60 * 60 * 1000);
+hardStop.unref();
+
+main().catch((err) => {
+  progress(err.stack ?? String(err));
+  process.exit(1);
+});

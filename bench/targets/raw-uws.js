@@ -1,0 +1,104 @@
+#!/usr/bin/env node
+// A bare uWebSockets.js long-poll server: the floor that comet-server's memory
+// per waiting get and fan-out latency are compared against in bench/idle-memory.js.
+//
+// It does the least a long-poll server can do: every GET /?method=get is held
+// open (onAborted set, nothing else: no per-get timer, no time bookkeeping);
+// GET /?method=put&channel=C&message=M answers every held get of channel C
+// with {"time":T,"messages":["M"]} and answers the put with {"time":T}.
+// GET /metrics exposes comet_waiting_gets like the real server.
+//
+//   node bench/targets/raw-uws.js --port 0 --host 127.0.0.1
+//
+// Logs one JSON line {"msg":"listening","port":P} on stdout, like comet-server.
+// Loads the native binary the way comet-server does (never the JS fallback).
+
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const packageDir = path.dirname(require.resolve('uWebSockets.js/package.json'));
+const uws = require(
+  path.join(packageDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`),
+);
+
+function arg(name, def) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+const host = arg('host', '127.0.0.1');
+const port = Number(arg('port', '0'));
+
+/** channel -> Set<HttpResponse> */
+const channels = new Map();
+let waiting = 0;
+let lastTime = 0;
+function nextTime() {
+  const now = Date.now() * 1000;
+  lastTime = now > lastTime ? now : lastTime + 1;
+  return lastTime;
+}
+
+function log(obj) {
+  process.stdout.write(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, ...obj }) + '\n');
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+const app = uws.App();
+app.get('/metrics', (res) => {
+  res.writeHeader('Content-Type', 'text/plain; version=0.0.4')
+    .end(`# TYPE comet_waiting_gets gauge\ncomet_waiting_gets ${waiting}\n`);
+});
+app.get('/', (res, req) => {
+  const q = new URLSearchParams(req.getQuery() ?? '');
+  const method = q.get('method');
+  const channel = q.get('channel');
+  if (!channel || (method !== 'get' && method !== 'put')) {
+    res.writeStatus('400 Bad Request').writeHeader('Content-Type', JSON_TYPE).end('{"error":"bad request"}');
+    return;
+  }
+  if (method === 'get') {
+    let set = channels.get(channel);
+    if (set === undefined) channels.set(channel, (set = new Set()));
+    set.add(res);
+    waiting++;
+    res.onAborted(() => {
+      if (set.delete(res)) waiting--;
+      if (set.size === 0 && channels.get(channel) === set) channels.delete(channel);
+    });
+    return;
+  }
+  const message = q.get('message') ?? '';
+  const t = nextTime();
+  const set = channels.get(channel);
+  if (set !== undefined) {
+    channels.delete(channel);
+    const body = `{"time":${t},"messages":${JSON.stringify([message])}}`;
+    for (const r of set) {
+      waiting--;
+      r.cork(() => {
+        r.writeHeader('Content-Type', JSON_TYPE).writeHeader('Cache-Control', 'no-store').end(body);
+      });
+    }
+    set.clear();
+  }
+  res.writeHeader('Content-Type', JSON_TYPE).end(`{"time":${t}}`);
+});
+app.any('/*', (res) => {
+  res.writeStatus('404 Not Found').end();
+});
+
+app.listen(host, port, (listenSocket) => {
+  if (!listenSocket) {
+    log({ level: 50, msg: 'listen failed', host, port });
+    process.exit(1);
+  }
+  log({ msg: 'listening', host, port: uws.us_socket_local_port(listenSocket) });
+  const stop = () => {
+    uws.us_listen_socket_close(listenSocket);
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+});

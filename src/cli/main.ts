@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+/**
+ * The comet-server command: parses options, starts the threads, and turns
+ * signals into a graceful shutdown (a second signal forces the exit).
+ */
+import { ConfigError, helpText, parseCommandLine } from '../config/parse.js';
+import { NativeUwsUnavailableError } from '../http/uws.js';
+import { createLogger } from '../log.js';
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`comet-server: ${err.message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  const { config } = parsed;
+  const log = createLogger(config.logLevel, { thread: 'main' });
+  try {
+    // Checked here, in the main thread, so that a missing native binary is one clear error.
+    await import('../http/uws.js');
+  } catch (err) {
+    if (!(err instanceof NativeUwsUnavailableError)) throw err;
+    log.fatal(err.message);
+    process.stderr.write(`comet-server: ${err.message}\n`);
+    return 1;
+  }
+  const { startServer } = await import('../threads/supervisor.js');
+  const faultInjection = process.env.COMET_FAULT_INJECTION === '1';
+  let server;
+  try {
+    server = await startServer(config, log, faultInjection);
+  } catch (err) {
+    log.fatal({ err }, `cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  log.info({ host: config.host, port: server.port, threads: config.threads, path: config.path }, 'listening');
+  if (faultInjection) log.warn('fault injection is enabled (COMET_FAULT_INJECTION=1): POST /_fault/crash crashes a thread');
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down');
+    server.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const code = await server.stopped;
+  log.info({ code }, 'stopped');
+  return code;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: Error) => {
+    process.stderr.write(`comet-server: ${err.stack ?? err.message}\n`);
+    process.exitCode = 1;
+  },
+);

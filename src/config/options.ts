@@ -1,0 +1,87 @@
+/**
+ * The single table of server options. The CLI parser, the environment
+ * reader, `--help` and the README's options table are all derived from it, so
+ * an option cannot exist in one place and be missing from another.
+ */
+import os from 'node:os';
+
+export interface Config {
+  host: string;
+  port: number;
+  threads: number;
+  path: string;
+  logLevel: string;
+  pollTimeout: number;
+  maxMessageBytes: number;
+  maxChannelBytes: number;
+  maxBodyBytes: number;
+  maxCallbackLength: number;
+  bufferSize: number;
+  bufferBytes: number;
+  maxAnswerMessages: number;
+  maxAnswerBytes: number;
+  maxWaiting: number;
+  channelTtl: number;
+  maxMemory: number;
+  corsOrigin: string;
+  shutdownTimeout: number;
+}
+
+interface OptionBase<K extends keyof Config> {
+  key: K;
+  flag: string;
+  env: string;
+  describe: string;
+}
+interface IntOption<K extends keyof Config> extends OptionBase<K> {
+  kind: 'int';
+  min: number;
+  max?: number;
+  default: number | (() => number);
+}
+interface StringOption<K extends keyof Config> extends OptionBase<K> {
+  kind: 'string';
+  default: string;
+  choices?: readonly string[];
+  check?: (value: string) => string | undefined;
+}
+export type OptionSpec = { [K in keyof Config]: Config[K] extends number ? IntOption<K> : StringOption<K> }[keyof Config];
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'host', flag: 'host', env: 'COMET_HOST', kind: 'string', default: '0.0.0.0', describe: 'Address to listen on.' },
+  { key: 'port', flag: 'port', env: 'COMET_PORT', kind: 'int', min: 0, max: 65535, default: 8080, describe: 'TCP port; 0 picks a free port (logged in the "listening" line).' },
+  {
+    key: 'threads', flag: 'threads', env: 'COMET_THREADS', kind: 'int', min: 1, max: 256,
+    default: () => os.availableParallelism(), describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels. Default: available parallelism.',
+  },
+  {
+    key: 'path', flag: 'path', env: 'COMET_PATH', kind: 'string', default: '/',
+    check: (v) => (v.startsWith('/') && !/[?#\s]/.test(v) ? undefined : 'must start with / and hold no ?, # or spaces'),
+    describe: 'URL path of the protocol endpoint.',
+  },
+  {
+    key: 'logLevel', flag: 'log-level', env: 'COMET_LOG_LEVEL', kind: 'string', default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'Log level (pino). No line is logged per request at info.',
+  },
+  { key: 'pollTimeout', flag: 'poll-timeout', env: 'COMET_POLL_TIMEOUT', kind: 'int', min: 1, max: 3600, default: 30, describe: 'Long-poll timeout in seconds: the longest a get waits. The timeout parameter can only shorten it.' },
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', env: 'COMET_MAX_MESSAGE_BYTES', kind: 'int', min: 1, default: 64 * KiB, describe: 'Largest message, in UTF-8 bytes (413 above).' },
+  { key: 'maxChannelBytes', flag: 'max-channel-bytes', env: 'COMET_MAX_CHANNEL_BYTES', kind: 'int', min: 1, max: 64 * KiB, default: 256, describe: 'Longest channel id, in UTF-8 bytes (400 above).' },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'COMET_MAX_BODY_BYTES', kind: 'int', min: 1, default: 256 * KiB, describe: 'Largest POST body, in bytes (413 above). Percent-encoding can triple a message: keep it above 3x max-message-bytes.' },
+  { key: 'maxCallbackLength', flag: 'max-callback-length', env: 'COMET_MAX_CALLBACK_LENGTH', kind: 'int', min: 1, max: 4096, default: 128, describe: 'Longest JSONP callback name (400 above).' },
+  { key: 'bufferSize', flag: 'buffer-size', env: 'COMET_BUFFER_SIZE', kind: 'int', min: 1, max: 1 << 24, default: 1000, describe: 'Messages kept per channel; older ones are dropped (gets from before them see "missed").' },
+  { key: 'bufferBytes', flag: 'buffer-bytes', env: 'COMET_BUFFER_BYTES', kind: 'int', min: 1, default: 16 * MiB, describe: 'Message bytes kept per channel; older messages are dropped past it.' },
+  { key: 'maxAnswerMessages', flag: 'max-answer-messages', env: 'COMET_MAX_ANSWER_MESSAGES', kind: 'int', min: 1, default: 1000, describe: 'Most messages in one get answer; the client asks again for the rest.' },
+  { key: 'maxAnswerBytes', flag: 'max-answer-bytes', env: 'COMET_MAX_ANSWER_BYTES', kind: 'int', min: 1, default: 1 * MiB, describe: 'Most message bytes in one get answer (at least one message is always sent).' },
+  { key: 'maxWaiting', flag: 'max-waiting', env: 'COMET_MAX_WAITING', kind: 'int', min: 1, default: 100_000, describe: 'Most gets in progress at once over all threads; past it a get is answered 503.' },
+  { key: 'channelTtl', flag: 'channel-ttl', env: 'COMET_CHANNEL_TTL', kind: 'int', min: 1, default: 300, describe: 'Seconds a channel with no new message and no waiting get is kept; then it and its messages are evicted.' },
+  { key: 'maxMemory', flag: 'max-memory', env: 'COMET_MAX_MEMORY', kind: 'int', min: 1 * MiB, default: 256 * MiB, describe: 'Budget for stored messages and channels over all threads, in bytes; past it the least recently written channels lose their oldest messages first.' },
+  {
+    key: 'corsOrigin', flag: 'cors-origin', env: 'COMET_CORS_ORIGIN', kind: 'string', default: '*',
+    check: (v) => (v.length > 0 && !/[\r\n]/.test(v) ? undefined : 'must be a non-empty single-line value'),
+    describe: 'Value of Access-Control-Allow-Origin.',
+  },
+  { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'COMET_SHUTDOWN_TIMEOUT', kind: 'int', min: 1, max: 600, default: 10, describe: 'Seconds a graceful shutdown may take before the process is forced down.' },
+];

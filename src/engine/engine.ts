@@ -1,0 +1,55 @@
+/**
+ * The channel store, as seen by the thread that owns a channel.
+ *
+ * Contract (every implementation, in memory or on Redis):
+ * - Operations on one channel take effect atomically and in the order they
+ *   were called; the returned promises resolve in that order.
+ * - append() resolves only once the message is stored, with a time strictly
+ *   greater than every earlier time of the channel, across restarts and nodes.
+ * - currentTime(c) = T such that every stored message has time <= T and every
+ *   later append gets a time > T.
+ * - read(c, since) returns the messages with time > since, oldest first,
+ *   capped by count and bytes (at least one message when any is newer), and
+ *   `missed` when messages newer than `since` may have existed but are no
+ *   longer held (dropped from a full buffer, evicted with an idle channel, or
+ *   older than what this store has known since it started).
+ * - After watch(c) resolves, every message appended to c is passed to the
+ *   listener, in time order, until unwatch(c). A watched channel is never
+ *   evicted.
+ *
+ * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
+ * serialises each message exactly once.
+ */
+export interface ReadLimits {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export interface ReadResult {
+  /** Time of the last message returned, or the channel's current time (never below `since`) when none is. */
+  time: number;
+  /** JSON-encoded messages, oldest first. */
+  bodies: string[];
+  missed: boolean;
+}
+
+export type MessageListener = (channel: string, time: number, body: string) => void;
+
+export interface EngineStats {
+  channels: number;
+  messages: number;
+  bytes: number;
+}
+
+export interface Engine {
+  /** Stores a JSON-encoded message; resolves with its time. */
+  append(channel: string, body: string): Promise<number>;
+  currentTime(channel: string): Promise<number>;
+  /** `since` -1 means "no cursor": just the current time, no messages. */
+  read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult>;
+  watch(channel: string): Promise<void>;
+  unwatch(channel: string): void;
+  setListener(listener: MessageListener): void;
+  stats(): EngineStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,88 @@
+/**
+ * Every answer this server writes goes through here: status, the headers the
+ * contract requires, JSON or JSONP framing, all inside res.cork() so that the
+ * whole answer leaves in one write.
+ */
+import type { HttpResponse } from './uws.js';
+import { errorAnswer } from '../protocol/answers.js';
+import type { CometError } from '../protocol/errors.js';
+import { wrapJsonp } from '../protocol/jsonp.js';
+
+const STATUS: Record<number, string> = {
+  200: '200 OK',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+const JSON_TYPE = 'application/json; charset=utf-8';
+const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
+export const ALLOWED_METHODS = 'GET, POST, HEAD, OPTIONS';
+
+export class Responder {
+  constructor(private readonly corsOrigin: string) {}
+
+  /** Writes a protocol answer; returns the body's length. */
+  answer(res: HttpResponse, json: string, callback: string | undefined, close = false): number {
+    const body = callback === undefined ? json : wrapJsonp(callback, json);
+    this.write(res, 200, callback === undefined ? JSON_TYPE : SCRIPT_TYPE, body, close);
+    return body.length;
+  }
+
+  /** Writes an already framed body shared by many answers (fan-out). */
+  framed(res: HttpResponse, body: string, jsonp: boolean, close = false): void {
+    this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, close);
+  }
+
+  error(res: HttpResponse, err: CometError, close = false, extraHeader?: [string, string]): void {
+    res.cork(() => {
+      res.writeStatus(STATUS[err.statusCode]!);
+      this.commonHeaders(res, JSON_TYPE);
+      if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
+      res.end(errorAnswer(err), close);
+    });
+  }
+
+  /** HEAD: the headers a GET would carry, no body, nothing executed. */
+  head(res: HttpResponse, callback: string | undefined): void {
+    res.cork(() => {
+      res.writeStatus(STATUS[200]!);
+      this.commonHeaders(res, callback === undefined ? JSON_TYPE : SCRIPT_TYPE);
+      res.endWithoutBody();
+    });
+  }
+
+  preflight(res: HttpResponse, requestHeaders: string): void {
+    res.cork(() => {
+      res.writeStatus(STATUS[204]!);
+      res.writeHeader('Access-Control-Allow-Origin', this.corsOrigin);
+      res.writeHeader('Access-Control-Allow-Methods', ALLOWED_METHODS);
+      res.writeHeader('Access-Control-Allow-Headers', requestHeaders === '' ? 'Content-Type' : requestHeaders);
+      res.writeHeader('Access-Control-Max-Age', '86400');
+      res.endWithoutBody(0);
+    });
+  }
+
+  plain(res: HttpResponse, status: number, contentType: string, body: string): void {
+    this.write(res, status, contentType, body, false);
+  }
+
+  private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean): void {
+    res.cork(() => {
+      res.writeStatus(STATUS[status]!);
+      this.commonHeaders(res, contentType);
+      res.end(body, close);
+    });
+  }
+
+  private commonHeaders(res: HttpResponse, contentType: string): void {
+    res.writeHeader('Content-Type', contentType);
+    res.writeHeader('Cache-Control', 'no-store');
+    res.writeHeader('Access-Control-Allow-Origin', this.corsOrigin);
+    res.writeHeader('X-Content-Type-Options', 'nosniff');
+  }
+}

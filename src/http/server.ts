@@ -1,0 +1,195 @@
+/**
+ * The HTTP front end of one worker thread: routes, request parsing, and the
+ * life cycle of each response. Everything read from the HttpRequest is read
+ * synchronously at the top of the handler (uWS invalidates it on return), and
+ * onAborted is registered before any asynchronous step.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Config } from '../config/options.js';
+import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
+import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
+import { timeAnswer } from '../protocol/answers.js';
+import { CometError } from '../protocol/errors.js';
+import { scriptSafeJson } from '../protocol/jsonp.js';
+import { type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams, utf8Length } from '../protocol/params.js';
+import type { ReplyHandler, Router } from '../threads/router.js';
+import type { WaitRoom } from '../waiters/wait-room.js';
+import { ALLOWED_METHODS, Responder } from './respond.js';
+import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from './uws.js';
+
+export interface FrontEndOptions {
+  config: Config;
+  router: Router;
+  waitRoom: WaitRoom;
+  responder: Responder;
+  metrics: ThreadMetrics;
+  metricsBuffer: SharedArrayBuffer;
+  faultInjection: boolean;
+}
+
+const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|text\/plain)\s*(;|$)/i;
+
+/** A put or sync waiting for its owner thread's reply. */
+class TimeAnswer implements ReplyHandler {
+  aborted = false;
+  constructor(
+    private readonly front: HttpFront,
+    private readonly res: HttpResponse,
+    private readonly callback: string | undefined,
+  ) {}
+  readonly onAborted = (): void => {
+    this.aborted = true;
+  };
+  settle(_op: number, time: number): void {
+    if (!this.aborted) this.front.responder.answer(this.res, timeAnswer(time), this.callback, this.front.closing);
+  }
+  fail(message: string): void {
+    if (!this.aborted) this.front.refuse(this.res, new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`));
+  }
+  abandon(): void {
+    if (!this.aborted) {
+      this.aborted = true;
+      this.res.close();
+    }
+  }
+}
+
+export class HttpFront {
+  /** Cached on the hot path: set once a graceful shutdown begins. */
+  closing = false;
+  readonly responder: Responder;
+  private readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | null = null;
+  private readonly limits: ParamLimits;
+
+  constructor(private readonly options: FrontEndOptions) {
+    this.responder = options.responder;
+    this.limits = options.config;
+    this.app = uws.App().any('/*', this.onRequest);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+        this.listenSocket = socket;
+        resolve(uws.us_socket_local_port(socket as never));
+      });
+    });
+  }
+
+  /** Stops accepting connections; requests on open ones are refused with 503 from now on. */
+  stopListening(): void {
+    this.closing = true;
+    if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
+    this.options.metrics.error(err.code);
+    this.responder.error(res, err, this.closing || err.statusCode === 413 || err.statusCode === 415, extraHeader);
+  }
+
+  private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    const url = req.getUrl();
+    const method = req.getMethod();
+    if (url === this.options.config.path) return this.protocol(res, req, method);
+    if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res);
+    if (url === '/metrics' && method === 'get') {
+      const { metricsBuffer, config } = this.options;
+      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads));
+    }
+    if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
+    this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
+  };
+
+  private protocol(res: HttpResponse, req: HttpRequest, method: string): void {
+    if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    switch (method) {
+      case 'get':
+      case 'head':
+        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head');
+      case 'post':
+        return this.readForm(res, req);
+      case 'options':
+        return this.responder.preflight(res, req.getHeader('access-control-request-headers'));
+      default:
+        return this.refuse(res, new CometError('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed`), ['Allow', ALLOWED_METHODS]);
+    }
+  }
+
+  /** Reads an x-www-form-urlencoded body, copying each chunk out of uWS's buffer and capping its size. */
+  private readForm(res: HttpResponse, req: HttpRequest): void {
+    const query = req.getQuery() ?? '';
+    const contentType = req.getHeader('content-type');
+    const declared = Number(req.getHeader('content-length') || '0');
+    const maxBody = this.options.config.maxBodyBytes;
+    if (contentType !== '' && !FORM_TYPES.test(contentType)) {
+      return this.refuse(res, new CometError('COMET_ERR_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be application/x-www-form-urlencoded'));
+    }
+    if (declared > maxBody) return this.refuse(res, new CometError('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBody} bytes`));
+    const state = { aborted: false, done: false, size: 0, chunks: [] as Buffer[] };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    res.onData((chunk, isLast) => {
+      if (state.done || state.aborted) return;
+      state.size += chunk.byteLength;
+      if (state.size > maxBody) {
+        state.done = true;
+        return this.refuse(res, new CometError('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBody} bytes`));
+      }
+      state.chunks.push(Buffer.from(chunk.slice(0)));
+      if (!isLast) return;
+      state.done = true;
+      const body = state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks);
+      if (!isUtf8(body)) return this.refuse(res, new CometError('COMET_ERR_BAD_ENCODING', 'request body is not valid UTF-8'));
+      this.withParams(res, query, body.toString('utf8'), false);
+    });
+  }
+
+  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean): void {
+    let request: ProtocolRequest;
+    try {
+      const params: RawParams = readParams(query);
+      if (body !== undefined) Object.assign(params, readParams(body));
+      request = parseProtocolRequest(params, this.limits);
+    } catch (err) {
+      if (err instanceof CometError) return this.refuse(res, err);
+      throw err;
+    }
+    if (head) return this.responder.head(res, request.callback);
+    this.execute(res, request);
+  }
+
+  private execute(res: HttpResponse, request: ProtocolRequest): void {
+    const { router, metrics, waitRoom } = this.options;
+    if (request.method === 'get') {
+      metrics.add(SLOT.requestsGet);
+      return waitRoom.start(res, request);
+    }
+    const pending = new TimeAnswer(this, res, request.callback);
+    res.onAborted(pending.onAborted);
+    if (request.method === 'put') {
+      metrics.add(SLOT.requestsPut);
+      metrics.add(SLOT.messagesIn);
+      metrics.add(SLOT.bytesIn, utf8Length(request.message));
+      router.put(request.channel, scriptSafeJson(request.message), pending);
+    } else {
+      metrics.add(SLOT.requestsSync);
+      router.sync(request.channel, pending);
+    }
+  }
+
+  private health(res: HttpResponse): void {
+    if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
+  }
+
+  private crash(res: HttpResponse, query: string): void {
+    const thread = Number(/(?:^|&)thread=(\d+)/.exec(query)?.[1] ?? '0');
+    if (thread >= this.options.config.threads) return this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no thread ${thread}`));
+    this.options.router.crash(thread);
+    this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"crashing":${thread}}`);
+  }
+}

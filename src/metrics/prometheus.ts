@@ -1,0 +1,76 @@
+/**
+ * Renders the shared counters in the Prometheus text exposition format
+ * (version 0.0.4), summed over threads except where a per-thread label is the
+ * point (event-loop delay).
+ */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { ERROR_CODE_LIST } from '../protocol/errors.js';
+import { errorSlot, type MetricsSnapshot, readMetrics, SLOT } from './counters.js';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export function renderMetrics(buffer: SharedArrayBuffer, threads: number): string {
+  const snap = readMetrics(buffer, threads);
+  const out: string[] = [];
+  const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) out.push(`${name}${labels} ${value}`);
+  };
+  const sum = (slot: number) => total(snap, slot);
+
+  metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
+  metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
+  const sockets = countConnections(threads);
+  if (sockets !== undefined) metric('comet_connections', 'gauge', 'Open client TCP connections.', [['', sockets]]);
+  metric('comet_channels', 'gauge', 'Channels held in memory.', [['', sum(SLOT.channels)]]);
+  metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
+  metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
+  metric('comet_requests_total', 'counter', 'Valid protocol requests by method.', [
+    ['{method="put"}', sum(SLOT.requestsPut)],
+    ['{method="get"}', sum(SLOT.requestsGet)],
+    ['{method="sync"}', sum(SLOT.requestsSync)],
+  ]);
+  metric('comet_messages_in_total', 'counter', 'Messages stored by put.', [['', sum(SLOT.messagesIn)]]);
+  metric('comet_messages_out_total', 'counter', 'Messages sent in get answers (one per message per get).', [['', sum(SLOT.messagesOut)]]);
+  metric('comet_bytes_in_total', 'counter', 'Message bytes stored by put (UTF-8).', [['', sum(SLOT.bytesIn)]]);
+  metric('comet_bytes_out_total', 'counter', 'Body bytes of get answers.', [['', sum(SLOT.bytesOut)]]);
+  metric(
+    'comet_errors_total',
+    'counter',
+    'Requests refused, by error code.',
+    ERROR_CODE_LIST.map((code) => [`{code="${code}"}`, total(snap, errorSlot(code))]),
+  );
+  const delay: [string, number][] = [];
+  snap.threads.forEach((values, thread) => {
+    delay.push([`{thread="${thread}",stat="p50"}`, values[SLOT.loopDelayP50]!]);
+    delay.push([`{thread="${thread}",stat="p99"}`, values[SLOT.loopDelayP99]!]);
+    delay.push([`{thread="${thread}",stat="max"}`, values[SLOT.loopDelayMax]!]);
+  });
+  metric('comet_event_loop_delay_seconds', 'gauge', 'Event-loop delay of each thread over the last second.', delay);
+  return out.join('\n') + '\n';
+}
+
+function total(snap: MetricsSnapshot, slot: number): number {
+  let value = 0;
+  for (const values of snap.threads) value += values[slot]!;
+  return value;
+}
+
+/** TCP sockets of this process minus the listeners (one per thread); undefined where /proc is absent. */
+function countConnections(threads: number): number | undefined {
+  let fds: string[];
+  try {
+    fds = readdirSync('/proc/self/fd');
+  } catch {
+    return undefined;
+  }
+  let sockets = 0;
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) sockets++;
+    } catch {
+      // The descriptor closed while we listed them.
+    }
+  }
+  return Math.max(0, sockets - threads);
+}

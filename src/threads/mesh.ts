@@ -1,0 +1,66 @@
+/**
+ * This thread's links to every worker thread, itself included. Operations are
+ * queued per destination and sent as one batch per destination per event-loop
+ * turn (setImmediate), which turns thousands of requests per second into a
+ * few hundred postMessage calls, and guarantees that deliveries to waiting
+ * gets happen outside the HTTP handler that published (uWS corks only one
+ * socket at a time, so writing many answers inside another socket's handler
+ * would send each of them uncorked).
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { Batch } from './protocol.js';
+
+export type BatchHandler = (batch: Batch, from: number) => void;
+
+export class Mesh {
+  private readonly outboxes: Batch[];
+  private readonly dirty: number[] = [];
+  private scheduled = false;
+  private handler: BatchHandler = () => {};
+
+  /** `ports[i]` links to thread i; `ports[self]` is null. */
+  constructor(
+    readonly self: number,
+    private readonly ports: readonly (MessagePort | null)[],
+  ) {
+    this.outboxes = ports.map(() => []);
+    ports.forEach((port, index) => {
+      port?.on('message', (batch: Batch) => this.handler(batch, index));
+    });
+  }
+
+  get size(): number {
+    return this.ports.length;
+  }
+
+  onBatch(handler: BatchHandler): void {
+    this.handler = handler;
+  }
+
+  /** Queues one operation's fields for thread `to` (which may be this thread). */
+  send(to: number, ...fields: Batch): void {
+    const outbox = this.outboxes[to]!;
+    if (outbox.length === 0) this.dirty.push(to);
+    for (let i = 0; i < fields.length; i++) outbox.push(fields[i]!);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const dirty = this.dirty.splice(0);
+    for (const to of dirty) {
+      const batch = this.outboxes[to]!;
+      this.outboxes[to] = [];
+      const port = this.ports[to];
+      if (port) port.postMessage(batch);
+      else this.handler(batch, to);
+    }
+  };
+
+  close(): void {
+    for (const port of this.ports) port?.close();
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The owner side of this thread's shard: executes operations on the channels
+ * this thread owns, whichever thread they came from, and tells every thread
+ * with waiting gets on a channel about each new message.
+ *
+ * Cross-thread cost of a publish: one OP_NEWS per watching thread, never per
+ * waiting get. A thread registers as a watcher with every get that may wait
+ * (before the read, so no message can fall between the read and the
+ * registration) and leaves with OP_UNWATCH once it has had no waiting get on
+ * the channel for a while (see waiters/wait-room.ts).
+ */
+import type { Engine, ReadLimits } from '../engine/engine.js';
+import type { Mesh } from './mesh.js';
+import { OP_ANSWER, OP_FAIL, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
+
+/** The requesting side of this same thread (threads/router.ts): replies to it skip the mesh. */
+export interface LocalRequester {
+  settle(requestId: number, op: number, time: number, bodies?: string[], missed?: number, watching?: number): void;
+  fail(requestId: number, message: string): void;
+}
+
+export class Owner {
+  /** Threads with waiting gets, per watched channel, and the engine's readiness to report news. */
+  private readonly watches = new Map<string, { threads: number[]; ready: Promise<void> }>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly mesh: Mesh,
+    private readonly local: LocalRequester,
+    private readonly limits: ReadLimits,
+  ) {
+    engine.setListener(this.announce);
+  }
+
+  put(from: number, requestId: number, channel: string, body: string): void {
+    this.engine.append(channel, body).then(
+      (time) => this.reply(from, OP_TIME, requestId, time),
+      (err: Error) => this.fail(from, requestId, err),
+    );
+  }
+
+  sync(from: number, requestId: number, channel: string): void {
+    this.engine.currentTime(channel).then(
+      (time) => this.reply(from, OP_TIME, requestId, time),
+      (err: Error) => this.fail(from, requestId, err),
+    );
+  }
+
+  /**
+   * Answers at once when there is something to say (messages, `missed`, or a
+   * get that will not wait); otherwise tells the thread to park the get with
+   * its cursor, the news of any later message being on its way.
+   */
+  get(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
+    const ready = wait ? this.addWatcher(channel, from) : undefined;
+    const read = () => this.engine.read(channel, since, this.limits);
+    (ready ? ready.then(read) : read()).then(
+      (result) => {
+        if (result.bodies.length > 0 || result.missed || !wait) {
+          this.reply(from, OP_ANSWER, requestId, result.time, result.bodies, result.missed ? 1 : 0, wait ? 1 : 0);
+        } else {
+          this.reply(from, OP_PARKED, requestId, result.time);
+        }
+      },
+      (err: Error) => this.fail(from, requestId, err),
+    );
+  }
+
+  unwatch(from: number, channel: string): void {
+    const watch = this.watches.get(channel);
+    if (!watch) return;
+    const at = watch.threads.indexOf(from);
+    if (at === -1) return;
+    watch.threads.splice(at, 1);
+    if (watch.threads.length === 0) {
+      this.watches.delete(channel);
+      this.engine.unwatch(channel);
+    }
+  }
+
+  private addWatcher(channel: string, thread: number): Promise<void> {
+    let watch = this.watches.get(channel);
+    if (!watch) {
+      watch = { threads: [], ready: this.engine.watch(channel) };
+      this.watches.set(channel, watch);
+    }
+    if (!watch.threads.includes(thread)) watch.threads.push(thread);
+    return watch.ready;
+  }
+
+  private readonly announce = (channel: string, time: number, body: string): void => {
+    const watch = this.watches.get(channel);
+    if (!watch) return;
+    for (const thread of watch.threads) this.mesh.send(thread, OP_NEWS, channel, time, body);
+  };
+
+  private reply(to: number, op: number, requestId: number, time: number, bodies?: string[], missed?: number, watching?: number): void {
+    if (to === this.mesh.self) this.local.settle(requestId, op, time, bodies, missed, watching);
+    else if (bodies === undefined) this.mesh.send(to, op, requestId, time);
+    else this.mesh.send(to, op, requestId, time, bodies, missed!, watching!);
+  }
+
+  private fail(to: number, requestId: number, err: Error): void {
+    if (to === this.mesh.self) this.local.fail(requestId, err.message);
+    else this.mesh.send(to, OP_FAIL, requestId, err.message);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * What threads say to each other. Worker threads form a full mesh of
+ * MessagePorts; every port carries batches, each batch one flat array of
+ * operations laid end to end: [op, ...fields, op, ...fields]. A flat array of
+ * numbers and strings is the cheapest thing to structured-clone (see
+ * BENCHMARKS.md for the comparison with msgpackr and piscina).
+ *
+ * Ordering: a port delivers batches in order and a batch is read front to
+ * back, so everything one thread sends another arrives in the order it was
+ * sent. The owner of a channel relies on this: a reply to a get and the news
+ * of a later message on that channel can never overtake each other.
+ */
+
+/** Requests, to the channel's owner. */
+export const OP_PUT = 1; //     [OP_PUT, requestId, channel, body]
+export const OP_SYNC = 2; //    [OP_SYNC, requestId, channel]
+export const OP_GET = 3; //     [OP_GET, requestId, channel, since, wait (0|1)]
+export const OP_UNWATCH = 4; // [OP_UNWATCH, channel]
+/** Replies, to the requesting thread. */
+export const OP_TIME = 5; //    [OP_TIME, requestId, time]
+export const OP_ANSWER = 6; //  [OP_ANSWER, requestId, time, bodies[], missed (0|1), watching (0|1)]
+export const OP_PARKED = 7; //  [OP_PARKED, requestId, cursor]
+export const OP_FAIL = 8; //    [OP_FAIL, requestId, message]
+/** From the owner to every thread with gets waiting on the channel. */
+export const OP_NEWS = 9; //    [OP_NEWS, channel, time, body]
+/** Fault injection (tests only): the receiving thread throws. */
+export const OP_CRASH = 10; //  [OP_CRASH]
+
+export type Batch = (number | string | string[])[];
+
+/** Sent by the main thread to a worker. */
+export type ControlMessage = { type: 'drain' } | { type: 'exit' };
+
+/** Sent by a worker to the main thread. */
+export type WorkerReport =
+  | { type: 'listening'; port: number }
+  | { type: 'listen-failed'; message: string }
+  | { type: 'drained' }
+  | { type: 'fatal'; message: string; stack?: string };
+
+export interface WorkerConfigData {
+  index: number;
+  /** Wall-clock microseconds at which the server started. */
+  startTime: number;
+  /** Port to listen on: the configured one, or the one thread 0 was given for port 0. */
+  port: number;
+  /** SharedArrayBuffer with the metrics of every thread, see metrics/counters.ts. */
+  metrics: SharedArrayBuffer;
+  faultInjection: boolean;
+}

@@ -1,0 +1,110 @@
+/**
+ * A worker thread: one uWS App on the shared port, the owner of its shard of
+ * channels, and the waiting gets of its connections. Its whole life cycle
+ * (start, drain, exit, fatal error) is here; the main thread's side is in
+ * supervisor.ts.
+ *
+ * A worker must close every socket it holds before its thread ends: uWS keeps
+ * native handles on the thread's event loop, and Node aborts the whole process
+ * when a thread's loop closes with handles still open.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/options.js';
+import { MemoryEngine } from '../engine/memory-engine.js';
+import { Responder } from '../http/respond.js';
+import { HttpFront } from '../http/server.js';
+import { createLogger } from '../log.js';
+import { SLOT, ThreadMetrics } from '../metrics/counters.js';
+import { WaitRoom } from '../waiters/wait-room.js';
+import { Mesh } from './mesh.js';
+import { Owner } from './owner.js';
+import type { ControlMessage, WorkerConfigData, WorkerReport } from './protocol.js';
+import { Router } from './router.js';
+
+interface WorkerData extends WorkerConfigData {
+  config: Config;
+  ports: (MessagePort | null)[];
+}
+
+const data = workerData as WorkerData;
+const { config, index } = data;
+const parent = parentPort!;
+const log = createLogger(config.logLevel, { thread: index });
+const report = (message: WorkerReport) => parent.postMessage(message);
+
+const metrics = new ThreadMetrics(data.metrics, index);
+const engine = new MemoryEngine({
+  bufferSize: config.bufferSize,
+  bufferBytes: config.bufferBytes,
+  channelTtlMs: config.channelTtl * 1000,
+  memoryBudget: Math.floor(config.maxMemory / config.threads),
+  startTime: data.startTime,
+});
+const mesh = new Mesh(index, data.ports);
+const router = new Router(mesh);
+const owner = new Owner(engine, mesh, router, { maxMessages: config.maxAnswerMessages, maxBytes: config.maxAnswerBytes });
+const responder = new Responder(config.corsOrigin);
+const waitRoom = new WaitRoom(router, responder, metrics, config);
+router.connect(owner, waitRoom);
+const front = new HttpFront({ config, router, waitRoom, responder, metrics, metricsBuffer: data.metrics, faultInjection: data.faultInjection });
+
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+const housekeeping = setInterval(() => {
+  metrics.set(SLOT.loopDelayP50, loopDelay.percentile(50) / 1e9);
+  metrics.set(SLOT.loopDelayP99, loopDelay.percentile(99) / 1e9);
+  metrics.set(SLOT.loopDelayMax, loopDelay.max / 1e9);
+  loopDelay.reset();
+  engine.sweep();
+  const stats = engine.stats();
+  metrics.set(SLOT.channels, stats.channels);
+  metrics.set(SLOT.storedMessages, stats.messages);
+  metrics.set(SLOT.storedBytes, stats.bytes);
+}, 1000);
+
+let exiting = false;
+
+/** Closes every connection this thread still answers for, then ends the thread. */
+function exit(code: number): void {
+  if (exiting) return;
+  exiting = true;
+  clearInterval(housekeeping);
+  loopDelay.disable();
+  front.stopListening();
+  waitRoom.abandonAll();
+  for (const handler of router.inFlight()) handler.abandon();
+  mesh.close();
+  process.exit(code);
+}
+
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, `thread ${index} crashed`);
+  report({ type: 'fatal', message: err.message, stack: err.stack });
+  // Not from inside whatever native callback threw: uWS must unwind first.
+  setImmediate(() => exit(1));
+});
+
+parent.on('message', (message: ControlMessage) => {
+  if (message.type === 'drain') {
+    front.stopListening();
+    waitRoom.drain();
+    waitForPending();
+  } else if (message.type === 'exit') {
+    exit(0);
+  }
+});
+
+/** Reports drained once no get of ours is still waiting for an owner's reply. */
+function waitForPending(): void {
+  if (waitRoom.pendingCount === 0) return report({ type: 'drained' });
+  setTimeout(waitForPending, 10);
+}
+
+front.listen(config.host, data.port).then(
+  (port) => report({ type: 'listening', port }),
+  (err: Error) => {
+    report({ type: 'listen-failed', message: err.message });
+    exit(1);
+  },
+);

@@ -1,0 +1,286 @@
+/**
+ * The gets waiting on this thread, whatever thread owns their channel.
+ *
+ * A get is sent to its channel's owner, which either answers it or tells us to
+ * park it with a cursor. Parked gets are kept per channel; the owner sends one
+ * OP_NEWS per new message to this thread (not per get), and after each batch
+ * of news every parked get of the channel is answered, with the answer body
+ * serialised once per distinct cursor and once per JSONP callback.
+ *
+ * Timeouts use a wheel of 250 ms buckets instead of a timer per get.
+ *
+ * A channel entry outlives its last waiting get by LINGER_MS, so that clients
+ * chaining their gets do not make this thread unwatch and re-watch the channel
+ * at the owner on every message.
+ */
+import type { HttpResponse } from '../http/uws.js';
+import type { Responder } from '../http/respond.js';
+import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
+import { messagesAnswer } from '../protocol/answers.js';
+import { CometError } from '../protocol/errors.js';
+import { wrapJsonp } from '../protocol/jsonp.js';
+import type { GetRequest } from '../protocol/params.js';
+import { OP_ANSWER } from '../threads/protocol.js';
+import type { NewsSink, Router } from '../threads/router.js';
+import { Waiter } from './waiter.js';
+
+const TICK_MS = 250;
+const LINGER_MS = 2000;
+
+export class ChannelEntry {
+  readonly parked = new Set<Waiter>();
+  /** Gets sent to the owner and not yet answered or parked. */
+  pending = 0;
+  /** Newest message time this thread has heard of. */
+  latest = -1;
+  /** Whether the owner counts this thread among the channel's watchers. */
+  watching = false;
+  idleSince = 0;
+  /** News collected during the current batch. */
+  newsTimes: number[] = [];
+  newsBodies: string[] = [];
+  constructor(readonly channel: string) {}
+}
+
+export interface WaitRoomLimits {
+  maxWaiting: number;
+  maxAnswerMessages: number;
+  maxAnswerBytes: number;
+}
+
+export class WaitRoom implements NewsSink {
+  private readonly entries = new Map<string, ChannelEntry>();
+  private readonly wheel = new Map<number, Set<Waiter>>();
+  private readonly dirty: ChannelEntry[] = [];
+  private lastTick = Math.floor(Date.now() / TICK_MS);
+  private ticks = 0;
+  private closing = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly router: Router,
+    private readonly responder: Responder,
+    private readonly metrics: ThreadMetrics,
+    private readonly limits: WaitRoomLimits,
+  ) {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Takes over a validated get; called synchronously from the HTTP handler. */
+  start(res: HttpResponse, request: GetRequest): void {
+    if (!this.metrics.reserveWaiting(this.limits.maxWaiting)) {
+      this.refuse(res, new CometError('COMET_ERR_TOO_MANY_WAITING', 'too many waiting gets, try again later'));
+      return;
+    }
+    let entry = this.entries.get(request.channel);
+    if (entry === undefined) {
+      entry = new ChannelEntry(request.channel);
+      this.entries.set(request.channel, entry);
+    }
+    const waiter = new Waiter(this, res, entry, request.timeout, request.callback);
+    res.onAborted(waiter.onAborted);
+    entry.pending++;
+    this.router.get(request.channel, request.since, request.timeout > 0 && !this.closing, waiter);
+  }
+
+  /** The owner replied to a get. */
+  settled(waiter: Waiter, op: number, time: number, bodies: string[] | undefined, missed: boolean, watching: boolean): void {
+    const entry = waiter.entry;
+    entry.pending--;
+    if (watching) entry.watching = true;
+    if (waiter.aborted) {
+      this.maybeIdle(entry);
+      return;
+    }
+    if (op === OP_ANSWER) {
+      this.finish(waiter, messagesAnswer(time, bodies!, 0, bodies!.length, missed), bodies!.length);
+      return;
+    }
+    entry.watching = true;
+    waiter.cursor = time;
+    if (this.closing) {
+      this.finish(waiter, messagesAnswer(time, []), 0);
+    } else if (time < entry.latest) {
+      // News newer than the cursor overtook the reply (possible with engines that
+      // answer asynchronously): ask again from the cursor instead of missing it.
+      entry.pending++;
+      this.router.get(entry.channel, time, true, waiter);
+    } else {
+      this.park(waiter);
+    }
+  }
+
+  failed(waiter: Waiter, message: string): void {
+    waiter.entry.pending--;
+    if (waiter.aborted) return this.maybeIdle(waiter.entry);
+    this.metrics.releaseWaiting();
+    this.refuse(waiter.res, new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`), false);
+    this.maybeIdle(waiter.entry);
+  }
+
+  /** The client went away: free its slot now. Its response must not be touched again. */
+  aborted(waiter: Waiter): void {
+    waiter.aborted = true;
+    this.metrics.releaseWaiting();
+    if (waiter.bucket !== 0) this.unpark(waiter);
+  }
+
+  news(channel: string, time: number, body: string): void {
+    const entry = this.entries.get(channel);
+    if (entry === undefined) {
+      // The owner still counts us as a watcher, but nothing waits here any more.
+      this.router.unwatch(channel);
+      return;
+    }
+    entry.watching = true;
+    if (time > entry.latest) entry.latest = time;
+    if (entry.parked.size === 0) return;
+    if (entry.newsTimes.length === 0) this.dirty.push(entry);
+    entry.newsTimes.push(time);
+    entry.newsBodies.push(body);
+  }
+
+  deliver(): void {
+    for (const entry of this.dirty) this.fanOut(entry);
+    this.dirty.length = 0;
+  }
+
+  /** Graceful shutdown: refuse new waits and give every parked get its timeout answer now. */
+  drain(): void {
+    this.closing = true;
+    for (const entry of this.entries.values()) {
+      for (const waiter of entry.parked) {
+        this.unpark(waiter);
+        this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
+      }
+    }
+  }
+
+  /** Gets still waiting for their owner's reply. */
+  get pendingCount(): number {
+    let pending = 0;
+    for (const entry of this.entries.values()) pending += entry.pending;
+    return pending;
+  }
+
+  /** Hard stop: close every parked connection without an answer. */
+  abandonAll(): void {
+    clearInterval(this.timer);
+    for (const entry of this.entries.values()) {
+      for (const waiter of entry.parked) waiter.abandon();
+      entry.parked.clear();
+    }
+  }
+
+  private fanOut(entry: ChannelEntry): void {
+    const times = entry.newsTimes;
+    const bodies = entry.newsBodies;
+    entry.newsTimes = [];
+    entry.newsBodies = [];
+    const count = times.length;
+    // Answers keyed by the index of their first message; JSONP variants by callback.
+    const answers = new Map<number, { json: string; messages: number; jsonp?: Map<string, string> }>();
+    for (const waiter of entry.parked) {
+      let start = 0;
+      if (times[0]! <= waiter.cursor) {
+        while (start < count && times[start]! <= waiter.cursor) start++;
+        if (start === count) continue;
+      }
+      let answer = answers.get(start);
+      if (answer === undefined) {
+        const end = this.answerEnd(bodies, start);
+        answer = { json: messagesAnswer(times[end - 1]!, bodies, start, end), messages: end - start };
+        answers.set(start, answer);
+      }
+      let body = answer.json;
+      const callback = waiter.callback;
+      if (callback !== undefined) {
+        answer.jsonp ??= new Map();
+        body = answer.jsonp.get(callback) ?? wrapJsonp(callback, answer.json);
+        answer.jsonp.set(callback, body);
+      }
+      this.unpark(waiter);
+      this.responder.framed(waiter.res, body, callback !== undefined, this.closing);
+      this.answered(answer.messages, body.length);
+    }
+    this.maybeIdle(entry);
+  }
+
+  /** End index of one answer starting at `start`, within the count and byte caps (at least one message). */
+  private answerEnd(bodies: string[], start: number): number {
+    const last = Math.min(bodies.length, start + this.limits.maxAnswerMessages);
+    let end = start + 1;
+    let size = bodies[start]!.length;
+    while (end < last && (size += bodies[end]!.length) <= this.limits.maxAnswerBytes) end++;
+    return end;
+  }
+
+  private park(waiter: Waiter): void {
+    const bucket = Math.ceil((Date.now() + waiter.timeout * 1000) / TICK_MS);
+    let waiters = this.wheel.get(bucket);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.wheel.set(bucket, waiters);
+    }
+    waiters.add(waiter);
+    waiter.bucket = bucket;
+    waiter.entry.parked.add(waiter);
+  }
+
+  private unpark(waiter: Waiter): void {
+    const waiters = this.wheel.get(waiter.bucket);
+    if (waiters !== undefined) {
+      waiters.delete(waiter);
+      if (waiters.size === 0) this.wheel.delete(waiter.bucket);
+    }
+    waiter.bucket = 0;
+    waiter.entry.parked.delete(waiter);
+    this.maybeIdle(waiter.entry);
+  }
+
+  private finish(waiter: Waiter, json: string, messages: number): void {
+    const length = this.responder.answer(waiter.res, json, waiter.callback, this.closing);
+    this.answered(messages, length);
+  }
+
+  private answered(messages: number, bytes: number): void {
+    this.metrics.releaseWaiting();
+    this.metrics.add(SLOT.messagesOut, messages);
+    this.metrics.add(SLOT.bytesOut, bytes);
+  }
+
+  private refuse(res: HttpResponse, err: CometError, close = this.closing): void {
+    this.metrics.error(err.code);
+    this.responder.error(res, err, close);
+  }
+
+  private maybeIdle(entry: ChannelEntry): void {
+    if (entry.parked.size === 0 && entry.pending === 0) entry.idleSince = Date.now();
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const current = Math.floor(now / TICK_MS);
+    for (let bucket = this.lastTick + 1; bucket <= current; bucket++) {
+      const waiters = this.wheel.get(bucket);
+      if (waiters === undefined) continue;
+      this.wheel.delete(bucket);
+      for (const waiter of waiters) {
+        waiter.bucket = 0;
+        waiter.entry.parked.delete(waiter);
+        this.maybeIdle(waiter.entry);
+        this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
+      }
+    }
+    this.lastTick = current;
+    if (++this.ticks % 4 === 0) this.forgetIdle(now);
+  }
+
+  private forgetIdle(now: number): void {
+    for (const entry of this.entries.values()) {
+      if (entry.parked.size > 0 || entry.pending > 0 || now - entry.idleSince < LINGER_MS) continue;
+      this.entries.delete(entry.channel);
+      if (entry.watching) this.router.unwatch(entry.channel);
+    }
+  }
+}
