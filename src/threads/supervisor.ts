@@ -86,7 +86,8 @@ export async function startServer(config: Config, log: Logger, faultInjection: b
           checkDrained();
         }
         else if (message.type === 'listen-failed') reject(new Error(message.message));
-        else if (message.type === 'fatal' && !stopping) {
+        else if (message.type === 'fatal') {
+          log.fatal({ thread: index }, `worker thread ${index} crashed (${message.message}); shutting the server down`);
           exitCode = 1;
           stop();
         }
