@@ -30,8 +30,11 @@ import {
   progress,
   sleep,
   withTimeout,
-  median,
+  loadAverage,
+  waitQuiet,
 } from './lib/common.js';
+
+const loadAtStart = loadAverage();
 import { startTarget, readRss, httpGet, waitingGets } from './lib/server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -49,9 +52,13 @@ const USAGE = `usage: node bench/idle-memory.js [options]
   --concurrency 256           connects in flight per client process
   --local-addresses 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9
   --max-waiting 100000        passed as --max-waiting to the server (0: not passed)
+  --poll-timeout 120          passed as --poll-timeout to the server so that its cap (default 30 s)
+                              does not answer the idle gets during the measurement (0: not passed)
   --server-args ''            extra server arguments, space separated
   --settle-ms 2000            wait after the gauge reaches N before reading RSS
   --warmup 200                warm-up long-poll gets (answered by a put) before the baseline
+  --wait-quiet-ms 20000       before each run, wait up to this long for other processes to use
+                              < 0.25 cores (the machine may be shared); 0 = don't wait
   --out FILE                  also write the markdown there`;
 
 const opts = parseArgs(
@@ -68,9 +75,11 @@ const opts = parseArgs(
     concurrency: 256,
     localAddresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9'],
     maxWaiting: 100000,
+    pollTimeout: 120,
     serverArgs: '',
     settleMs: 2000,
     warmup: 200,
+    waitQuietMs: 20000,
     out: '',
   },
   USAGE,
@@ -111,7 +120,7 @@ async function steadyRss(pid, maxMs = 15_000) {
 /** Exercises the get/put path a little so that one-time costs (JIT, buffers) land before the baseline. */
 async function warmUp(port, count) {
   if (count <= 0) return;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: count + 8 });
   try {
     for (let round = 0; round < 3; round++) {
       const channel = `warmup-${round}`;
@@ -123,7 +132,7 @@ async function warmUp(port, count) {
       const deadline = Date.now() + 5000;
       while (Date.now() < deadline) {
         const w = await waitingGets(port).catch(() => null);
-        if (w !== null && w >= Math.min(count, 64)) break;
+        if (w !== null && w >= count) break;
         await sleep(50);
       }
       await sleep(100);
@@ -171,7 +180,10 @@ async function oneRun(threads, n, runIndex) {
     target: opts.target,
     threads,
     maxWaiting: opts.maxWaiting,
-    extraArgs: opts.serverArgs.split(/\s+/).filter(Boolean),
+    extraArgs: [
+      ...(opts.pollTimeout > 0 ? ['--poll-timeout', String(opts.pollTimeout)] : []),
+      ...opts.serverArgs.split(/\s+/).filter(Boolean),
+    ],
   });
   liveServers.add(server);
   const clients = [];
@@ -304,6 +316,7 @@ async function main() {
     for (const n of opts.counts) {
       const results = [];
       for (let r = 0; r < opts.runs; r++) {
+        await waitQuiet(opts.waitQuietMs);
         try {
           results.push(await oneRun(threads, n, r));
         } catch (err) {
@@ -329,11 +342,11 @@ async function main() {
         `${okAll ? 'all' : 'NOT all'}: ${results.map((x) => `${x.ok}/${n}`).join(', ')}`,
         `${results.length}/${opts.runs}`,
       ]);
-      void median;
     }
   }
   const lines = headerLines(
     `Idle memory per waiting get (${opts.target === 'raw' ? 'raw uWebSockets.js floor, bench/targets/raw-uws.js' : 'comet-server dist/cli/main.js'})`,
+    loadAtStart,
   );
   lines.push(
     `- Gets: \`GET /?method=get&channel=…&timeout=${opts.timeout}\` on raw node:net sockets, ` +

@@ -28,6 +28,11 @@ const INVALID = [
   'a\u2028b',
 ];
 
+/** A printable name for a callback (TAP test names must stay on one line, so U+2028 is escaped). */
+function show(s: string): string {
+  return JSON.stringify(s).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
+
 /** Runs a JSONP body as script with `callback` defined; returns what it was called with. */
 function evalJsonp(body: string, callback: string): unknown {
   const calls: unknown[] = [];
@@ -115,7 +120,7 @@ for (const threads of [1, 3]) {
       for (const cb of INVALID) {
         const ch = uniq('badcb');
         const s = await srv.sync(ch);
-        const label = `callback ${JSON.stringify(cb.slice(0, 20))}`;
+        const label = `callback ${show(cb.slice(0, 20))}`;
         const put = await srv.call({ method: 'put', channel: ch, message: 'x', callback: cb });
         checkError(t, put, 400, 'COMET_ERR_BAD_CALLBACK', `put, ${label}`);
         const get = await srv.call({ method: 'get', channel: ch, time: s, timeout: 5, callback: cb });

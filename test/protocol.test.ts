@@ -4,13 +4,14 @@
  * owner threads answer.
  */
 import t from 'tap';
-import { encodeForm, startServer, stillPending, within } from './helpers/server.js';
+import { encodeForm, parseRawResponse, rawExchange, startServer, stillPending, within } from './helpers/server.js';
 import {
   chain,
   channels,
   checkJsonHeaders,
   checkMessages,
   isTime,
+  JSON_TYPE,
   putAll,
   strictlyIncreasing,
   uniq,
@@ -396,14 +397,18 @@ for (const threads of [1, 3]) {
     });
 
     t.test('HEAD answers like GET, without a body', async (t) => {
-      const ch = uniq('head');
-      const res = await srv.request({ method: 'HEAD', query: { method: 'sync', channel: ch } });
-      t.equal(res.status, 200, 'HEAD sync: 200');
-      t.equal(res.body, '', 'no body');
-      checkJsonHeaders(t, res);
-      const h = await srv.request({ method: 'HEAD', path: '/healthz' });
-      t.equal(h.status, 200, 'HEAD /healthz: 200');
-      t.equal(h.body, '', 'no body');
+      // Over raw sockets: a body after a HEAD answer would corrupt a keep-alive connection.
+      for (const path of [`/?method=sync&channel=${encodeURIComponent(uniq('head'))}`, '/healthz']) {
+        const r = await rawExchange(srv, [`HEAD ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`], { timeoutMs: 2000, idleMs: 300 });
+        const res = parseRawResponse(r.text);
+        t.equal(res.status, 200, `HEAD ${path}: 200`, { text: r.text.slice(0, 300) });
+        t.equal(res.rest, '', `HEAD ${path}: no body bytes after the headers`, { rest: res.rest.slice(0, 100) });
+        t.match(res.headers['content-type'] ?? '', JSON_TYPE, `HEAD ${path}: JSON Content-Type`);
+        if (path !== '/healthz') {
+          t.match(res.headers['cache-control'] ?? '', /no-store/i, 'Cache-Control: no-store');
+          t.equal(res.headers['access-control-allow-origin'], '*', 'Access-Control-Allow-Origin: *');
+        }
+      }
     });
 
     t.test('OPTIONS answers a CORS preflight and stores nothing', async (t) => {

@@ -90,7 +90,28 @@ export function commandLine() {
   return ['node', script, ...process.argv.slice(2)].map(q).join(' ');
 }
 
-export function headerLines(title) {
+export function loadAverage() {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+}
+
+/** Machine-wide busy CPU time so far, in microseconds (from /proc/stat), or null off Linux. */
+export function systemBusyUs() {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0);
+    return (busy * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Markdown header: title, command line, machine, Node. loadAtStart is the load
+ * average read when the benchmark started (the machine may be shared).
+ */
+export function headerLines(title, loadAtStart) {
   const m = machineInfo();
   return [
     `## ${title}`,
@@ -99,6 +120,7 @@ export function headerLines(title) {
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${m.cores} cores, ${m.cpu}, ${m.memGiB} GiB RAM, ${m.os}, open-files limit ${m.fdLimit}`,
     `- Node ${m.node} (V8 ${m.v8})`,
+    `- Load average (1/5/15 min) at start: ${loadAtStart ?? 'n/a'}; at end: ${loadAverage()}`,
     '',
   ];
 }
@@ -160,4 +182,24 @@ export function withTimeout(promise, ms, what) {
     t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(t));
+}
+
+/**
+ * Waits (at most maxMs) until the rest of the machine has used less than
+ * `threshold` cores over a 1 s window: the machine may be shared with builds
+ * and tests. Resolves the last measured figure (cores used by other processes).
+ */
+export async function waitQuiet(maxMs, threshold = 0.25) {
+  if (!(maxMs > 0) || systemBusyUs() === null) return NaN;
+  const deadline = Date.now() + maxMs;
+  let other = NaN;
+  for (;;) {
+    const s0 = systemBusyUs();
+    const c0 = process.cpuUsage();
+    const t0 = Date.now();
+    await sleep(1000);
+    const c = process.cpuUsage(c0);
+    other = Math.max(0, systemBusyUs() - s0 - c.user - c.system) / 1000 / (Date.now() - t0);
+    if (other < threshold || Date.now() >= deadline) return other;
+  }
 }

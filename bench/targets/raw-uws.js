@@ -64,8 +64,10 @@ app.get('/', (res, req) => {
     set.add(res);
     waiting++;
     res.onAborted(() => {
+      res.aborted = true;
+      if (channels.get(channel) !== set) return; // already being answered
       if (set.delete(res)) waiting--;
-      if (set.size === 0 && channels.get(channel) === set) channels.delete(channel);
+      if (set.size === 0) channels.delete(channel);
     });
     return;
   }
@@ -74,14 +76,20 @@ app.get('/', (res, req) => {
   const set = channels.get(channel);
   if (set !== undefined) {
     channels.delete(channel);
+    waiting -= set.size;
     const body = `{"time":${t},"messages":${JSON.stringify([message])}}`;
-    for (const r of set) {
-      waiting--;
-      r.cork(() => {
-        r.writeHeader('Content-Type', JSON_TYPE).writeHeader('Cache-Control', 'no-store').end(body);
-      });
-    }
-    set.clear();
+    // Fan out after this handler returns: uWS corks the put's own socket while
+    // its handler runs, and a cork on another socket from inside it does not
+    // take, so each waiting response would go out as several small writes.
+    setImmediate(() => {
+      for (const r of set) {
+        if (r.aborted) continue;
+        r.cork(() => {
+          r.writeHeader('Content-Type', JSON_TYPE).writeHeader('Cache-Control', 'no-store').end(body);
+        });
+      }
+      set.clear();
+    });
   }
   res.writeHeader('Content-Type', JSON_TYPE).end(`{"time":${t}}`);
 });

@@ -60,9 +60,8 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Every worker thread has ended by now; nothing else is worth waiting for.
+  (code) => process.exit(code),
   (err: Error) => {
     process.stderr.write(`comet-server: ${err.stack ?? err.message}\n`);
     process.exitCode = 1;

@@ -179,6 +179,18 @@ export function statusOf(text: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Splits raw response bytes (latin1 text) into status, lower-cased headers, and what follows them. */
+export function parseRawResponse(text: string): { status?: number; headers: Record<string, string>; rest: string } {
+  const end = text.indexOf('\r\n\r\n');
+  const head = end < 0 ? text : text.slice(0, end);
+  const headers: Record<string, string> = {};
+  for (const line of head.split('\r\n').slice(1)) {
+    const i = line.indexOf(':');
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return { status: statusOf(text), headers, rest: end < 0 ? '' : text.slice(end + 4) };
+}
+
 /** Sends bytes over a fresh TCP connection and collects what comes back. */
 export function rawExchange(ep: Endpoint, chunks: Array<string | Buffer>, opts: RawOptions = {}): Promise<RawResult> {
   const timeoutMs = opts.timeoutMs ?? 3000;

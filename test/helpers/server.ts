@@ -193,7 +193,7 @@ export class CometServer implements Endpoint {
       const e = await this.exited;
       return { ...e, ms: performance.now() - started, killed: true };
     }
-    this.agent.destroy();
+    // The agent is left alone: answers sent just before the exit may still be unread.
     return { ...r, ms: performance.now() - started, killed: false };
   }
 
