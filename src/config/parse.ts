@@ -64,9 +64,9 @@ export function helpText(): string {
   ];
   for (const option of OPTIONS) {
     const shown = typeof option.default === 'function' ? `(default: available parallelism)` : `(default: ${option.default})`;
-    lines.push(`  --${option.flag} <value>`.padEnd(30) + `${option.env}`);
+    lines.push(`  --${option.flag} <value>`.padEnd(31) + ` ${option.env}`);
     lines.push(`      ${option.describe} ${shown}`);
   }
-  lines.push('  -h, --help'.padEnd(30) + 'Show this help and exit.');
+  lines.push('  -h, --help'.padEnd(31) + ' Show this help and exit.');
   return lines.join('\n') + '\n';
 }

@@ -83,12 +83,12 @@ export class MemoryEngine implements Engine {
       this.dropOldest(ch);
     }
     if (ch.watched) this.listener(channel, time, body);
-    if (this.used > this.options.memoryBudget) this.enforceBudget();
+    if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
     return Promise.resolve(time);
   }
 
   currentTime(channel: string): Promise<number> {
-    return Promise.resolve(this.open(channel).time);
+    return Promise.resolve(this.channels.get(channel)?.time ?? this.floorFor(channel));
   }
 
   read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult> {
@@ -123,8 +123,16 @@ export class MemoryEngine implements Engine {
     return Promise.resolve();
   }
 
+  /**
+   * Reading never creates a channel (only append and watch do), so a flood of
+   * syncs or gets on distinct channel ids costs no memory.
+   */
   private readNow(channel: string, since: number, limits: ReadLimits): ReadResult {
-    const ch = this.open(channel);
+    const ch = this.channels.get(channel);
+    if (ch === undefined) {
+      const floor = this.floorFor(channel);
+      return { time: Math.max(floor, since), bodies: [], missed: since >= 0 && since < floor };
+    }
     if (since < 0) return { time: ch.time, bodies: [], missed: false };
     const missed = since < ch.floor;
     const ring = ch.ring;
@@ -144,14 +152,19 @@ export class MemoryEngine implements Engine {
     return { time, bodies, missed };
   }
 
+  /** Where the history of a channel not in memory starts: the server's start, or its eviction. */
+  private floorFor(channel: string): number {
+    return Math.max(this.options.startTime, this.evicted[evictedSlot(channel)]!);
+  }
+
   /** The channel, created when absent. */
   private open(channel: string): Channel {
     let ch = this.channels.get(channel);
     if (ch === undefined) {
-      const slot = evictedSlot(channel);
-      ch = new Channel(channel, Math.max(this.options.startTime, this.evicted[slot]!), Date.now());
+      ch = new Channel(channel, this.floorFor(channel), Date.now());
       this.channels.set(channel, ch);
       this.used += CHANNEL_COST + channel.length * 2;
+      if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
     }
     return ch;
   }
@@ -182,12 +195,15 @@ export class MemoryEngine implements Engine {
     this.channels.delete(ch.name);
   }
 
-  private enforceBudget(): void {
+  /** Frees the least recently written channels' oldest messages first; `current`, being written, goes last. */
+  private enforceBudget(current: Channel): void {
     for (const ch of this.channels.values()) {
+      if (ch === current) continue;
       while (ch.ring.length > 0 && this.used > this.options.memoryBudget) this.dropOldest(ch);
       if (ch.ring.length === 0 && !ch.watched) this.evict(ch);
       if (this.used <= this.options.memoryBudget) return;
     }
+    while (current.ring.length > 1 && this.used > this.options.memoryBudget) this.dropOldest(current);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Config } from '../config/options.js';
+import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { timeAnswer } from '../protocol/answers.js';
@@ -25,6 +26,7 @@ export interface FrontEndOptions {
   metrics: ThreadMetrics;
   metricsBuffer: SharedArrayBuffer;
   faultInjection: boolean;
+  log: Logger;
 }
 
 const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|text\/plain)\s*(;|$)/i;
@@ -43,14 +45,8 @@ class TimeAnswer implements ReplyHandler {
   settle(_op: number, time: number): void {
     if (!this.aborted) this.front.responder.answer(this.res, timeAnswer(time), this.callback, this.front.closing);
   }
-  fail(message: string): void {
-    if (!this.aborted) this.front.refuse(this.res, new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`));
-  }
-  abandon(): void {
-    if (!this.aborted) {
-      this.aborted = true;
-      this.res.close();
-    }
+  fail(err: CometError): void {
+    if (!this.aborted) this.front.refuse(this.res, err);
   }
 }
 
@@ -85,23 +81,52 @@ export class HttpFront {
     this.listenSocket = null;
   }
 
+  /**
+   * Closes every socket of this thread, idle keep-alive connections included
+   * (their waiting requests see onAborted). The thread must not end before:
+   * Node aborts the process when a thread's loop closes with uWS handles open.
+   * App.close() is in the native module but missing from its type definitions.
+   */
+  closeAll(): void {
+    this.stopListening();
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
   refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
     this.options.metrics.error(err.code);
     this.responder.error(res, err, this.closing || err.statusCode === 413 || err.statusCode === 415, extraHeader);
   }
 
+  /**
+   * uWS aborts the whole process when a handler returns without answering or
+   * registering onAborted, which an exception would cause: a bug in one
+   * request must cost that request only.
+   */
   private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    try {
+      this.route(res, req);
+    } catch (err) {
+      this.options.log.error({ err }, 'request handler failed');
+      try {
+        this.refuse(res, new CometError('COMET_ERR_INTERNAL', 'internal error'));
+      } catch {
+        // Already answered before the failure: nothing more to say.
+      }
+    }
+  };
+
+  private route(res: HttpResponse, req: HttpRequest): void {
     const url = req.getUrl();
     const method = req.getMethod();
     if (url === this.options.config.path) return this.protocol(res, req, method);
-    if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res);
+    if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res, method === 'head');
     if (url === '/metrics' && method === 'get') {
       const { metricsBuffer, config } = this.options;
       return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads));
     }
     if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
     this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
-  };
+  }
 
   private protocol(res: HttpResponse, req: HttpRequest, method: string): void {
     if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
@@ -181,8 +206,9 @@ export class HttpFront {
     }
   }
 
-  private health(res: HttpResponse): void {
+  private health(res: HttpResponse, head: boolean): void {
     if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (head) return this.responder.head(res, undefined);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
   }
 

@@ -58,11 +58,11 @@ export function readParams(encoded: string): RawParams {
   while (start < encoded.length) {
     let end = encoded.indexOf('&', start);
     if (end === -1) end = encoded.length;
-    const eq = encoded.indexOf('=', start);
-    const hasValue = eq !== -1 && eq < end;
-    const name = decodeComponent(encoded.slice(start, hasValue ? eq : end));
+    const pair = encoded.slice(start, end);
+    const eq = pair.indexOf('=');
+    const name = decodeComponent(eq === -1 ? pair : pair.slice(0, eq));
     if (KNOWN.has(name) && params[name as keyof RawParams] === undefined) {
-      params[name as keyof RawParams] = hasValue ? decodeComponent(encoded.slice(eq + 1, end)) : '';
+      params[name as keyof RawParams] = eq === -1 ? '' : decodeComponent(pair.slice(eq + 1));
     }
     start = end + 1;
   }

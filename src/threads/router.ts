@@ -4,6 +4,7 @@
  * go straight to the local Owner; the others travel through the mesh, and
  * their replies are matched back by request id.
  */
+import { CometError } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
 import type { LocalRequester, Owner } from './owner.js';
 import {
@@ -25,9 +26,7 @@ import { ownerOf } from './shard.js';
 export interface ReplyHandler {
   /** op is OP_TIME, OP_ANSWER or OP_PARKED; bodies, missed and watching come with OP_ANSWER. */
   settle(op: number, time: number, bodies?: string[], missed?: boolean, watching?: boolean): void;
-  fail(message: string): void;
-  /** The server is going down hard: close the connection without an answer. */
-  abandon(): void;
+  fail(err: CometError): void;
 }
 
 /** Where news of new messages goes on this thread (waiters/wait-room.ts). */
@@ -89,9 +88,16 @@ export class Router implements LocalRequester {
     this.mesh.send(to, OP_CRASH);
   }
 
-  /** Handlers still waiting for a reply (to close their connections on a fatal exit). */
-  inFlight(): IterableIterator<ReplyHandler> {
-    return this.pending.values();
+  /** Whether requests still wait for an owner's reply. */
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Answers every request still waiting for an owner with `err` (an owner that will never reply). */
+  failAll(err: CometError): void {
+    const handlers = [...this.pending.values()];
+    this.pending.clear();
+    for (const handler of handlers) handler.fail(err);
   }
 
   settle(requestId: number, op: number, time: number, bodies?: string[], missed?: number, watching?: number): void {
@@ -105,7 +111,7 @@ export class Router implements LocalRequester {
     const handler = this.pending.get(requestId);
     if (!handler) return;
     this.pending.delete(requestId);
-    handler.fail(message);
+    handler.fail(new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`));
   }
 
   private track(handler: ReplyHandler): number {

@@ -16,6 +16,7 @@ import { Responder } from '../http/respond.js';
 import { HttpFront } from '../http/server.js';
 import { createLogger } from '../log.js';
 import { SLOT, ThreadMetrics } from '../metrics/counters.js';
+import { CometError } from '../protocol/errors.js';
 import { WaitRoom } from '../waiters/wait-room.js';
 import { Mesh } from './mesh.js';
 import { Owner } from './owner.js';
@@ -47,7 +48,7 @@ const owner = new Owner(engine, mesh, router, { maxMessages: config.maxAnswerMes
 const responder = new Responder(config.corsOrigin);
 const waitRoom = new WaitRoom(router, responder, metrics, config);
 router.connect(owner, waitRoom);
-const front = new HttpFront({ config, router, waitRoom, responder, metrics, metricsBuffer: data.metrics, faultInjection: data.faultInjection });
+const front = new HttpFront({ config, router, waitRoom, responder, metrics, metricsBuffer: data.metrics, faultInjection: data.faultInjection, log });
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -64,16 +65,16 @@ const housekeeping = setInterval(() => {
 }, 1000);
 
 let exiting = false;
+const OWNER_GRACE_MS = 1000;
 
-/** Closes every connection this thread still answers for, then ends the thread. */
+/** Closes every connection of this thread, then ends the thread. */
 function exit(code: number): void {
   if (exiting) return;
   exiting = true;
   clearInterval(housekeeping);
   loopDelay.disable();
-  front.stopListening();
-  waitRoom.abandonAll();
-  for (const handler of router.inFlight()) handler.abandon();
+  waitRoom.stop();
+  front.closeAll();
   mesh.close();
   process.exit(code);
 }
@@ -89,16 +90,24 @@ parent.on('message', (message: ControlMessage) => {
   if (message.type === 'drain') {
     front.stopListening();
     waitRoom.drain();
-    waitForPending();
+    waitForOwners(Date.now() + OWNER_GRACE_MS);
   } else if (message.type === 'exit') {
     exit(0);
   }
 });
 
-/** Reports drained once no get of ours is still waiting for an owner's reply. */
-function waitForPending(): void {
-  if (waitRoom.pendingCount === 0) return report({ type: 'drained' });
-  setTimeout(waitForPending, 10);
+/**
+ * Reports drained once no request of ours waits for an owner's reply. An owner
+ * that does not reply within the grace period (a crashed thread) never will:
+ * those requests are refused rather than left hanging.
+ */
+function waitForOwners(deadline: number): void {
+  if (router.busy && Date.now() < deadline) {
+    setTimeout(waitForOwners, 10, deadline);
+    return;
+  }
+  router.failAll(new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+  report({ type: 'drained' });
 }
 
 front.listen(config.host, data.port).then(

@@ -110,12 +110,12 @@ export class WaitRoom implements NewsSink {
     }
   }
 
-  failed(waiter: Waiter, message: string): void {
+  failed(waiter: Waiter, err: CometError): void {
     waiter.entry.pending--;
-    if (waiter.aborted) return this.maybeIdle(waiter.entry);
-    this.metrics.releaseWaiting();
-    this.refuse(waiter.res, new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`), false);
     this.maybeIdle(waiter.entry);
+    if (waiter.aborted) return;
+    this.metrics.releaseWaiting();
+    this.refuse(waiter.res, err);
   }
 
   /** The client went away: free its slot now. Its response must not be touched again. */
@@ -156,20 +156,8 @@ export class WaitRoom implements NewsSink {
     }
   }
 
-  /** Gets still waiting for their owner's reply. */
-  get pendingCount(): number {
-    let pending = 0;
-    for (const entry of this.entries.values()) pending += entry.pending;
-    return pending;
-  }
-
-  /** Hard stop: close every parked connection without an answer. */
-  abandonAll(): void {
+  stop(): void {
     clearInterval(this.timer);
-    for (const entry of this.entries.values()) {
-      for (const waiter of entry.parked) waiter.abandon();
-      entry.parked.clear();
-    }
   }
 
   private fanOut(entry: ChannelEntry): void {

@@ -4,6 +4,7 @@
  * this object and its abort callback.
  */
 import type { HttpResponse } from '../http/uws.js';
+import type { CometError } from '../protocol/errors.js';
 import type { ReplyHandler } from '../threads/router.js';
 import type { ChannelEntry, WaitRoom } from './wait-room.js';
 
@@ -28,14 +29,7 @@ export class Waiter implements ReplyHandler {
     this.room.settled(this, op, time, bodies, missed === true, watching === true);
   }
 
-  fail(message: string): void {
-    this.room.failed(this, message);
-  }
-
-  abandon(): void {
-    if (!this.aborted) {
-      this.aborted = true;
-      this.res.close();
-    }
+  fail(err: CometError): void {
+    this.room.failed(this, err);
   }
 }

@@ -1,0 +1,109 @@
+/** /healthz and /metrics: names, types, and counts aggregated over threads. */
+import t from 'tap';
+import { startServer, waitFor, within, type Metrics } from './helpers/server.js';
+import { channels, JSON_TYPE } from './helpers/protocol.js';
+
+const REQUIRED: Array<[string, 'gauge' | 'counter']> = [
+  ['comet_waiting_gets', 'gauge'],
+  ['comet_connections', 'gauge'],
+  ['comet_channels', 'gauge'],
+  ['comet_messages_in_total', 'counter'],
+  ['comet_messages_out_total', 'counter'],
+  ['comet_bytes_in_total', 'counter'],
+  ['comet_bytes_out_total', 'counter'],
+  ['comet_requests_total', 'counter'],
+  ['comet_errors_total', 'counter'],
+];
+
+for (const threads of [1, 3]) {
+  t.test(`threads=${threads}`, async (t) => {
+    const srv = await startServer({ t, threads });
+
+    t.test('GET /healthz answers 200 JSON', async (t) => {
+      const res = await srv.request({ path: '/healthz' });
+      t.equal(res.status, 200, 'status 200');
+      t.match(String(res.headers['content-type'] ?? ''), JSON_TYPE, 'JSON');
+      t.type(res.json, 'object', 'body is a JSON object', { body: res.body });
+    });
+
+    t.test('GET /metrics exposes every metric, with one event-loop series per thread', async (t) => {
+      const res = await srv.request({ path: '/metrics' });
+      t.equal(res.status, 200, 'status 200');
+      t.match(String(res.headers['content-type'] ?? ''), /^text\/plain/, 'text/plain');
+      const m = await srv.metrics();
+      for (const [name, type] of REQUIRED) {
+        t.ok(m.has(name) || m.types.has(name), `${name} present`);
+        t.equal(m.types.get(name), type, `# TYPE ${name} ${type}`);
+      }
+      const p99 = m.series('comet_event_loop_delay_seconds', { stat: 'p99' });
+      t.strictSame(
+        p99.map((s) => s.labels.thread).sort(),
+        Array.from({ length: threads }, (_, i) => String(i)),
+        'comet_event_loop_delay_seconds{thread="i",stat="p99"} for every thread',
+      );
+      t.ok(p99.every((s) => Number.isFinite(s.value) && s.value >= 0), 'p99 values are finite seconds');
+      t.ok(m.value('comet_connections') >= 1, 'comet_connections counts our connection');
+    });
+
+    t.test('counters add up over threads', async (t) => {
+      const chs = channels('metrics', 5);
+      const before = await srv.metrics();
+      const syncs = await Promise.all(chs.map((c) => srv.sync(c)));
+      const msgs = chs.map((_, i) => `message-${i}-é`);
+      await Promise.all(chs.map((c, i) => srv.put(c, msgs[i]!)));
+      await srv.get(chs[0]!, { time: syncs[0], timeout: 0 });
+      await srv.get(chs[1]!, { time: syncs[1], timeout: 0 });
+      await srv.call({ method: 'bogus', channel: chs[0]! });
+      await srv.call({ method: 'bogus', channel: chs[0]! });
+      await srv.call({ method: 'sync' });
+      const d = (m: Metrics, name: string, labels: Record<string, string> = {}) => m.value(name, labels) - before.value(name, labels);
+      const expected = {
+        put: 5,
+        sync: 5,
+        get: 2,
+        in: 5,
+        out: 2,
+        badMethod: 2,
+        badChannel: 1,
+      };
+      let after: Metrics | undefined;
+      const ok = await waitFor(async () => {
+        after = await srv.metrics();
+        return (
+          d(after, 'comet_requests_total', { method: 'put' }) === expected.put &&
+          d(after, 'comet_requests_total', { method: 'get' }) === expected.get &&
+          d(after, 'comet_messages_in_total') === expected.in &&
+          d(after, 'comet_errors_total', { code: 'COMET_ERR_BAD_METHOD' }) === expected.badMethod &&
+          after.value('comet_channels') >= chs.length
+        );
+      }, { timeoutMs: 3000 }).catch(() => false);
+      t.ok(ok, 'the metrics caught up');
+      const a = after!;
+      t.equal(d(a, 'comet_requests_total', { method: 'put' }), expected.put, 'comet_requests_total{method="put"} +5');
+      t.ok(d(a, 'comet_requests_total', { method: 'sync' }) >= expected.sync, 'comet_requests_total{method="sync"} +5 (or more with the failed one)');
+      t.equal(d(a, 'comet_requests_total', { method: 'get' }), expected.get, 'comet_requests_total{method="get"} +2');
+      t.equal(d(a, 'comet_messages_in_total'), expected.in, 'comet_messages_in_total +5');
+      t.equal(d(a, 'comet_messages_out_total'), expected.out, 'comet_messages_out_total +2');
+      t.equal(d(a, 'comet_errors_total', { code: 'COMET_ERR_BAD_METHOD' }), expected.badMethod, 'comet_errors_total{code="COMET_ERR_BAD_METHOD"} +2');
+      t.equal(d(a, 'comet_errors_total', { code: 'COMET_ERR_BAD_CHANNEL' }), expected.badChannel, 'comet_errors_total{code="COMET_ERR_BAD_CHANNEL"} +1');
+      const msgBytes = msgs.reduce((n, m) => n + Buffer.byteLength(m), 0);
+      t.ok(d(a, 'comet_bytes_in_total') >= msgBytes, 'comet_bytes_in_total grew by at least the message bytes', { delta: d(a, 'comet_bytes_in_total'), msgBytes });
+      t.ok(d(a, 'comet_bytes_out_total') > 0, 'comet_bytes_out_total grew');
+      t.ok(a.value('comet_channels') >= chs.length, 'comet_channels counts the channels', { channels: a.value('comet_channels') });
+    });
+
+    t.test('comet_waiting_gets follows waiting gets', async (t) => {
+      const chs = channels('gauge', 3);
+      t.ok(await srv.waitWaiting(0, { exact: true }), 'none waiting');
+      const gets = chs.map((c) => srv.get(c, { timeout: 10 }));
+      t.ok(await srv.waitWaiting(3, { exact: true }), 'three waiting');
+      const timeoutGet = srv.get(chs[0]!, { timeout: 1 });
+      t.ok(await srv.waitWaiting(4, { exact: true }), 'four waiting');
+      await within(timeoutGet, 4000, 'timeout get');
+      t.ok(await srv.waitWaiting(3, { exact: true }), 'a timeout answer frees its slot');
+      await Promise.all(chs.map((c) => srv.put(c, 'x')));
+      await within(Promise.all(gets), 3000, 'gets');
+      t.ok(await srv.waitWaiting(0, { exact: true }), 'answered gets free their slots');
+    });
+  });
+}
