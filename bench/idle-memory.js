@@ -32,6 +32,8 @@ import {
   withTimeout,
   loadAverage,
   waitQuiet,
+  systemBusyUs,
+  procCpuUs,
 } from './lib/common.js';
 
 const loadAtStart = loadAverage();
@@ -57,6 +59,9 @@ const USAGE = `usage: node bench/idle-memory.js [options]
   --server-args ''            extra server arguments, space separated
   --settle-ms 2000            wait after the gauge reaches N before reading RSS
   --warmup 200                warm-up long-poll gets (answered by a put) before the baseline
+  --max-other 0.3             a run during whose settle + delivery other processes used more cores
+                              than this is run again (up to --retries times); least disturbed kept
+  --retries 2
   --wait-quiet-ms 20000       before each run, wait up to this long for other processes to use
                               < 0.25 cores (the machine may be shared); 0 = don't wait
   --out FILE                  also write the markdown there`;
@@ -80,6 +85,8 @@ const opts = parseArgs(
     settleMs: 2000,
     warmup: 200,
     waitQuietMs: 20000,
+    maxOther: 0.3,
+    retries: 2,
     out: '',
   },
   USAGE,
@@ -240,6 +247,12 @@ async function oneRun(threads, n, runIndex) {
       await sleep(gauge !== null && gauge > n * 0.99 ? 50 : 250);
     }
     const gaugeMs = performance.now() - tOpen;
+    // CPU used by other processes over settle + delivery (the machine may be shared)
+    const ourPids = [process.pid, server.pid, ...clients.map((c) => c.child.pid)];
+    const ourCpu = () => ourPids.reduce((a, pid) => a + procCpuUs(pid), 0);
+    const sys0 = systemBusyUs();
+    const ours0 = ourCpu();
+    const tw0 = performance.now();
     await sleep(opts.settleMs);
     const after = readRss(server.pid);
     if (early.length > 0) throw new Error(`${early.length} gets answered before any put, first: ${JSON.stringify(early[0])}`);
@@ -263,6 +276,7 @@ async function oneRun(threads, n, runIndex) {
     if (badPut) throw new Error(`put answered ${badPut.status}: ${badPut.body}`);
     const delivered = await Promise.all(deliveredP);
     const deliverMs = Math.max(...delivered.map((d) => d.arrived)) - t0;
+    const otherCores = sys0 === null ? NaN : Math.max(0, systemBusyUs() - sys0 - (ourCpu() - ours0)) / 1000 / (performance.now() - tw0);
     const ok = delivered.reduce((a, d) => a + d.ok, 0);
     const bad = delivered.reduce((a, d) => a + d.bad, 0);
     const closed = delivered.reduce((a, d) => a + d.closed, 0);
@@ -281,11 +295,12 @@ async function oneRun(threads, n, runIndex) {
       gaugeMs,
       gaugeAfterSettle,
       firstBad,
+      otherCores,
     };
     progress(
       `${label}: rss ${fmtMiB(before)} -> ${fmtMiB(after)} = ${fmtInt(result.perGet)} B/get; ` +
         `opened in ${fmtInt(openMs)} ms, gauge=N after ${fmtInt(gaugeMs)} ms; ` +
-        `delivered ${ok}/${n} in ${deliverMs.toFixed(1)} ms` +
+        `delivered ${ok}/${n} in ${deliverMs.toFixed(1)} ms; other processes ${otherCores.toFixed(2)} cores` +
         (bad || closed ? ` (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})` : ''),
     );
     return result;
@@ -315,20 +330,33 @@ async function main() {
   for (const threads of threadList) {
     for (const n of opts.counts) {
       const results = [];
+      let disturbed = 0;
       for (let r = 0; r < opts.runs; r++) {
-        await waitQuiet(opts.waitQuietMs);
-        try {
-          results.push(await oneRun(threads, n, r));
-        } catch (err) {
-          const msg = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${r + 1}: ${err.message.split('\n')[0]}`;
-          progress(`FAILED ${msg}`);
-          progress(err.stack ?? String(err));
-          failures.push(msg);
+        let kept = null;
+        for (let attempt = 0; attempt <= opts.retries; attempt++) {
+          await waitQuiet(opts.waitQuietMs);
+          try {
+            const x = await oneRun(threads, n, r);
+            if (kept === null || x.otherCores < kept.otherCores) kept = x;
+            if (!(x.otherCores > opts.maxOther)) break;
+            progress(`run disturbed by other processes (${x.otherCores.toFixed(2)} cores)${attempt < opts.retries ? ': again' : ''}`);
+          } catch (err) {
+            const msg = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${r + 1}: ${err.message.split('\n')[0]}`;
+            progress(`FAILED ${msg}`);
+            progress(err.stack ?? String(err));
+            failures.push(msg);
+            break;
+          } finally {
+            await sleep(500);
+          }
         }
-        await sleep(500);
+        if (kept) {
+          if (kept.otherCores > opts.maxOther) disturbed++;
+          results.push(kept);
+        }
       }
       if (results.length === 0) {
-        rows.push([opts.target === 'raw' ? 'raw uWS (1)' : threads, fmtInt(n), 'failed', '', '', '', '', '']);
+        rows.push([opts.target === 'raw' ? 'raw uWS (1)' : threads, fmtInt(n), 'failed', '', '', '', '', '', '']);
         continue;
       }
       const okAll = results.every((x) => x.ok === n);
@@ -340,7 +368,8 @@ async function main() {
         mmm(results.map((x) => x.perGet), fmtInt),
         mmm(results.map((x) => x.deliverMs), fmtFixed(1)),
         `${okAll ? 'all' : 'NOT all'}: ${results.map((x) => `${x.ok}/${n}`).join(', ')}`,
-        `${results.length}/${opts.runs}`,
+        mmm(results.map((x) => x.otherCores), fmtFixed(2)),
+        `${results.length}/${opts.runs}` + (disturbed ? ` (${disturbed} disturbed)` : ''),
       ]);
     }
   }
@@ -355,10 +384,12 @@ async function main() {
     `- RSS: VmRSS of the server process (all its threads) from /proc/PID/status; "before" after a warm-up of ${opts.warmup}×3 answered gets and once steady; ` +
       `"after" ${opts.settleMs} ms after comet_waiting_gets reached N. Bytes per get = (after − before) / N.`,
     `- Delivery: ${opts.channels === 1 ? 'one put' : `${fmtInt(opts.channels)} puts (one per channel)`} sent, until the parent has heard from every client process (IPC) that all its gets were answered with the message.`,
+    `- "other processes": machine-wide busy CPU (/proc/stat) minus that of the server, the clients and this script, ` +
+      `over the settle and delivery phases; a run above ${opts.maxOther} was run again (up to ${opts.retries} times) and the least disturbed try kept.`,
     `- Cells: median (min–max) over ${opts.runs} run(s), a fresh server each run. Total time ${((Date.now() - started) / 1000).toFixed(0)} s.`,
     '',
     markdownTable(
-      ['threads', 'N', 'RSS before', 'RSS after', 'bytes per waiting get', 'publish → all delivered (ms)', 'delivered', 'runs ok'],
+      ['threads', 'N', 'RSS before', 'RSS after', 'bytes per waiting get', 'publish → all delivered (ms)', 'delivered', 'other processes (cores)', 'runs ok'],
       rows,
     ),
     '',

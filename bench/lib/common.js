@@ -203,3 +203,15 @@ export async function waitQuiet(maxMs, threshold = 0.25) {
     if (other < threshold || Date.now() >= deadline) return other;
   }
 }
+
+/** CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc/PID/stat. */
+export function procCpuUs(pid) {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (field 2) may hold spaces: split after its closing parenthesis
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return 0;
+  }
+}

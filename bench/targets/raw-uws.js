@@ -22,6 +22,11 @@ const uws = require(
   path.join(packageDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`),
 );
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  process.stdout.write('usage: node bench/targets/raw-uws.js [--port 0] [--host 127.0.0.1]\n');
+  process.exit(0);
+}
+
 function arg(name, def) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
