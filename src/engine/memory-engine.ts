@@ -34,7 +34,7 @@ export interface MemoryEngineOptions {
   startTime: number;
 }
 
-/** Rough per-item costs charged against the memory budget, measured with --heap-prof. */
+/** Estimated heap overhead per channel (object, Map entry, ring arrays) and per message (slot, string header). */
 const CHANNEL_COST = 320;
 const MESSAGE_COST = 48;
 const EVICTED_SLOTS = 1 << 14;

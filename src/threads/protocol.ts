@@ -1,15 +1,18 @@
 /**
  * What threads say to each other. Worker threads form a full mesh of
  * MessagePorts; every port carries batches, each batch one flat array of
- * operations laid end to end: [op, ...fields, op, ...fields]. A flat array of
- * numbers and strings is the cheapest thing to structured-clone (see
- * BENCHMARKS.md for the comparison with msgpackr and piscina).
+ * operations laid end to end: [op, ...fields, op, ...fields], structured-
+ * cloned (batched structured clone measured faster than msgpackr and than
+ * Piscina: see BENCHMARKS.md).
  *
  * Ordering: a port delivers batches in order and a batch is read front to
  * back, so everything one thread sends another arrives in the order it was
  * sent. The owner of a channel relies on this: a reply to a get and the news
  * of a later message on that channel can never overtake each other.
  */
+
+import type { MessagePort } from 'node:worker_threads';
+import type { Config } from '../config/options.js';
 
 /** Requests, to the channel's owner. */
 export const OP_PUT = 1; //     [OP_PUT, requestId, channel, body]
@@ -38,8 +41,12 @@ export type WorkerReport =
   | { type: 'drained' }
   | { type: 'fatal'; message: string; stack?: string };
 
-export interface WorkerConfigData {
+/** What the main thread hands each worker thread at start (workerData). */
+export interface WorkerStartData {
+  config: Config;
   index: number;
+  /** This thread's ends of the mesh: ports[i] links to thread i, null for itself. */
+  ports: (MessagePort | null)[];
   /** Wall-clock microseconds at which the server started. */
   startTime: number;
   /** Port to listen on: the configured one, or the one thread 0 was given for port 0. */

@@ -24,7 +24,7 @@ import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
 import type { Logger } from '../log.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
-import type { ControlMessage, WorkerConfigData, WorkerReport } from './protocol.js';
+import type { ControlMessage, WorkerReport, WorkerStartData } from './protocol.js';
 
 export interface ServerHandle {
   port: number;
@@ -46,7 +46,7 @@ export async function startServer(config: Config, log: Logger, faultInjection: b
   let deadline: NodeJS.Timeout | undefined;
 
   const spawn = (index: number, port: number): Promise<number> => {
-    const data: WorkerConfigData & { config: Config; ports: (MessagePort | null)[] } = {
+    const data: WorkerStartData = {
       index,
       startTime,
       port,

@@ -9,8 +9,7 @@
  * when a thread's loop closes with handles still open.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../config/options.js';
+import { parentPort, workerData } from 'node:worker_threads';
 import { MemoryEngine } from '../engine/memory-engine.js';
 import { Responder } from '../http/respond.js';
 import { HttpFront } from '../http/server.js';
@@ -20,15 +19,10 @@ import { CometError } from '../protocol/errors.js';
 import { WaitRoom } from '../waiters/wait-room.js';
 import { Mesh } from './mesh.js';
 import { Owner } from './owner.js';
-import type { ControlMessage, WorkerConfigData, WorkerReport } from './protocol.js';
+import type { ControlMessage, WorkerReport, WorkerStartData } from './protocol.js';
 import { Router } from './router.js';
 
-interface WorkerData extends WorkerConfigData {
-  config: Config;
-  ports: (MessagePort | null)[];
-}
-
-const data = workerData as WorkerData;
+const data = workerData as WorkerStartData;
 const { config, index } = data;
 const parent = parentPort!;
 const log = createLogger(config.logLevel, { thread: index });
