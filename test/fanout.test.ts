@@ -36,6 +36,7 @@ for (const threads of [1, 3]) {
       }
       const reached = await srv.waitWaiting(FANOUT, { exact: true, timeoutMs: 15000 });
       t.ok(reached, `comet_waiting_gets reaches ${FANOUT}`, { waiting: await srv.waiting().catch(String) });
+      const newsBefore = (await srv.metrics()).value('comet_news_sent_total');
       const tp = await srv.put(ch, 'fanout!');
       const started = performance.now();
       const results = await within(Promise.allSettled(gets), 15000, 'fan-out answers');
@@ -53,6 +54,8 @@ for (const threads of [1, 3]) {
       t.ok(await srv.waitWaiting(0, { exact: true, timeoutMs: 5000 }), 'comet_waiting_gets back to 0', {
         waiting: await srv.waiting().catch(String),
       });
+      const notices = (await srv.metrics()).value('comet_news_sent_total') - newsBefore;
+      t.ok(notices >= 1 && notices <= threads, `the publish cost ${notices} cross-thread notices: at most one per thread, not one per get`);
     });
 
     t.test(`${ABORT_ROUNDS * ABORT_PER_ROUND} aborted gets leave nothing waiting`, async (t) => {

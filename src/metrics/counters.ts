@@ -22,8 +22,9 @@ export const SLOT = {
   loopDelayP50: 10,
   loopDelayP99: 11,
   loopDelayMax: 12,
+  newsSent: 13,
 } as const;
-const ERRORS_BASE = 13;
+const ERRORS_BASE = 14;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 8;
 const ERROR_INDEX = new Map<ErrorCode, number>(ERROR_CODE_LIST.map((code, i) => [code, ERRORS_BASE + i]));

@@ -35,6 +35,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number): strin
   metric('comet_bytes_in_total', 'counter', 'Message bytes stored by put (UTF-8).', [['', sum(SLOT.bytesIn)]]);
   metric('comet_bytes_out_total', 'counter', 'Body bytes of get answers.', [['', sum(SLOT.bytesOut)]]);
   metric(
+    'comet_news_sent_total',
+    'counter',
+    'New-message notices sent by owner threads, one per thread with waiting gets on the channel (not one per get).',
+    [['', sum(SLOT.newsSent)]],
+  );
+  metric(
     'comet_errors_total',
     'counter',
     'Requests refused, by error code.',

@@ -10,6 +10,7 @@
  * the channel for a while (see waiters/wait-room.ts).
  */
 import type { Engine, ReadLimits } from '../engine/engine.js';
+import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { Mesh } from './mesh.js';
 import { OP_ANSWER, OP_FAIL, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
 
@@ -28,6 +29,7 @@ export class Owner {
     private readonly mesh: Mesh,
     private readonly local: LocalRequester,
     private readonly limits: ReadLimits,
+    private readonly metrics: ThreadMetrics,
   ) {
     engine.setListener(this.announce);
   }
@@ -92,6 +94,7 @@ export class Owner {
     const watch = this.watches.get(channel);
     if (!watch) return;
     for (const thread of watch.threads) this.mesh.send(thread, OP_NEWS, channel, time, body);
+    this.metrics.add(SLOT.newsSent, watch.threads.length);
   };
 
   private reply(to: number, op: number, requestId: number, time: number, bodies?: string[], missed?: number, watching?: number): void {

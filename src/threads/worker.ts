@@ -38,7 +38,7 @@ const engine = new MemoryEngine({
 });
 const mesh = new Mesh(index, data.ports);
 const router = new Router(mesh);
-const owner = new Owner(engine, mesh, router, { maxMessages: config.maxAnswerMessages, maxBytes: config.maxAnswerBytes });
+const owner = new Owner(engine, mesh, router, { maxMessages: config.maxAnswerMessages, maxBytes: config.maxAnswerBytes }, metrics);
 const responder = new Responder(config.corsOrigin);
 const waitRoom = new WaitRoom(router, responder, metrics, config);
 router.connect(owner, waitRoom);
