@@ -213,6 +213,8 @@ for (const threads of [1, 3]) {
       const trunc = uniq('trunc');
       const huge = uniq('huge');
       const sTrunc = await srv.sync(trunc);
+      const rawBytes = uniq('rawbytes');
+      const sRawBytes = await srv.sync(rawBytes);
       const sHuge = await srv.sync(huge);
       const garbage = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 131 + 7) % 256));
       // 'reject': must never be answered with a success (4xx, a close, or silence until the idle timeout are fine);
@@ -257,6 +259,11 @@ for (const threads of [1, 3]) {
         { name: 'request split in 1-byte writes', chunks: [...'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], chunkDelayMs: 1, expect: 'any' },
         { name: 'half a request then close', chunks: ['GET /?method=get&chan'], end: true, expect: 'reject' },
         { name: 'invalid percent-encoding in the raw target', chunks: ['GET /?method=put&channel=%zz&message=%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n'], expect: 'encoding' },
+        {
+          name: 'regression: raw invalid UTF-8 bytes in the query were stored as U+FFFD',
+          chunks: [Buffer.concat([Buffer.from(`GET /?method=put&channel=${encodeURIComponent(rawBytes)}&message=`), Buffer.from([0xff, 0xfe, 0xed, 0xa0, 0x80]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')])],
+          expect: 'encoding',
+        },
       ];
       for (const c of cases) {
         const r = await rawExchange(srv, c.chunks, { end: c.end, chunkDelayMs: c.chunkDelayMs, timeoutMs: 500, idleMs: 150 });
@@ -267,6 +274,7 @@ for (const threads of [1, 3]) {
         await healthy(t, srv, c.name);
       }
       checkMessages(t, await srv.get(trunc, { time: sTrunc, timeout: 0 }), [], 'a truncated body stored nothing');
+      checkMessages(t, await srv.get(rawBytes, { time: sRawBytes, timeout: 0 }), [], 'raw invalid UTF-8 stored nothing');
       checkMessages(t, await srv.get(huge, { time: sHuge, timeout: 0 }), [], 'a refused huge URL stored nothing');
       // Still fully working.
       const ch = uniq('after');

@@ -53,6 +53,12 @@ const KNOWN = new Set(['method', 'channel', 'message', 'time', 'timeout', 'callb
  * different value past a proxy that read the first.
  */
 export function readParams(encoded: string): RawParams {
+  // uWS decodes the raw query as UTF-8, turning invalid bytes into U+FFFD; a
+  // message must never be stored mangled, so a raw U+FFFD is refused (a
+  // client that means the character percent-encodes it: %EF%BF%BD).
+  if (encoded.indexOf('\uFFFD') !== -1) {
+    throw new CometError('COMET_ERR_BAD_ENCODING', 'invalid UTF-8 in the parameters (percent-encode non-ASCII characters)');
+  }
   const params: RawParams = {};
   let start = 0;
   while (start < encoded.length) {

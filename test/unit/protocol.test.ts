@@ -113,6 +113,7 @@ t.test('readParams: malformed escapes or invalid UTF-8 throw COMET_ERR_BAD_ENCOD
     'message=%ED%A0%80', // an encoded surrogate
     'channel=ok&message=%G0',
     'm%zzethod=get', // in a name
+    'message=\uFFFD', // regression: raw invalid UTF-8 that uWS decoded to U+FFFD was stored mangled
   ];
   for (const text of bad) throwsComet(t, () => readParams(text), 'COMET_ERR_BAD_ENCODING', 400, text);
 });
