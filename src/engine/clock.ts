@@ -1,14 +1,17 @@
 /**
  * Message times: wall-clock microseconds since the epoch, bumped by one where
- * needed so that they strictly increase per channel. Being anchored to the wall
- * clock, times keep increasing across a restart without any storage; being read
- * from the monotonic clock within a process, a wall-clock step backwards while
- * running cannot reorder them. 2^53 microseconds is the year 2255.
+ * needed so that they strictly increase per channel.
+ *
+ * The wall clock itself (not the monotonic clock) is the reference, because it
+ * is the only one a restarted server shares with its previous life: times
+ * keep increasing across a restart without any storage. A wall-clock step
+ * backwards while running cannot reorder a channel either, since a time is
+ * never below the channel's last time plus one. Date.now() has millisecond
+ * resolution; puts within one millisecond on a channel are numbered by the
+ * bump. 2^53 microseconds is the year 2255.
  */
-import { performance } from 'node:perf_hooks';
-
 export function nowMicros(): number {
-  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return Date.now() * 1000;
 }
 
 /** The time for a new message on a channel whose current time is `current`. */
