@@ -19,7 +19,14 @@
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
  * serialises each message exactly once.
+ *
+ * Results are `Eventually<T>`: an engine that completes an operation at once
+ * (the in-memory one) returns the value itself, sparing the hot path a
+ * promise and a microtask per request; one that must wait (Redis) returns a
+ * promise. Callers handle both; promises of one channel resolve in call order.
  */
+export type Eventually<T> = T | Promise<T>;
+
 export interface ReadLimits {
   maxMessages: number;
   maxBytes: number;
@@ -42,12 +49,12 @@ export interface EngineStats {
 }
 
 export interface Engine {
-  /** Stores a JSON-encoded message; resolves with its time. */
-  append(channel: string, body: string): Promise<number>;
-  currentTime(channel: string): Promise<number>;
+  /** Stores a JSON-encoded message; gives its time. */
+  append(channel: string, body: string): Eventually<number>;
+  currentTime(channel: string): Eventually<number>;
   /** `since` -1 means "no cursor": just the current time, no messages. */
-  read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult>;
-  watch(channel: string): Promise<void>;
+  read(channel: string, since: number, limits: ReadLimits): Eventually<ReadResult>;
+  watch(channel: string): Eventually<void>;
   unwatch(channel: string): void;
   setListener(listener: MessageListener): void;
   stats(): EngineStats;

@@ -71,7 +71,7 @@ export class MemoryEngine implements Engine {
     this.listener = listener;
   }
 
-  append(channel: string, body: string): Promise<number> {
+  append(channel: string, body: string): number {
     const ch = this.touch(channel);
     const time = nextTime(ch.time);
     ch.ring.push(time, body);
@@ -84,20 +84,44 @@ export class MemoryEngine implements Engine {
     }
     if (ch.watched) this.listener(channel, time, body);
     if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
-    return Promise.resolve(time);
+    return time;
   }
 
-  currentTime(channel: string): Promise<number> {
-    return Promise.resolve(this.channels.get(channel)?.time ?? this.floorFor(channel));
+  currentTime(channel: string): number {
+    return this.channels.get(channel)?.time ?? this.floorFor(channel);
   }
 
-  read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult> {
-    return Promise.resolve(this.readNow(channel, since, limits));
+  /**
+   * Reading never creates a channel (only append and watch do), so a flood of
+   * syncs or gets on distinct channel ids costs no memory.
+   */
+  read(channel: string, since: number, limits: ReadLimits): ReadResult {
+    const ch = this.channels.get(channel);
+    if (ch === undefined) {
+      const floor = this.floorFor(channel);
+      return { time: Math.max(floor, since), bodies: [], missed: since >= 0 && since < floor };
+    }
+    if (since < 0) return { time: ch.time, bodies: [], missed: false };
+    const missed = since < ch.floor;
+    const ring = ch.ring;
+    let index = ring.indexAfter(since);
+    if (index === ring.length) return { time: Math.max(ch.time, since), bodies: [], missed };
+    const bodies: string[] = [];
+    let size = 0;
+    let time = since;
+    while (index < ring.length && bodies.length < limits.maxMessages) {
+      const body = ring.bodyAt(index);
+      size += body.length;
+      if (size > limits.maxBytes && bodies.length > 0) break;
+      bodies.push(body);
+      time = ring.timeAt(index);
+      index++;
+    }
+    return { time, bodies, missed };
   }
 
-  watch(channel: string): Promise<void> {
+  watch(channel: string): void {
     this.open(channel).watched = true;
-    return Promise.resolve();
   }
 
   unwatch(channel: string): void {
@@ -123,34 +147,7 @@ export class MemoryEngine implements Engine {
     return Promise.resolve();
   }
 
-  /**
-   * Reading never creates a channel (only append and watch do), so a flood of
-   * syncs or gets on distinct channel ids costs no memory.
-   */
-  private readNow(channel: string, since: number, limits: ReadLimits): ReadResult {
-    const ch = this.channels.get(channel);
-    if (ch === undefined) {
-      const floor = this.floorFor(channel);
-      return { time: Math.max(floor, since), bodies: [], missed: since >= 0 && since < floor };
-    }
-    if (since < 0) return { time: ch.time, bodies: [], missed: false };
-    const missed = since < ch.floor;
-    const ring = ch.ring;
-    let index = ring.indexAfter(since);
-    if (index === ring.length) return { time: Math.max(ch.time, since), bodies: [], missed };
-    const bodies: string[] = [];
-    let size = 0;
-    let time = since;
-    while (index < ring.length && bodies.length < limits.maxMessages) {
-      const body = ring.bodyAt(index);
-      size += body.length;
-      if (size > limits.maxBytes && bodies.length > 0) break;
-      bodies.push(body);
-      time = ring.timeAt(index);
-      index++;
-    }
-    return { time, bodies, missed };
-  }
+
 
   /** Where the history of a channel not in memory starts: the server's start, or its eviction. */
   private floorFor(channel: string): number {

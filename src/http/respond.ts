@@ -50,7 +50,6 @@ export class Responder {
   /** HEAD: the headers a GET would carry, no body, nothing executed. */
   head(res: HttpResponse, callback: string | undefined): void {
     res.cork(() => {
-      res.writeStatus(STATUS[200]!);
       this.commonHeaders(res, callback === undefined ? JSON_TYPE : SCRIPT_TYPE);
       res.endWithoutBody();
     });
@@ -73,7 +72,7 @@ export class Responder {
 
   private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean): void {
     res.cork(() => {
-      res.writeStatus(STATUS[status]!);
+      if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
       this.commonHeaders(res, contentType);
       res.end(body, close);
     });

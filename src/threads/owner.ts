@@ -9,7 +9,7 @@
  * registration) and leaves with OP_UNWATCH once it has had no waiting get on
  * the channel for a while (see waiters/wait-room.ts).
  */
-import type { Engine, ReadLimits } from '../engine/engine.js';
+import type { Engine, Eventually, ReadLimits, ReadResult } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { Mesh } from './mesh.js';
 import { OP_ANSWER, OP_FAIL, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
@@ -22,7 +22,7 @@ export interface LocalRequester {
 
 export class Owner {
   /** Threads with waiting gets, per watched channel, and the engine's readiness to report news. */
-  private readonly watches = new Map<string, { threads: number[]; ready: Promise<void> }>();
+  private readonly watches = new Map<string, { threads: number[]; ready: Eventually<void> }>();
 
   constructor(
     private readonly engine: Engine,
@@ -35,17 +35,15 @@ export class Owner {
   }
 
   put(from: number, requestId: number, channel: string, body: string): void {
-    this.engine.append(channel, body).then(
-      (time) => this.reply(from, OP_TIME, requestId, time),
-      (err: Error) => this.fail(from, requestId, err),
-    );
+    const time = this.engine.append(channel, body);
+    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
+    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
   }
 
   sync(from: number, requestId: number, channel: string): void {
-    this.engine.currentTime(channel).then(
-      (time) => this.reply(from, OP_TIME, requestId, time),
-      (err: Error) => this.fail(from, requestId, err),
-    );
+    const time = this.engine.currentTime(channel);
+    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
+    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
   }
 
   /**
@@ -55,17 +53,11 @@ export class Owner {
    */
   get(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
     const ready = wait ? this.addWatcher(channel, from) : undefined;
-    const read = () => this.engine.read(channel, since, this.limits);
-    (ready ? ready.then(read) : read()).then(
-      (result) => {
-        if (result.bodies.length > 0 || result.missed || !wait) {
-          this.reply(from, OP_ANSWER, requestId, result.time, result.bodies, result.missed ? 1 : 0, wait ? 1 : 0);
-        } else {
-          this.reply(from, OP_PARKED, requestId, result.time);
-        }
-      },
-      (err: Error) => this.fail(from, requestId, err),
-    );
+    if (ready instanceof Promise) {
+      ready.then(() => this.read(from, requestId, channel, since, wait), (err: Error) => this.fail(from, requestId, err));
+    } else {
+      this.read(from, requestId, channel, since, wait);
+    }
   }
 
   unwatch(from: number, channel: string): void {
@@ -80,7 +72,25 @@ export class Owner {
     }
   }
 
-  private addWatcher(channel: string, thread: number): Promise<void> {
+  private read(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
+    const result = this.engine.read(channel, since, this.limits);
+    if (result instanceof Promise) {
+      result.then((r) => this.answer(from, requestId, r, wait), (err: Error) => this.fail(from, requestId, err));
+    } else {
+      this.answer(from, requestId, result, wait);
+    }
+  }
+
+  private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {
+    if (result.bodies.length > 0 || result.missed || !wait) {
+      this.reply(from, OP_ANSWER, requestId, result.time, result.bodies, result.missed ? 1 : 0, wait ? 1 : 0);
+    } else {
+      this.reply(from, OP_PARKED, requestId, result.time);
+    }
+  }
+
+  /** Registers `thread` before any read, so that no message can fall between the read and the registration. */
+  private addWatcher(channel: string, thread: number): Eventually<void> {
     let watch = this.watches.get(channel);
     if (!watch) {
       watch = { threads: [], ready: this.engine.watch(channel) };
