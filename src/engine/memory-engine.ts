@@ -12,11 +12,10 @@
  * below the floor reports `missed`.
  *
  * Memory policy: channels are kept in least-recently-written order (to within
- * a second). A channel
- * with no new message for `channelTtlMs` and no watcher is evicted. When the
- * thread's share of the memory budget is exceeded, the least recently written
- * channels lose their oldest messages first, and emptied unwatched channels
- * are evicted.
+ * a second). A channel with no new message for `channelTtlMs` and no watcher
+ * is evicted. When the thread's share of the memory budget is exceeded, the
+ * least recently written channels lose their oldest messages first, and
+ * emptied unwatched channels are evicted.
  */
 import { nextTime } from './clock.js';
 import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from './engine.js';
