@@ -48,16 +48,23 @@ export class Mesh {
     }
   }
 
+  /**
+   * Posts to the other threads first and handles this thread's own batch last:
+   * that batch may hold a fan-out to thousands of gets, and the other threads'
+   * batches hold replies (a put's answer among them) that must not wait for it.
+   */
   private readonly flush = (): void => {
     this.scheduled = false;
     const dirty = this.dirty.splice(0);
+    let own: Batch | undefined;
     for (const to of dirty) {
       const batch = this.outboxes[to]!;
       this.outboxes[to] = [];
       const port = this.ports[to];
       if (port) port.postMessage(batch);
-      else this.handler(batch, to);
+      else own = batch;
     }
+    if (own) this.handler(own, this.self);
   };
 
   close(): void {
