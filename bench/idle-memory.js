@@ -13,9 +13,6 @@
 // process reports all its gets answered with the message.
 // Loopback only; every wait is bounded.
 
-import { fork } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import http from 'node:http';
 import {
@@ -31,16 +28,14 @@ import {
   sleep,
   withTimeout,
   loadAverage,
-  waitQuiet,
+  leastDisturbed,
   systemBusyUs,
   procCpuUs,
 } from './lib/common.js';
 
 const loadAtStart = loadAverage();
-import { startTarget, readRss, httpGet, waitingGets } from './lib/server.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const clientScript = path.join(here, 'lib', 'idle-client.js');
+import { startTarget, readRss, httpGet, waitingGets, steadyRss } from './lib/server.js';
+import { LOCAL_ADDRESSES, MAX_PER_CLIENT, spawnIdleClients } from './lib/idle-clients.js';
 
 const USAGE = `usage: node bench/idle-memory.js [options]
   --counts 1000,10000,18000   numbers of idle waiting gets
@@ -78,7 +73,7 @@ const opts = parseArgs(
     perClient: 6000,
     minClients: 2,
     concurrency: 256,
-    localAddresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9'],
+    localAddresses: LOCAL_ADDRESSES,
     maxWaiting: 100000,
     pollTimeout: 120,
     serverArgs: '',
@@ -96,33 +91,18 @@ if (!['server', 'raw'].includes(opts.target)) throw new Error(`--target must be 
 for (const a of opts.localAddresses) {
   if (!/^127\.\d+\.\d+\.\d+$/.test(a)) throw new Error(`--local-addresses must be loopback (127.x.y.z), got ${a}`);
 }
-if (opts.perClient > 6000) throw new Error('--per-client must be <= 6000');
+if (opts.perClient > MAX_PER_CLIENT) throw new Error(`--per-client must be <= ${MAX_PER_CLIENT}`);
 if (opts.runs < 1 || opts.runs > 20) throw new Error('--runs must be 1..20');
 for (const n of opts.counts) {
   if (!Number.isInteger(n) || n < 1 || n > 19_000) throw new Error(`--counts: ${n} is not in 1..19000 (the server may hold at most 20,000 open files)`);
 }
 
-/** Live children, so that they are killed on any exit. */
-const liveChildren = new Set();
+/** Live servers, so that they are killed on any exit (bench/lib/idle-clients.js kills its children). */
 const liveServers = new Set();
 process.on('exit', () => {
-  for (const c of liveChildren) c.kill('SIGKILL');
   for (const s of liveServers) s.proc.kill('SIGKILL');
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-/** RSS once it stops moving: 5 samples 200 ms apart within 256 KiB, at most maxMs. */
-async function steadyRss(pid, maxMs = 15_000) {
-  const samples = [];
-  const deadline = Date.now() + maxMs;
-  for (;;) {
-    samples.push(readRss(pid));
-    if (samples.length > 5) samples.shift();
-    if (samples.length === 5 && Math.max(...samples) - Math.min(...samples) <= 256 * 1024) return samples.at(-1);
-    if (Date.now() > deadline) return samples.at(-1);
-    await sleep(200);
-  }
-}
 
 /** Exercises the get/put path a little so that one-time costs (JIT, buffers) land before the baseline. */
 async function warmUp(port, count) {
@@ -153,34 +133,6 @@ async function warmUp(port, count) {
   }
 }
 
-function spawnClient() {
-  const child = fork(clientScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  const listeners = new Set();
-  child.on('message', (m) => {
-    for (const l of listeners) l(m);
-  });
-  const nextMessage = (type, ms) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const l = (m) => {
-          if (m.type === type) {
-            listeners.delete(l);
-            resolve(m);
-          } else if (m.type === 'fatal') {
-            listeners.delete(l);
-            reject(new Error(`client failed: ${m.message}`));
-          }
-        };
-        listeners.add(l);
-      }),
-      ms,
-      `client message ${type}`,
-    );
-  return { child, nextMessage, listeners };
-}
-
 async function oneRun(threads, n, runIndex) {
   const label = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${runIndex + 1}/${opts.runs}`;
   const server = startTarget({
@@ -193,48 +145,27 @@ async function oneRun(threads, n, runIndex) {
     ],
   });
   liveServers.add(server);
-  const clients = [];
+  let clients = null;
   try {
     const port = await server.ready;
     progress(`${label}: server pid ${server.pid} on port ${port}`);
     await warmUp(port, opts.warmup);
-    const before = await steadyRss(server.pid);
+    const before = await steadyRss(() => [server.pid]);
 
     // Spawn clients and split N over them.
-    const k = Math.max(opts.minClients, Math.ceil(n / opts.perClient));
-    const per = Math.ceil(n / k);
-    for (let i = 0; i < k; i++) clients.push(spawnClient());
-    await Promise.all(clients.map((c) => c.nextMessage('ready', 10_000)));
-    const early = [];
-    for (const c of clients) c.listeners.add((m) => m.type === 'early' && early.push(m));
+    clients = await spawnIdleClients(n, { perClient: opts.perClient, minClients: opts.minClients });
     const token = `bench${Date.now().toString(36)}x${runIndex}`;
     const channelBase = `idle-${token}`;
     const tOpen = performance.now();
-    const openedP = [];
-    let assigned = 0;
-    for (const c of clients) {
-      const count = Math.min(per, n - assigned);
-      openedP.push(c.nextMessage('opened', 120_000));
-      c.child.send({
-        cmd: 'open',
-        host: '127.0.0.1',
-        port,
-        count,
-        firstIndex: assigned,
-        channels: opts.channels,
-        channelBase,
-        timeout: opts.timeout,
-        localAddresses: opts.localAddresses,
-        concurrency: opts.concurrency,
-        expect: `"messages":["${token}"]`,
-      });
-      c.count = count;
-      assigned += count;
-    }
-    const opened = await Promise.all(openedP);
-    const failed = opened.reduce((a, m) => a + m.failed, 0);
-    if (failed > 0) throw new Error(`${failed} connects failed, first: ${opened.find((m) => m.firstError)?.firstError}`);
-    const openMs = performance.now() - tOpen;
+    const { openMs } = await clients.open({
+      port,
+      channel: channelBase,
+      channels: opts.channels,
+      pathTemplate: `/?method=get&channel={channel}&timeout=${opts.timeout}`,
+      localAddresses: opts.localAddresses,
+      concurrency: opts.concurrency,
+      expect: `"messages":["${token}"]`,
+    });
 
     // Wait (bounded) for the gauge to show all N.
     const gaugeDeadline = Date.now() + 60_000 + n * 2;
@@ -242,27 +173,25 @@ async function oneRun(threads, n, runIndex) {
     for (;;) {
       gauge = await waitingGets(port).catch(() => null);
       if (gauge === n) break;
-      if (early.length > 0) throw new Error(`${early.length} gets answered before any put, first: ${JSON.stringify(early[0])}`);
+      clients.throwIfEarly('gets', 'put');
       if (Date.now() > gaugeDeadline) throw new Error(`comet_waiting_gets stayed at ${gauge}, expected ${n}`);
       await sleep(gauge !== null && gauge > n * 0.99 ? 50 : 250);
     }
     const gaugeMs = performance.now() - tOpen;
     // CPU used by other processes over settle + delivery (the machine may be shared)
-    const ourPids = [process.pid, server.pid, ...clients.map((c) => c.child.pid)];
+    const ourPids = [process.pid, server.pid, ...clients.pids()];
     const ourCpu = () => ourPids.reduce((a, pid) => a + procCpuUs(pid), 0);
     const sys0 = systemBusyUs();
     const ours0 = ourCpu();
     const tw0 = performance.now();
     await sleep(opts.settleMs);
     const after = readRss(server.pid);
-    if (early.length > 0) throw new Error(`${early.length} gets answered before any put, first: ${JSON.stringify(early[0])}`);
+    clients.throwIfEarly('gets', 'put');
     const gaugeAfterSettle = await waitingGets(port);
 
     // Publish and time delivery to all.
-    await Promise.all(clients.map((c) => (c.child.send({ cmd: 'arm' }), c.nextMessage('armed', 10_000))));
-    const deliveredP = clients.map((c) =>
-      c.nextMessage('delivered', 60_000).then((m) => ({ ...m, arrived: performance.now() })),
-    );
+    await clients.arm();
+    const deliveredP = clients.delivered(60_000);
     const putAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     const t0 = performance.now();
     const puts = [];
@@ -274,13 +203,9 @@ async function oneRun(threads, n, runIndex) {
     putAgent.destroy();
     const badPut = putResults.find((r) => r.status !== 200);
     if (badPut) throw new Error(`put answered ${badPut.status}: ${badPut.body}`);
-    const delivered = await Promise.all(deliveredP);
-    const deliverMs = Math.max(...delivered.map((d) => d.arrived)) - t0;
+    const { ok, bad, closed, firstBad, lastArrived } = await deliveredP;
+    const deliverMs = lastArrived - t0;
     const otherCores = sys0 === null ? NaN : Math.max(0, systemBusyUs() - sys0 - (ourCpu() - ours0)) / 1000 / (performance.now() - tw0);
-    const ok = delivered.reduce((a, d) => a + d.ok, 0);
-    const bad = delivered.reduce((a, d) => a + d.bad, 0);
-    const closed = delivered.reduce((a, d) => a + d.closed, 0);
-    const firstBad = delivered.find((d) => d.firstBad)?.firstBad;
     const result = {
       threads: opts.target === 'raw' ? 'raw' : threads,
       n,
@@ -305,18 +230,7 @@ async function oneRun(threads, n, runIndex) {
     );
     return result;
   } finally {
-    for (const c of clients) {
-      if (c.child.connected) c.child.send({ cmd: 'close' });
-    }
-    await Promise.all(
-      clients.map((c) =>
-        withTimeout(
-          new Promise((r) => (c.child.exitCode !== null ? r() : c.child.once('exit', r))),
-          10_000,
-          'client exit',
-        ).catch(() => c.child.kill('SIGKILL')),
-      ),
-    );
+    await clients?.close();
     await server.stop();
     liveServers.delete(server);
   }
@@ -330,31 +244,17 @@ async function main() {
   for (const threads of threadList) {
     for (const n of opts.counts) {
       const results = [];
-      let disturbed = 0;
       for (let r = 0; r < opts.runs; r++) {
-        let kept = null;
-        for (let attempt = 0; attempt <= opts.retries; attempt++) {
-          await waitQuiet(opts.waitQuietMs);
-          try {
-            const x = await oneRun(threads, n, r);
-            if (kept === null || x.otherCores < kept.otherCores) kept = x;
-            if (!(x.otherCores > opts.maxOther)) break;
-            progress(`run disturbed by other processes (${x.otherCores.toFixed(2)} cores)${attempt < opts.retries ? ': again' : ''}`);
-          } catch (err) {
-            const msg = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${r + 1}: ${err.message.split('\n')[0]}`;
-            progress(`FAILED ${msg}`);
-            progress(err.stack ?? String(err));
-            failures.push(msg);
-            break;
-          } finally {
-            await sleep(500);
-          }
-        }
-        if (kept) {
-          if (kept.otherCores > opts.maxOther) disturbed++;
-          results.push(kept);
-        }
+        const what = `${opts.target === 'raw' ? 'raw' : `threads=${threads}`} N=${n} run ${r + 1}`;
+        const kept = await leastDisturbed(what, () => oneRun(threads, n, r), failures, {
+          retries: opts.retries,
+          maxOther: opts.maxOther,
+          waitQuietMs: opts.waitQuietMs,
+          pauseMs: 500,
+        });
+        if (kept) results.push(kept);
       }
+      const disturbed = results.filter((x) => x.disturbed).length;
       if (results.length === 0) {
         rows.push([opts.target === 'raw' ? 'raw uWS (1)' : threads, fmtInt(n), 'failed', '', '', '', '', '', '']);
         continue;

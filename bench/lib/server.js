@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
@@ -101,6 +102,22 @@ export function readRss(pid) {
   const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(text);
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) * 1024;
+}
+
+/**
+ * Summed RSS of pids() once it stops moving: 5 samples 200 ms apart within
+ * 256 KiB, at most maxMs (then the last sample). pids is re-read every sample.
+ */
+export async function steadyRss(pids, maxMs = 15_000) {
+  const samples = [];
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    samples.push(pids().reduce((a, p) => a + readRss(p), 0));
+    if (samples.length > 5) samples.shift();
+    if (samples.length === 5 && Math.max(...samples) - Math.min(...samples) <= 256 * 1024) return samples.at(-1);
+    if (Date.now() > deadline) return samples.at(-1);
+    await sleep(200);
+  }
 }
 
 /** One plain GET on a fresh connection; resolves {status, body}. */
