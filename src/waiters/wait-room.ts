@@ -99,7 +99,7 @@ export class WaitRoom implements NewsSink {
     entry.watching = true;
     waiter.cursor = time;
     if (this.closing) {
-      this.finish(waiter, messagesAnswer(time, []), 0);
+      this.timeOut(waiter);
     } else if (time < entry.latest) {
       // News newer than the cursor overtook the reply (possible with engines that
       // answer asynchronously): ask again from the cursor instead of missing it.
@@ -149,10 +149,7 @@ export class WaitRoom implements NewsSink {
   drain(): void {
     this.closing = true;
     for (const entry of this.entries.values()) {
-      for (const waiter of entry.parked) {
-        this.unpark(waiter);
-        this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
-      }
+      for (const waiter of entry.parked) this.expire(waiter);
     }
   }
 
@@ -226,6 +223,17 @@ export class WaitRoom implements NewsSink {
     this.maybeIdle(waiter.entry);
   }
 
+  /** Takes a parked get out of its channel and the wheel and gives it its timeout answer. */
+  private expire(waiter: Waiter): void {
+    this.unpark(waiter);
+    this.timeOut(waiter);
+  }
+
+  /** The timeout answer: no messages, the time the get waited from (never below the time it sent). */
+  private timeOut(waiter: Waiter): void {
+    this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
+  }
+
   private finish(waiter: Waiter, json: string, messages: number): void {
     const length = this.responder.answer(waiter.res, json, waiter.callback, this.closing);
     this.answered(messages, length);
@@ -253,12 +261,7 @@ export class WaitRoom implements NewsSink {
       const waiters = this.wheel.get(bucket);
       if (waiters === undefined) continue;
       this.wheel.delete(bucket);
-      for (const waiter of waiters) {
-        waiter.bucket = 0;
-        waiter.entry.parked.delete(waiter);
-        this.maybeIdle(waiter.entry);
-        this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
-      }
+      for (const waiter of waiters) this.expire(waiter);
     }
     this.lastTick = current;
     if (++this.ticks % 4 === 0) this.forgetIdle(now);
