@@ -29,7 +29,7 @@ export class Responder {
   /** Writes a protocol answer; returns the body's length. */
   answer(res: HttpResponse, json: string, callback: string | undefined, close = false): number {
     const body = callback === undefined ? json : wrapJsonp(callback, json);
-    this.write(res, 200, callback === undefined ? JSON_TYPE : SCRIPT_TYPE, body, close);
+    this.framed(res, body, callback !== undefined, close);
     return body.length;
   }
 

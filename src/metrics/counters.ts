@@ -33,13 +33,18 @@ export function createMetricsBuffer(threads: number): SharedArrayBuffer {
   return new SharedArrayBuffer(HEADER_BYTES + threads * SLOTS_PER_THREAD * 8);
 }
 
+/** Thread `thread`'s block of slots, a view into the shared buffer. */
+function threadBlock(buffer: SharedArrayBuffer, thread: number): Float64Array {
+  return new Float64Array(buffer, HEADER_BYTES + thread * SLOTS_PER_THREAD * 8, SLOTS_PER_THREAD);
+}
+
 export class ThreadMetrics {
   readonly values: Float64Array;
   private readonly waiting: Int32Array;
 
   constructor(buffer: SharedArrayBuffer, thread: number) {
     this.waiting = new Int32Array(buffer, 0, 1);
-    this.values = new Float64Array(buffer, HEADER_BYTES + thread * SLOTS_PER_THREAD * 8, SLOTS_PER_THREAD);
+    this.values = threadBlock(buffer, thread);
   }
 
   add(slot: number, amount = 1): void {
@@ -51,7 +56,7 @@ export class ThreadMetrics {
   }
 
   error(code: ErrorCode): void {
-    this.values[ERROR_INDEX.get(code)!]! += 1;
+    this.values[errorSlot(code)]! += 1;
   }
 
   /** Takes one of the server-wide slots for a get in progress; false when all `max` are taken. */
@@ -75,9 +80,7 @@ export interface MetricsSnapshot {
 export function readMetrics(buffer: SharedArrayBuffer, threads: number): MetricsSnapshot {
   const waiting = Atomics.load(new Int32Array(buffer, 0, 1), 0);
   const blocks: Float64Array[] = [];
-  for (let t = 0; t < threads; t++) {
-    blocks.push(new Float64Array(buffer, HEADER_BYTES + t * SLOTS_PER_THREAD * 8, SLOTS_PER_THREAD).slice());
-  }
+  for (let t = 0; t < threads; t++) blocks.push(threadBlock(buffer, t).slice());
   return { waiting, threads: blocks };
 }
 
