@@ -55,7 +55,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'port', flag: 'port', env: 'COMET_PORT', kind: 'int', min: 0, max: 65535, default: 8080, describe: 'TCP port; 0 picks a free port (logged in the "listening" line).' },
   {
     key: 'threads', flag: 'threads', env: 'COMET_THREADS', kind: 'int', min: 1, max: 256,
-    default: () => os.availableParallelism(), describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels. Default: available parallelism.',
+    default: () => os.availableParallelism(), describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels.',
   },
   {
     key: 'path', flag: 'path', env: 'COMET_PATH', kind: 'string', default: '/',

@@ -35,15 +35,11 @@ export class Owner {
   }
 
   put(from: number, requestId: number, channel: string, body: string): void {
-    const time = this.engine.append(channel, body);
-    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
-    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
+    this.replyTime(from, requestId, this.engine.append(channel, body));
   }
 
   sync(from: number, requestId: number, channel: string): void {
-    const time = this.engine.currentTime(channel);
-    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
-    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
+    this.replyTime(from, requestId, this.engine.currentTime(channel));
   }
 
   /**
@@ -79,6 +75,11 @@ export class Owner {
     } else {
       this.answer(from, requestId, result, wait);
     }
+  }
+
+  private replyTime(from: number, requestId: number, time: Eventually<number>): void {
+    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
+    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
   }
 
   private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {
