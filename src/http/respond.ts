@@ -24,6 +24,15 @@ const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 export const ALLOWED_METHODS = 'GET, POST, HEAD, OPTIONS';
 
 export class Responder {
+  /**
+   * The headers every answer carries, per content type, as one block: uWS
+   * writes a header as `key: value\r\n`, so a value holding the other lines
+   * costs one native call and no string conversion instead of four of each
+   * (the four calls were the largest self time in a profile of puts).
+   * corsOrigin is a single line (config/options.ts checks it).
+   */
+  private readonly headerBlocks = new Map<string, Buffer>();
+
   constructor(private readonly corsOrigin: string) {}
 
   /** Writes a protocol answer; returns the body's length. */
@@ -79,9 +88,11 @@ export class Responder {
   }
 
   private commonHeaders(res: HttpResponse, contentType: string): void {
-    res.writeHeader('Content-Type', contentType);
-    res.writeHeader('Cache-Control', 'no-store');
-    res.writeHeader('Access-Control-Allow-Origin', this.corsOrigin);
-    res.writeHeader('X-Content-Type-Options', 'nosniff');
+    let block = this.headerBlocks.get(contentType);
+    if (block === undefined) {
+      block = Buffer.from(`${contentType}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: ${this.corsOrigin}\r\nX-Content-Type-Options: nosniff`);
+      this.headerBlocks.set(contentType, block);
+    }
+    res.writeHeader('Content-Type', block);
   }
 }
