@@ -215,33 +215,3 @@ export function procCpuUs(pid) {
     return 0;
   }
 }
-
-/**
- * Runs fn up to 1 + retries times while other processes disturb it (its result's
- * otherCores above maxOther), after waitQuiet(waitQuietMs) each time, pausing
- * pauseMs after each try; keeps the least disturbed result and marks it
- * .disturbed. A failure is reported, pushed to failures as "what: message" and
- * ends the tries (resolves the result kept so far, or null); it is not thrown.
- */
-export async function leastDisturbed(what, fn, failures, { retries, maxOther, waitQuietMs, pauseMs = 300 }) {
-  let kept = null;
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    await waitQuiet(waitQuietMs);
-    try {
-      const x = await fn();
-      if (kept === null || x.otherCores < kept.otherCores) kept = x;
-      if (!(x.otherCores > maxOther)) break;
-      progress(`${what}: disturbed by other processes (${x.otherCores.toFixed(2)} cores)${attempt < retries ? ': again' : ''}`);
-    } catch (err) {
-      const msg = `${what}: ${err.message.split('\n')[0]}`;
-      progress(`FAILED ${msg}`);
-      progress(err.stack ?? String(err));
-      failures.push(msg);
-      break;
-    } finally {
-      await sleep(pauseMs);
-    }
-  }
-  if (kept) kept.disturbed = kept.otherCores > maxOther;
-  return kept;
-}

@@ -3,7 +3,6 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './common.js';
@@ -118,40 +117,4 @@ export async function steadyRss(pids, maxMs = 15_000) {
     if (Date.now() > deadline) return samples.at(-1);
     await sleep(200);
   }
-}
-
-/** One plain GET on a fresh connection; resolves {status, body}. */
-export function httpGet(port, pathAndQuery, timeoutMs = 10_000, agent = false) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: pathAndQuery, agent, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${pathAndQuery} timed out after ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
-}
-
-/** Sum of all samples of a metric in Prometheus text format, or null if absent. */
-export function metricSum(text, name) {
-  let sum = null;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const rest = line.slice(name.length);
-    if (rest[0] !== ' ' && rest[0] !== '{') continue;
-    // "name value [timestamp]" or "name{labels} value [timestamp]"
-    const after = rest[0] === '{' ? rest.slice(rest.indexOf('}') + 1) : rest;
-    const value = Number(after.trim().split(/\s+/)[0]);
-    if (Number.isFinite(value)) sum = (sum ?? 0) + value;
-  }
-  return sum;
-}
-
-export async function waitingGets(port) {
-  const { status, body } = await httpGet(port, '/metrics', 5000);
-  if (status !== 200) throw new Error(`/metrics answered ${status}`);
-  return metricSum(body, 'comet_waiting_gets');
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// A bare uWebSockets.js long-poll server: the floor that comet-server's memory
-// per waiting get and fan-out latency are compared against in bench/idle-memory.js.
-//
-// It does the least a long-poll server can do: every GET /?method=get is held
-// open (onAborted set, nothing else: no per-get timer, no time bookkeeping);
-// GET /?method=put&channel=C&message=M answers every held get of channel C
-// with {"time":T,"messages":["M"]} and answers the put with {"time":T}.
+// A bare uWebSockets.js long-poll server: the ceiling that the harness
+// (bench/cli.js) holds every target against. It does the least a server of the
+// Simple Comet Protocol can do, with fixed answers:
+//   put   remembers the channel's last time, answers {"time":T} and answers
+//         every held get of the channel with {"time":T,"messages":[M]}
+//   sync  answers {"time":T} (the channel's last time, else a fresh one)
+//   get   with a time older than the channel's last: answered at once with a
+//         fixed message (the "buffered" case); otherwise held open (onAborted
+//         set, nothing else: no per-get timer, no time bookkeeping)
 // GET /metrics exposes comet_waiting_gets like the real server.
 //
 //   node bench/targets/raw-uws.js --port 0 --host 127.0.0.1
@@ -36,6 +38,8 @@ const port = Number(arg('port', '0'));
 
 /** channel -> Set<HttpResponse> */
 const channels = new Map();
+/** channel -> the time of its last put */
+const last = new Map();
 let waiting = 0;
 let lastTime = 0;
 function nextTime() {
@@ -59,11 +63,21 @@ app.get('/', (res, req) => {
   const q = new URLSearchParams(req.getQuery() ?? '');
   const method = q.get('method');
   const channel = q.get('channel');
-  if (!channel || (method !== 'get' && method !== 'put')) {
+  if (!channel || (method !== 'get' && method !== 'put' && method !== 'sync')) {
     res.writeStatus('400 Bad Request').writeHeader('Content-Type', JSON_TYPE).end('{"error":"bad request"}');
     return;
   }
+  if (method === 'sync') {
+    res.writeHeader('Content-Type', JSON_TYPE).end(`{"time":${last.get(channel) ?? nextTime()}}`);
+    return;
+  }
   if (method === 'get') {
+    const since = q.get('time');
+    const lastTime = last.get(channel);
+    if (since !== null && lastTime !== undefined && Number(since) < lastTime) {
+      res.writeHeader('Content-Type', JSON_TYPE).end(`{"time":${lastTime},"messages":["m"]}`);
+      return;
+    }
     let set = channels.get(channel);
     if (set === undefined) channels.set(channel, (set = new Set()));
     set.add(res);
@@ -78,6 +92,7 @@ app.get('/', (res, req) => {
   }
   const message = q.get('message') ?? '';
   const t = nextTime();
+  last.set(channel, t);
   const set = channels.get(channel);
   if (set !== undefined) {
     channels.delete(channel);

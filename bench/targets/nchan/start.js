@@ -122,7 +122,7 @@ export function renderConfig(vars) {
  * prefix: a command to run nginx under, e.g. ['taskset', '-c', '0'].
  */
 export async function startNchan({ workers = 1, port = 0, prefix = [], startTimeoutMs = 15_000 } = {}) {
-  if (![1, 2, 3, 4].includes(workers)) throw new Error(`workers must be 1..4, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`workers must be 1..64, got ${workers}`);
   const nginx = findNginx();
   if (!nginx) throw new Error('nginx not found: apt-get install -y nginx libnginx-mod-nchan');
   const module = findNchanModule();

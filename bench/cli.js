@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// comet-bench: load-tests Simple Comet Protocol servers and writes a report.
+//
+//   npm run bench                                   every scenario and target, writes BENCHMARKS.md
+//   npx comet-bench --scenario fanout --target comet-1,nchan-1
+//   npx comet-bench --url http://10.0.0.5:8080/comet --scenario throughput --case put-many
+//
+// Targets are started and stopped here, pinned to their own cores; --url
+// measures a server that runs elsewhere (its CPU and memory only with --pid).
+// Results go to bench/results/latest.json; --report renders the markdown and
+// the SVG charts (bench/charts/) from them. `--help` lists every option.
+
+import fs from 'node:fs';
+import { progress } from './lib/common.js';
+import { measure, writeJson, writeReport } from './harness/bench.js';
+import { parseOptions } from './harness/settings.js';
+
+const COMMAND = 'comet-bench';
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+try {
+  const o = parseOptions(process.argv.slice(2), COMMAND);
+  let results;
+  if (o.fromJson) {
+    results = JSON.parse(fs.readFileSync(o.fromJson, 'utf8'));
+  } else {
+    results = await measure(o, [COMMAND, ...process.argv.slice(2)].join(' '));
+    writeJson(o.json, results);
+  }
+  if (o.report) writeReport(o.report, results);
+  if (results.failures.length > 0) {
+    progress(`${results.failures.length} run(s) failed:\n${results.failures.map((f) => `  ${f.what}: ${f.message}`).join('\n')}`);
+    process.exitCode = 1;
+  }
+} catch (err) {
+  process.stderr.write(`${COMMAND}: ${err.message}\n`);
+  process.exit(2);
+}

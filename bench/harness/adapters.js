@@ -1,0 +1,111 @@
+// Protocol adapters: how the harness speaks to a target. Each adapter turns
+// the harness's operations into requests and reads the answers, so the same
+// scenarios run against comet-server, the raw uWebSockets.js ceiling, nginx +
+// Nchan, or any server a user describes in a small module of their own
+// (`--adapter ./my-adapter.js`, see bench/README.md).
+//
+// An adapter module's default export is a function (url: URL) => Adapter:
+//   put(channel, message)      -> Request    publish one message
+//   sync(channel)              -> Request    the channel's current position
+//   get(channel, cursor)       -> Request    a long-poll; cursor null = wait for the next message
+//   buffered(channel, call)    -> Promise<Request>
+//                                 a get the server answers at once from its buffer
+//                                 (call(req) sends a request and resolves the Response)
+//   readPut(res)               -> { ok: boolean }
+//   readGet(res)               -> { ok: boolean, messages: string[], cursor, timedOut: boolean }
+//   waiting?: { path, read(body) -> number }  where the server counts waiting gets
+// Requests and Responses are those of ./http1.js. Cursors are opaque to the harness.
+
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const LONG_POLL_S = 60;
+
+/** The Simple Comet Protocol (comet-server and the raw ceiling). */
+export function simpleComet(url) {
+  const base = url.pathname;
+  const q = (params) => `${base}?${new URLSearchParams(params)}`;
+  return {
+    put: (channel, message) => ({ path: q({ method: 'put', channel, message }) }),
+    sync: (channel) => ({ path: q({ method: 'sync', channel }) }),
+    get: (channel, cursor) =>
+      ({ path: q(cursor === null ? { method: 'get', channel, timeout: LONG_POLL_S } : { method: 'get', channel, time: cursor, timeout: LONG_POLL_S }) }),
+    async buffered(channel, call) {
+      const first = JSON.parse((await call({ path: q({ method: 'put', channel, message: 'first' }) })).body);
+      await call({ path: q({ method: 'put', channel, message: 'second' }) });
+      // answered at once with "second", the message after "first"
+      return { path: q({ method: 'get', channel, time: first.time, timeout: 0 }) };
+    },
+    readPut: (res) => ({ ok: res.status === 200 && res.body.startsWith('{"time":') }),
+    readGet(res) {
+      if (res.status !== 200) return { ok: false, messages: [], cursor: null, timedOut: false };
+      const answer = JSON.parse(res.body);
+      return { ok: true, messages: answer.messages, cursor: answer.time, timedOut: answer.messages.length === 0 };
+    },
+    waiting: { path: '/metrics', read: (body) => promSum(body, 'comet_waiting_gets') },
+  };
+}
+
+/**
+ * nginx + Nchan as configured in bench/targets/nchan/nginx.conf.template:
+ * POST {base}pub?channel=C publishes, GET {base}sub?channel=C long-polls, and a
+ * subscriber chains with the Last-Modified and Etag of its last message.
+ */
+export function nchan(url) {
+  const base = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+  const chan = (loc, channel) => `${base}${loc}?channel=${encodeURIComponent(channel)}`;
+  // time 0 means "no message id" to Nchan (then it waits for the newest); 1 s is before any message
+  const EPOCH = 'Thu, 01 Jan 1970 00:00:01 GMT';
+  return {
+    put: (channel, message) => ({ method: 'POST', path: chan('pub', channel), headers: { 'Content-Type': 'text/plain' }, body: message }),
+    // Nchan has no sync; a GET on the publisher location answers the channel's info, the nearest equivalent
+    sync: (channel) => ({ path: chan('pub', channel), headers: { Accept: 'text/json' } }),
+    get: (channel, cursor) =>
+      cursor === null
+        ? { path: chan('sub', channel) }
+        : { path: chan('sub', channel), headers: { 'If-Modified-Since': cursor.lastModified, 'If-None-Match': cursor.etag } },
+    async buffered(channel, call) {
+      await call({ method: 'POST', path: chan('pub', channel), headers: { 'Content-Type': 'text/plain' }, body: 'first' });
+      // the oldest buffered message, at once
+      return { path: chan('sub', channel), headers: { 'If-Modified-Since': EPOCH, 'If-None-Match': '0' } };
+    },
+    readPut: (res) => ({ ok: res.status === 201 || res.status === 202 }),
+    readGet(res) {
+      if (res.status === 304 || res.status === 408) return { ok: true, messages: [], cursor: null, timedOut: true };
+      if (res.status !== 200) return { ok: false, messages: [], cursor: null, timedOut: false };
+      return { ok: true, messages: [res.body], cursor: { lastModified: res.headers['last-modified'], etag: res.headers.etag }, timedOut: false };
+    },
+    waiting: { path: `${base}nchan_status`, read: (body) => Number(/^subscribers: (\d+)/m.exec(body)?.[1] ?? NaN) },
+  };
+}
+
+const BUILT_IN = { 'simple-comet': simpleComet, nchan };
+
+/**
+ * The adapter for a reference: a built-in name or a path to a module whose
+ * default export is an adapter factory. Works in child processes too, which
+ * receive the same reference.
+ */
+export async function loadAdapter(ref, url) {
+  const factory = BUILT_IN[ref] ?? (await import(pathToFileURL(path.resolve(ref)).href)).default;
+  if (typeof factory !== 'function') throw new Error(`adapter ${ref}: its default export must be a function (url) => adapter`);
+  const adapter = factory(new URL(url));
+  for (const k of ['put', 'sync', 'get', 'readPut', 'readGet']) {
+    if (typeof adapter[k] !== 'function') throw new Error(`adapter ${ref}: ${k} is missing`);
+  }
+  return adapter;
+}
+
+export const builtInAdapters = Object.keys(BUILT_IN);
+
+/** Sum of every sample of a metric in Prometheus text, NaN when absent. */
+export function promSum(text, name) {
+  let sum = NaN;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    const rest = line.includes('}') ? line.slice(line.lastIndexOf('}') + 1) : line.slice(name.length);
+    const value = Number(rest.trim().split(/\s+/)[0]);
+    if (Number.isFinite(value)) sum = (Number.isNaN(sum) ? 0 : sum) + value;
+  }
+  return sum;
+}

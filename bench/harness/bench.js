@@ -1,0 +1,58 @@
+// Measuring and reporting as library calls, shared by comet-bench
+// (bench/cli.js) and the release gate (bench/gate.js).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { progress } from '../lib/common.js';
+import { renderReport, writeCharts } from '../report/markdown.js';
+import { finishMeta, startMeta } from './meta.js';
+import { plan, runPlan } from './runner.js';
+import { settingsFrom } from './settings.js';
+import { describeTarget, missingFor } from './targets.js';
+
+const CHARTS_DIR = 'bench/charts';
+const NOTES = new URL('../report/notes.md', import.meta.url);
+
+/** Measures what the parsed options ask for; resolves the results object (see bench/README.md). */
+export async function measure(o, command) {
+  const settings = settingsFrom(o);
+  const external = { url: o.url, adapter: o.adapter, pid: o.pid, label: o.label };
+  for (const id of o.target) describeTarget(id, external);
+  const units = plan({ scenarios: o.scenario, targets: o.target, settings });
+  const targets = [...new Set(units.map((u) => u.target))];
+  for (const id of targets) {
+    const missing = missingFor(id);
+    if (missing) throw new Error(`target ${id}: ${missing}`);
+  }
+  const meta = startMeta(command, settings);
+  progress(
+    `${units.length} measurements × ${settings.runs} runs; targets ${targets.join(', ')}; ` +
+      (settings.pinning ? `server pinned to cores ${settings.pinning.server}, load to ${settings.pinning.load}` : 'nothing pinned'),
+  );
+  const { entries, failures } = await runPlan(units, { settings, external });
+  return {
+    meta: finishMeta(meta),
+    targets: targets.map((id) => {
+      const { adapterRef, ...d } = describeTarget(id, external);
+      return d;
+    }),
+    entries,
+    failures,
+  };
+}
+
+export function writeJson(file, results) {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(results, null, 1) + '\n');
+  progress(`wrote ${file}`);
+}
+
+/** Writes the markdown report to file and its SVG charts to bench/charts/. */
+export function writeReport(file, results) {
+  const reportDir = path.dirname(path.resolve(file));
+  const chartsDir = path.resolve(CHARTS_DIR);
+  const chartFiles = writeCharts(results, chartsDir);
+  const notes = fs.existsSync(NOTES) ? fs.readFileSync(NOTES, 'utf8') : '';
+  fs.writeFileSync(file, renderReport(results, { notes, chartsDir: path.relative(reportDir, chartsDir) || '.', chartFiles }));
+  progress(`wrote ${file} and ${chartFiles.length} charts in ${CHARTS_DIR}`);
+}

@@ -1,0 +1,86 @@
+// One keep-alive HTTP/1.1 connection on a raw socket, one request at a time:
+// the harness's own publishes and probes. A request queued behind another
+// waits for it, so answers never cross.
+
+import net from 'node:net';
+import { formatRequest, parseResponse } from './http1.js';
+
+export class Connection {
+  /** @param {{host: string, port: number, localAddress?: string, timeoutMs?: number}} opts */
+  constructor({ host, port, localAddress, timeoutMs = 30_000 }) {
+    this.host = host;
+    this.port = port;
+    this.localAddress = localAddress;
+    this.timeoutMs = timeoutMs;
+    this.socket = null;
+    this.buffer = '';
+    this.queue = Promise.resolve();
+    this.waiter = null;
+  }
+
+  /** Sends req and resolves its Response (reconnecting if the server closed the connection). */
+  request(req) {
+    const run = () => this.#exchange(req);
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  close() {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  #connect() {
+    if (this.socket && !this.socket.destroyed) return;
+    this.buffer = '';
+    const s = net.connect({ host: this.host, port: this.port, localAddress: this.localAddress });
+    s.setNoDelay(true);
+    s.on('data', (chunk) => {
+      this.buffer += chunk.toString('latin1');
+      this.#deliver();
+    });
+    const fail = (err) => {
+      if (this.socket === s) this.socket = null;
+      const w = this.waiter;
+      this.waiter = null;
+      w?.reject(err ?? new Error(`connection to ${this.host}:${this.port} closed before an answer`));
+    };
+    s.on('error', fail);
+    s.on('close', () => fail(null));
+    this.socket = s;
+  }
+
+  #deliver() {
+    if (this.waiter === null) return;
+    let parsed;
+    try {
+      parsed = parseResponse(this.buffer);
+    } catch (err) {
+      this.waiter.reject(err);
+      this.waiter = null;
+      return;
+    }
+    if (parsed === null) return;
+    this.buffer = parsed.rest;
+    const w = this.waiter;
+    this.waiter = null;
+    w.resolve(parsed.response);
+  }
+
+  #exchange(req) {
+    this.#connect();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        this.close();
+        reject(new Error(`${req.method ?? 'GET'} ${req.path}: no answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.waiter = {
+        resolve: (res) => (clearTimeout(timer), resolve(res)),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      };
+      this.socket.write(formatRequest(req, `${this.host}:${this.port}`));
+    });
+  }
+}

@@ -1,0 +1,60 @@
+// One load-generator process of the throughput scenarios (./throughput-load.js
+// forks one per load core, since autocannon uses one core at most). Each of
+// its connections replays the given requests in a loop, keep-alive, one at a
+// time. Latencies go into a mergeable histogram, so that the parent's
+// percentiles cover all processes exactly.
+//
+// parent -> child  {cmd:'run', url, requests, connections, warmupS, durationS}
+//                  {cmd:'go'}      start the measured part (after 'warm')
+// child  -> parent {type:'warm'}   warm-up done, waiting for 'go'
+//                  {type:'done', requests, errors, non2xx, timeouts, histogram}
+//                  {type:'fatal', message}
+// Exits when the parent goes away, and after 10 minutes in any case.
+
+import autocannon from 'autocannon';
+import { Histogram } from '../histogram.js';
+
+setTimeout(() => process.exit(3), 10 * 60_000).unref();
+process.on('disconnect', () => process.exit(0));
+const send = (m) => process.connected && process.send(m);
+
+function run(opts, durationS, onResponse) {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url: opts.url,
+        connections: opts.connections,
+        duration: durationS,
+        requests: opts.requests.map((r) => ({ method: r.method ?? 'GET', path: r.path, headers: r.headers, body: r.body })),
+        timeout: 10,
+      },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    );
+    if (onResponse) instance.on('response', onResponse);
+  });
+}
+
+let go;
+const started = new Promise((r) => (go = r));
+
+process.on('message', async (m) => {
+  try {
+    if (m.cmd === 'go') return go();
+    if (m.cmd !== 'run') return;
+    if (m.warmupS > 0) await run(m, m.warmupS);
+    send({ type: 'warm' });
+    await started;
+    const histogram = new Histogram();
+    const result = await run(m, m.durationS, (_client, _status, _bytes, ms) => histogram.record(ms * 1000));
+    send({
+      type: 'done',
+      requests: result.requests.total,
+      errors: result.errors,
+      non2xx: result.non2xx,
+      timeouts: result.timeouts,
+      histogram: histogram.toJSON(),
+    });
+  } catch (err) {
+    send({ type: 'fatal', message: String(err?.stack ?? err) });
+  }
+});

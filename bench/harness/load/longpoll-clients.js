@@ -1,0 +1,154 @@
+// Parent side of the long-poll client processes (./longpoll-child.js): spawns
+// them, splits the sockets over them and over loopback source addresses, and
+// drives them over IPC with bounded waits.
+//
+//   const clients = await spawnLongPollClients(n);
+//   await clients.open({ url, adapterRef, channel, ownChannels, chain });
+//   clients.throwIfEarly('gets');
+//   const round = await clients.arm(token);          // every process armed
+//   ... publish ...
+//   const { ok, bad, closed, firstBad, arrivals } = await round.delivered;
+//   await clients.close();
+//
+// Every child is killed if this process exits.
+
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { withTimeout } from '../../lib/common.js';
+import { pin } from '../cpu.js';
+
+const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'longpoll-child.js');
+
+/** Source addresses the sockets are spread over (each has its own ~28k ephemeral ports). */
+export const LOCAL_ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6', '127.0.0.7', '127.0.0.8', '127.0.0.9'];
+/** Most sockets one client process holds (a process may have at most 20,000 open files). */
+export const MAX_PER_CLIENT = 6000;
+
+const live = new Set();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+function spawnChild() {
+  const child = fork(childScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  const listeners = new Set();
+  child.on('message', (m) => {
+    for (const l of listeners) l(m);
+  });
+  /** The next message of this type (rejects on 'fatal', on exit, or after ms). */
+  const next = (type, ms) =>
+    withTimeout(
+      new Promise((resolve, reject) => {
+        const onExit = (code) => reject(new Error(`long-poll client exited (${code}) while waiting for ${type}`));
+        const l = (m) => {
+          if (m.type !== type && m.type !== 'fatal') return;
+          listeners.delete(l);
+          child.off('exit', onExit);
+          if (m.type === 'fatal') reject(new Error(`long-poll client failed: ${m.message}`));
+          else resolve(m);
+        };
+        listeners.add(l);
+        child.once('exit', onExit);
+      }),
+      ms,
+      `long-poll client message ${type}`,
+    );
+  return { child, next, listeners };
+}
+
+/**
+ * Spawns max(minClients, ceil(n / perClient)) client processes for n sockets,
+ * pinned to loadCpus when given. Returns the handle described at the top.
+ */
+export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minClients = 1, loadCpus = null } = {}) {
+  if (perClient > MAX_PER_CLIENT) throw new Error(`at most ${MAX_PER_CLIENT} sockets per client process`);
+  const k = Math.max(minClients, Math.ceil(n / perClient));
+  const clients = Array.from({ length: k }, spawnChild);
+  const early = [];
+  for (const c of clients) c.listeners.add((m) => m.type === 'early' && early.push(m));
+  const handle = {
+    size: k,
+    pids: () => clients.map((c) => c.child.pid),
+
+    /**
+     * Opens the n sockets, each with one get waiting; throws if a connect
+     * failed. concurrency and rate are totals over all processes.
+     */
+    async open({ url, adapterRef, channel, ownChannels = false, chain = true, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
+      const per = Math.ceil(n / k);
+      let assigned = 0;
+      const opened = await Promise.all(
+        clients.map((c) => {
+          const count = Math.min(per, n - assigned);
+          const p = c.next('opened', timeoutMs);
+          c.child.send({
+            cmd: 'open',
+            url,
+            adapterRef,
+            count,
+            firstIndex: assigned,
+            channel,
+            ownChannels,
+            chain,
+            localAddresses: LOCAL_ADDRESSES,
+            concurrency: Math.max(1, Math.floor(concurrency / k)),
+            rate: rate > 0 ? Math.max(1, rate / k) : 0,
+          });
+          assigned += count;
+          return p;
+        }),
+      );
+      const failed = opened.reduce((a, m) => a + m.failed, 0);
+      if (failed > 0) throw new Error(`${failed} of ${n} connects failed, first: ${opened.find((m) => m.firstError)?.firstError}`);
+    },
+
+    /** Throws if any get was answered outside a round (before a publish). */
+    throwIfEarly(what) {
+      if (early.length > 0) throw new Error(`${early.length} ${what} answered before any publish, first: ${JSON.stringify(early[0])}`);
+    },
+
+    /**
+     * Starts a round: answers containing expect count as deliveries. Resolves
+     * once every process is armed, with {delivered}: a promise of the round's outcome
+     * {ok, bad, closed, firstBad, arrivals} (arrivals: process.hrtime ms of each good answer).
+     */
+    async arm(expect, timeoutMs = 60_000) {
+      const delivered = clients.map((c) => c.next('delivered', timeoutMs));
+      // a failed round must not leave unhandled rejections behind
+      for (const d of delivered) d.catch(() => {});
+      await Promise.all(clients.map((c) => (c.child.send({ cmd: 'arm', expect }), c.next('armed', 10_000))));
+      return {
+        delivered: Promise.all(delivered).then((all) => ({
+          ok: all.reduce((a, d) => a + d.ok, 0),
+          bad: all.reduce((a, d) => a + d.bad, 0),
+          closed: all.reduce((a, d) => a + d.closed, 0),
+          firstBad: all.find((d) => d.firstBad)?.firstBad,
+          arrivals: all.flatMap((d) => d.arrivals),
+        })),
+      };
+    },
+
+    /** Closes every socket and waits (bounded) for each process to exit, else kills it. */
+    async close(timeoutMs = 10_000) {
+      for (const c of clients) if (c.child.connected) c.child.send({ cmd: 'close' });
+      await Promise.all(
+        clients.map((c) =>
+          withTimeout(new Promise((r) => (c.child.exitCode !== null ? r() : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
+            c.child.kill('SIGKILL'),
+          ),
+        ),
+      );
+    },
+  };
+  try {
+    await Promise.all(clients.map((c) => c.next('ready', 10_000)));
+    if (loadCpus !== null) pin(handle.pids(), loadCpus);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return handle;
+}

@@ -1,0 +1,56 @@
+// What a report says about the run itself: the machine, the versions of
+// everything measured, the load average around it.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { loadAverage, machineInfo } from '../lib/common.js';
+import { repoRoot } from '../lib/server.js';
+import { findNginx, packageVersions } from '../targets/nchan/start.js';
+
+const require = createRequire(import.meta.url);
+
+function packageVersion(name) {
+  try {
+    return require(`${name}/package.json`).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+function commandVersion(cmd, args, pattern) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) return 'not installed';
+  return pattern.exec(`${r.stdout}${r.stderr}`)?.[1] ?? 'unknown';
+}
+
+export function versions() {
+  const own = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+  const dpkg = packageVersions(['libnginx-mod-nchan']);
+  return {
+    'comet-server': own.version,
+    'uWebSockets.js': packageVersion('uWebSockets.js'),
+    autocannon: packageVersion('autocannon'),
+    nginx: findNginx() ? commandVersion(findNginx(), ['-v'], /nginx\/(\S+)/) : 'not installed',
+    'libnginx-mod-nchan': dpkg['libnginx-mod-nchan'],
+  };
+}
+
+export function startMeta(command, settings) {
+  return {
+    date: new Date().toISOString(),
+    command,
+    machine: machineInfo(),
+    versions: versions(),
+    settings: { ...settings },
+    loadAverage: { start: loadAverage(), end: null },
+    pinning: settings.pinning,
+    startedAt: Date.now(),
+  };
+}
+
+export function finishMeta(meta) {
+  const { startedAt, ...rest } = meta;
+  return { ...rest, durationS: Math.round((Date.now() - startedAt) / 1000), loadAverage: { ...meta.loadAverage, end: loadAverage() } };
+}

@@ -1,0 +1,127 @@
+// Runs a benchmark plan: every (scenario, case, target) as many times as
+// settings.runs, round-robin (run 1 of everything, then run 2, ...) so that a
+// slow spell of the machine lands on every target rather than on one. Each
+// run gets a freshly started target, pinned to the server's cores, and is
+// bounded in time; a failed run is recorded and the plan goes on.
+
+import { progress, withTimeout } from '../lib/common.js';
+import * as channels from './scenarios/channels.js';
+import { createContext } from './scenarios/context.js';
+import * as fanout from './scenarios/fanout.js';
+import * as idle from './scenarios/idle.js';
+import * as throughput from './scenarios/throughput.js';
+import { startTarget } from './targets.js';
+
+export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling'];
+
+/**
+ * The units of work, one per (scenario, case, target), without runs:
+ * {key, scenario, case?, waiters?, threads?, target, pin, run(ctx)}.
+ */
+export function plan({ scenarios, targets, settings }) {
+  const units = [];
+  const add = (u) => units.push({ ...u, key: [u.scenario, u.case ?? '', u.waiters ?? '', u.threads ?? '', u.target].join('/') });
+  for (const scenario of scenarios) {
+    if (scenario === 'throughput') {
+      for (const c of settings.cases) for (const target of targets) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, c) });
+    } else if (scenario === 'fanout' || scenario === 'channels') {
+      const mod = scenario === 'fanout' ? fanout : channels;
+      for (const w of settings.waiters) for (const target of targets) add({ scenario, waiters: w, target, pin: settings.pinning, run: (ctx) => mod.run(ctx, w) });
+    } else if (scenario === 'idle') {
+      for (const n of settings.idle) for (const target of targets) add({ scenario, waiters: n, target, pin: settings.pinning, run: (ctx) => idle.run(ctx, n) });
+    } else if (scenario === 'scaling') {
+      // every kind of target that has a thread count, at each count
+      const kinds = [...new Set(targets.map((t) => /^(comet|nchan)-\d+$/.exec(t)?.[1]).filter(Boolean))];
+      for (const n of settings.threads) {
+        for (const kind of kinds) {
+          const target = `${kind}-${n}`;
+          add({ scenario, case: 'put-many', threads: n, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, 'put-many') });
+          add({ scenario, case: 'fanout', threads: n, waiters: settings.scalingWaiters, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, settings.scalingWaiters) });
+        }
+      }
+    } else {
+      throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);
+    }
+  }
+  return units;
+}
+
+const fmtDuration = (ms) => {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+};
+
+function describe(u) {
+  const what = [u.scenario, u.case, u.waiters !== undefined ? `W=${u.waiters}` : null].filter(Boolean).join(' ');
+  return `${what} ${u.target}`;
+}
+
+/**
+ * Runs the plan; resolves {entries, failures}. Each entry is the unit's
+ * description with runs: [metrics]. external: the --url target's options.
+ */
+export async function runPlan(units, { settings, external }) {
+  const entries = units.map(({ run, key, pin, ...rest }) => ({ ...rest, ...(rest.scenario === 'scaling' ? { pin } : {}), runs: [] }));
+  const failures = [];
+  const total = units.length * settings.runs;
+  const started = Date.now();
+  let doneCount = 0;
+  for (let r = 0; r < settings.runs; r++) {
+    for (let i = 0; i < units.length; i++) {
+      const u = units[i];
+      const label = `${describe(u)} run ${r + 1}/${settings.runs}`;
+      const elapsed = Date.now() - started;
+      const left = doneCount > 0 ? (elapsed / doneCount) * (total - doneCount) : NaN;
+      progress(`[${doneCount + 1}/${total}] ${label}  (${fmtDuration(elapsed)} so far${Number.isFinite(left) ? `, about ${fmtDuration(left)} left` : ''})`);
+      try {
+        const metrics = await runOnce(u, settings, external);
+        entries[i].runs.push(metrics);
+        progress(`    ${summarise(metrics)}`);
+      } catch (err) {
+        failures.push({ what: label, message: err.message.split('\n')[0] });
+        progress(`    FAILED: ${err.message}`);
+      }
+      doneCount++;
+    }
+  }
+  return { entries, failures };
+}
+
+async function runOnce(unit, settings, external) {
+  const target = await startTarget(unit.target, { pinCpus: unit.pin?.server ?? null, external });
+  let ctx = null;
+  try {
+    ctx = await createContext(target, settings, unit.pin);
+    return await withTimeout(unit.run(ctx), settings.runTimeoutS * 1000, describe(unit));
+  } catch (err) {
+    const log = target.log();
+    if (log) err.message += `\n${target.label} log tail:\n${log}`;
+    throw err;
+  } finally {
+    ctx?.close();
+    await withTimeout(target.stop(), 15_000, `stopping ${target.label}`).catch(() => target.kill());
+  }
+}
+
+const FIGURES = [
+  ['rps', (v) => `${Math.round(v)} req/s`],
+  ['deliveriesPerSec', (v) => `${Math.round(v)} deliveries/s`],
+  ['bytesPerWaiter', (v) => `${Math.round(v)} B per waiting get`],
+  ['p50Ms', (v) => `p50 ${v.toFixed(2)} ms`],
+  ['p99Ms', (v) => `p99 ${v.toFixed(2)} ms`],
+  ['maxMs', (v) => `max ${v.toFixed(1)} ms`],
+  ['deliverMs', (v) => `all delivered in ${v.toFixed(1)} ms`],
+  ['serverCpuUs', (v) => `server ${v.toFixed(2)} µs CPU/op`],
+  ['serverCores', (v) => `server ${v.toFixed(2)} cores`],
+  ['loadCores', (v) => `load ${v.toFixed(2)} cores`],
+  ['bound', (v) => `bound: ${v}`],
+  ['non2xx', (v) => (v ? `${v} non-2xx` : null)],
+  ['errors', (v) => (v ? `${v} errors` : null)],
+];
+
+function summarise(m) {
+  return FIGURES.filter(([k]) => m[k] !== undefined && m[k] !== null)
+    .map(([k, f]) => f(m[k]))
+    .filter(Boolean)
+    .join(', ');
+}

@@ -1,0 +1,59 @@
+// Scenario 3, many channels: W gets each wait on a channel of their own, then
+// one publish to each channel, sent over settings.publishers keep-alive
+// connections as fast as the target answers. Deliveries per second = W / the
+// time from the first publish to the last answer; the target's CPU per
+// delivery includes its publish.
+
+import { Connection } from '../connection.js';
+import { cpuOf } from '../cpu.js';
+import { spawnLongPollClients } from '../load/longpoll-clients.js';
+import { freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+
+export async function run(ctx, waiters) {
+  const s = ctx.settings;
+  const prefix = freshToken('ch-');
+  const { hostname, port } = new URL(ctx.target.url);
+  const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
+  const publishers = Array.from({ length: Math.min(s.publishers, waiters) }, () => new Connection({ host: hostname, port: Number(port) }));
+  try {
+    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel: prefix, ownChannels: true, chain: false });
+    await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
+    clients.throwIfEarly('gets');
+    const token = freshToken('d');
+    const msg = messageWith(token, s.messageBytes);
+    // the publishers' connections are open before the clock starts
+    await Promise.all(publishers.map((p) => p.request(ctx.adapter.put(`${prefix}-warm`, 'w'))));
+    const { delivered } = await clients.arm(token, s.roundTimeoutMs);
+    const pids = [process.pid, ...clients.pids()];
+    const load0 = cpuOf(pids);
+    const server0 = cpuOf(ctx.target.pids());
+    const t0 = nowMs();
+    let failed = null;
+    await Promise.all(
+      publishers.map(async (p, k) => {
+        for (let g = k; g < waiters; g += publishers.length) {
+          const res = await p.request(ctx.adapter.put(`${prefix}-${g}`, msg));
+          if (!ctx.adapter.readPut(res).ok) failed ??= `${res.status} ${res.body.slice(0, 200)}`;
+        }
+      }),
+    );
+    const { ok, bad, closed, firstBad, arrivals } = await delivered;
+    const serverUs = cpuOf(ctx.target.pids()) - server0;
+    const loadUs = cpuOf(pids) - load0;
+    if (failed) throw new Error(`a publish was refused: ${failed}`);
+    if (ok !== waiters) throw new Error(`${ok} of ${waiters} waiters got their message (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})`);
+    const elapsedMs = arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;
+    return {
+      deliveriesPerSec: waiters / (elapsedMs / 1000),
+      serverCpuUs: serverUs / waiters,
+      delivered: ok,
+      expected: waiters,
+      elapsedMs,
+      serverCores: serverUs / 1000 / elapsedMs,
+      loadCores: loadUs / 1000 / elapsedMs,
+    };
+  } finally {
+    for (const p of publishers) p.close();
+    await clients.close();
+  }
+}

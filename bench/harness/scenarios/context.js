@@ -1,0 +1,77 @@
+// What every scenario run gets: the started target, its adapter, one
+// keep-alive connection for the harness's own requests, the settings and the
+// core split between target and load generator.
+
+import { sleep } from '../../lib/common.js';
+import { loadAdapter } from '../adapters.js';
+import { Connection } from '../connection.js';
+import { parseCpuList } from '../cpu.js';
+
+/**
+ * @param target a handle from ../targets.js
+ * @param pinning {server, load} core lists, or null (nothing pinned)
+ */
+export async function createContext(target, settings, pinning) {
+  const adapter = await loadAdapter(target.adapterRef, target.url);
+  const { hostname, port } = new URL(target.url);
+  const conn = new Connection({ host: hostname, port: Number(port) });
+  const probe = new Connection({ host: hostname, port: Number(port) });
+  return {
+    target,
+    adapter,
+    settings,
+    pinning,
+    conn,
+    /** Sends a request on the harness's connection. */
+    call: (req) => conn.request(req),
+    /** Cores the target may use: its pinned cores, else its threads (or every core). */
+    serverCapacity: pinning ? parseCpuList(pinning.server).length : (target.threads ?? settings.cores),
+    loadCpus: pinning ? pinning.load : null,
+    loadCapacity: pinning ? parseCpuList(pinning.load).length : settings.cores,
+    /** Waiting gets as the target counts them, or null when its adapter cannot tell. */
+    async waiting() {
+      if (!adapter.waiting) return null;
+      const res = await probe.request({ path: adapter.waiting.path });
+      return res.status === 200 ? adapter.waiting.read(res.body) : NaN;
+    },
+    close() {
+      conn.close();
+      probe.close();
+    },
+  };
+}
+
+/**
+ * Resolves once the target counts n waiting gets (at most maxMs). A target that
+ * cannot count them gets a fixed grace of 1 s + 0.1 ms per get instead.
+ */
+export async function untilWaiting(ctx, n, maxMs) {
+  const deadline = Date.now() + maxMs;
+  let w = await ctx.waiting();
+  if (w === null) return sleep(1000 + n / 10);
+  while (w !== n) {
+    if (Date.now() > deadline) throw new Error(`${ctx.target.label}: ${w} gets waiting, expected ${n} after ${maxMs} ms`);
+    await sleep(w > n * 0.99 ? 20 : 100);
+    w = await ctx.waiting();
+  }
+}
+
+/** Which side ran out of CPU: 'server', 'load', 'both' or 'neither' (90 % of its cores). */
+export function boundBy(ctx, serverCores, loadCores) {
+  const s = serverCores >= 0.9 * ctx.serverCapacity;
+  const l = loadCores >= 0.9 * ctx.loadCapacity;
+  return s && l ? 'both' : s ? 'server' : l ? 'load' : 'neither';
+}
+
+/** A message of settings.messageBytes bytes that carries token, so a delivery can be recognised. */
+export function messageWith(token, bytes) {
+  return token.length >= bytes ? token : token + '.'.repeat(bytes - token.length);
+}
+
+let tokens = 0;
+/** A token no earlier round used (channels and messages are told apart by it). */
+export function freshToken(prefix) {
+  return `${prefix}${Date.now().toString(36)}x${(tokens++).toString(36)}`;
+}
+
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;

@@ -1,0 +1,73 @@
+// Scenario 2, fan-out: W gets wait on one channel, one publish per round, and
+// the time from sending the publish to each waiter's answer. The waiters
+// chain (ask again from the answer's cursor at once), so every round after
+// the first also exercises re-parking W gets. Latencies are p50/p99/max over
+// all deliveries of all rounds; the target's CPU per delivery covers the
+// publish, the W answers and the W gets that come back.
+
+import { sleep } from '../../lib/common.js';
+import { cpuOf } from '../cpu.js';
+import { spawnLongPollClients } from '../load/longpoll-clients.js';
+import { freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+
+/** The value below which a fraction q of the sorted list lies (nearest rank). */
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/**
+ * One publish to a channel with `clients` armed for it. Resolves
+ * {t0, putMs, outcome, serverUs}: outcome is the clients' round, serverUs the
+ * target's CPU from just before the publish until the last delivery.
+ */
+export async function publishRound(ctx, clients, channel, token) {
+  const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
+  const server0 = cpuOf(ctx.target.pids());
+  const t0 = nowMs();
+  const res = await ctx.call(ctx.adapter.put(channel, messageWith(token, ctx.settings.messageBytes)));
+  const putMs = nowMs() - t0;
+  if (!ctx.adapter.readPut(res).ok) throw new Error(`publish answered ${res.status}: ${res.body.slice(0, 200)}`);
+  const outcome = await delivered;
+  return { t0, putMs, outcome, serverUs: cpuOf(ctx.target.pids()) - server0 };
+}
+
+export async function run(ctx, waiters) {
+  const s = ctx.settings;
+  const channel = freshToken('fan-');
+  const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
+  try {
+    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel, chain: true });
+    await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
+    clients.throwIfEarly('gets');
+    const latencies = [];
+    const putMs = [];
+    let serverUs = 0;
+    let delivered = 0;
+    for (let round = 0; round < s.rounds; round++) {
+      const token = freshToken('r');
+      const r = await publishRound(ctx, clients, channel, token);
+      const { ok, bad, closed, firstBad, arrivals } = r.outcome;
+      if (ok !== waiters) throw new Error(`round ${round + 1}: ${ok} of ${waiters} waiters got the message (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})`);
+      for (const at of arrivals) latencies.push(at - r.t0);
+      putMs.push(r.putMs);
+      serverUs += r.serverUs;
+      delivered += ok;
+      await untilWaiting(ctx, waiters, 30_000 + waiters);
+      await sleep(s.roundPauseMs);
+    }
+    latencies.sort((a, b) => a - b);
+    return {
+      p50Ms: quantile(latencies, 0.5),
+      p99Ms: quantile(latencies, 0.99),
+      maxMs: latencies.at(-1),
+      serverCpuUs: serverUs / delivered,
+      delivered,
+      expected: waiters * s.rounds,
+      putMs: quantile([...putMs].sort((a, b) => a - b), 0.5),
+      rounds: s.rounds,
+    };
+  } finally {
+    await clients.close();
+  }
+}

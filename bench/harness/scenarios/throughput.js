@@ -1,0 +1,65 @@
+// Scenario 1, request throughput: autocannon (one process per load core) with
+// a fixed connection count and duration against one kind of request:
+//   put-one       put to one channel
+//   put-many      put rotating over settings.channels channels
+//   sync          sync of a channel that holds a message
+//   get-buffered  get with a time the server answers at once from its buffer
+// Reports requests/s, latency p50/p99, and the target's CPU per request.
+
+import { runAutocannon } from '../load/autocannon-load.js';
+import { boundBy, messageWith } from './context.js';
+
+export const CASES = ['put-one', 'put-many', 'sync', 'get-buffered'];
+
+async function requestsFor(ctx, kind) {
+  const { adapter, settings } = ctx;
+  const msg = messageWith('m', settings.messageBytes);
+  switch (kind) {
+    case 'put-one':
+      return [adapter.put('tp-one', msg)];
+    case 'put-many':
+      return Array.from({ length: settings.channels }, (_, i) => adapter.put(`tp-${i}`, msg));
+    case 'sync':
+      await ctx.call(adapter.put('ts', msg));
+      return [adapter.sync('ts')];
+    case 'get-buffered':
+      return [await adapter.buffered('tg', ctx.call)];
+    default:
+      throw new Error(`unknown throughput case ${kind}: ${CASES.join(', ')}`);
+  }
+}
+
+function answeredAsExpected(ctx, kind, res) {
+  if (kind.startsWith('put')) return ctx.adapter.readPut(res).ok;
+  if (kind === 'get-buffered') {
+    const answer = ctx.adapter.readGet(res);
+    return answer.ok && answer.messages.length > 0;
+  }
+  return res.status >= 200 && res.status < 300;
+}
+
+/** Refuses to measure a request the target does not answer as the case expects. */
+async function probe(ctx, kind, req) {
+  const res = await ctx.call(req);
+  if (!answeredAsExpected(ctx, kind, res)) {
+    throw new Error(`${kind}: the target answered ${res.status} ${res.body.slice(0, 200)} to ${req.method ?? 'GET'} ${req.path}`);
+  }
+}
+
+export async function run(ctx, kind) {
+  const requests = await requestsFor(ctx, kind);
+  await probe(ctx, kind, requests[0]);
+  const s = ctx.settings;
+  const r = await runAutocannon({
+    url: ctx.target.url,
+    requests,
+    connections: s.connections,
+    procs: ctx.loadCapacity,
+    loadCpus: ctx.loadCpus,
+    warmupS: s.warmupS,
+    durationS: s.durationS,
+    targetPids: ctx.target.pids,
+  });
+  if (r.requests === 0) throw new Error(`${kind}: no request was answered`);
+  return { ...r, bound: boundBy(ctx, r.serverCores, r.loadCores) };
+}

@@ -1,0 +1,91 @@
+// The harness's options: one table drives parsing, defaults and --help, for
+// both `comet-bench` (bench/cli.js) and `npm run bench:gate` (bench/gate.js).
+
+import { parseArgs } from '../lib/common.js';
+import { coreCount, defaultPinning } from './cpu.js';
+import { CASES } from './scenarios/throughput.js';
+import { SCENARIOS } from './runner.js';
+
+const cores = coreCount();
+const powersOfTwoUpTo = (n) => {
+  const out = [1];
+  while (out.at(-1) * 2 <= n) out.push(out.at(-1) * 2);
+  return out;
+};
+
+/** [name, default, quick default (undefined: same), help] */
+export const OPTIONS = [
+  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling'],
+  ['target', ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'], undefined, 'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), external (--url)'],
+  ['url', '', undefined, 'measure the server at this URL (the external target); implies --target external unless --target is given'],
+  ['adapter', 'simple-comet', undefined, 'how to speak to --url: simple-comet, nchan, or a path to an adapter module (bench/README.md)'],
+  ['pid', '', undefined, 'process ids of the --url server (comma list), so that its CPU and memory can be read'],
+  ['label', '', undefined, 'name of the --url server in the report'],
+  ['runs', 3, 1, 'runs of every (scenario, case, target); figures are the median with min and max'],
+  ['duration', 5, 2, 'seconds of load per throughput run (after --warmup)'],
+  ['warmup', 1, 0.5, 'seconds of unmeasured load before each throughput run'],
+  ['connections', 50, undefined, 'throughput: keep-alive connections, over all load processes'],
+  ['case', CASES, undefined, `throughput cases: ${CASES.join(', ')}`],
+  ['channels', 1000, undefined, 'throughput put-many: channels the puts rotate over'],
+  ['messageBytes', 32, undefined, 'bytes per published message'],
+  ['waiters', [1000, 10000], [1000], 'fan-out and many-channels: waiting gets'],
+  ['rounds', 5, 3, 'fan-out: publishes per run'],
+  ['idle', [1000, 10000, 18000], [1000], 'idle capacity: idle waiting gets'],
+  ['threads', powersOfTwoUpTo(Math.max(2, cores)), undefined, 'thread scaling: thread (worker) counts'],
+  ['scalingWaiters', 1000, undefined, 'thread scaling: waiters of its fan-out runs'],
+  ['publishers', 16, undefined, 'many channels: keep-alive connections the publishes go over'],
+  ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
+  ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
+  ['report', '', undefined, 'write the markdown report (and its charts) here, e.g. BENCHMARKS.md'],
+  ['fromJson', '', undefined, 'do not measure: render --report from this results file'],
+  ['runTimeout', 300, undefined, 'seconds one run may take before it counts as failed'],
+  ['quick', false, undefined, 'a short pass: 1 run, short loads, the smallest counts'],
+];
+
+const flag = (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+export function usage(command) {
+  const lines = OPTIONS.map(([name, def, , help]) => `  ${flag(name).padEnd(18)} ${help} (default: ${Array.isArray(def) ? def.join(',') : def === '' ? 'none' : def})`);
+  return `usage: ${command} [options]\n${lines.join('\n')}`;
+}
+
+/** Parses argv into options (quick defaults apply under --quick unless given). */
+export function parseOptions(argv, command) {
+  const quick = argv.includes('--quick');
+  const spec = Object.fromEntries(OPTIONS.map(([name, def, quickDef]) => [name, quick && quickDef !== undefined ? quickDef : def]));
+  const o = parseArgs(argv, spec, usage(command));
+  if (o.url && !argv.some((a) => a === '--target' || a.startsWith('--target='))) o.target = ['external'];
+  for (const [name, min, max] of [['runs', 1, 20], ['duration', 0.5, 600], ['connections', 1, 10_000], ['channels', 1, 1_000_000], ['rounds', 1, 100]]) {
+    if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
+  }
+  for (const n of [...o.waiters, ...o.idle]) {
+    if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`waiter counts must be 1..60000, got ${n}`);
+  }
+  return o;
+}
+
+/** The settings every scenario reads, from parsed options. */
+export function settingsFrom(o) {
+  return {
+    cores,
+    runs: o.runs,
+    durationS: o.duration,
+    warmupS: o.warmup,
+    connections: o.connections,
+    cases: o.case,
+    channels: o.channels,
+    messageBytes: o.messageBytes,
+    waiters: o.waiters,
+    rounds: o.rounds,
+    idle: o.idle,
+    threads: o.threads,
+    scalingWaiters: o.scalingWaiters,
+    publishers: o.publishers,
+    pinning: o.pin ? defaultPinning(cores) : null,
+    warmupWaiters: 200,
+    settleMs: o.quick ? 500 : 2000,
+    roundPauseMs: 200,
+    roundTimeoutMs: 60_000,
+    runTimeoutS: o.runTimeout,
+  };
+}
