@@ -27,7 +27,7 @@ try {
     results = await measure(o, [COMMAND, ...process.argv.slice(2)].join(' '));
     writeJson(o.json, results);
   }
-  if (o.report) writeReport(o.report, results);
+  if (o.report) writeReport(o.report, results, o.charts);
   if (results.failures.length > 0) {
     progress(`${results.failures.length} run(s) failed:\n${results.failures.map((f) => `  ${f.what}: ${f.message}`).join('\n')}`);
     process.exitCode = 1;

@@ -9,36 +9,18 @@
 // Ratios, not absolute figures: the machine is shared and noisy, but both
 // targets see the same noise.
 
-import fs from 'node:fs';
-import { markdownTable, median, progress } from './lib/common.js';
+import { markdownTable, progress } from './lib/common.js';
 import { measure } from './harness/bench.js';
+import { evaluate, loadChecks } from './harness/gate.js';
 import { parseOptions } from './harness/settings.js';
 
 const COMMAND = 'npm run bench:gate';
-const config = JSON.parse(fs.readFileSync(new URL('./gate.json', import.meta.url), 'utf8'));
-
-/** Median of a figure over an entry's runs, NaN when it has none. */
-function figureOf(results, check, target) {
-  const entry = results.entries.find(
-    (e) => e.scenario === check.scenario && e.target === target && (check.case === undefined || e.case === check.case) && (check.waiters === undefined || e.waiters === check.waiters),
-  );
-  return entry && entry.runs.length > 0 ? median(entry.runs.map((r) => r[check.figure])) : NaN;
-}
-
-/** [{check, comet, ceiling, ratio, pass}] */
-export function evaluate(results, checks = config.checks) {
-  return checks.map((check) => {
-    const comet = figureOf(results, check, 'comet-1');
-    const ceiling = figureOf(results, check, 'ceiling');
-    const ratio = check.lowerIsBetter ? ceiling / comet : comet / ceiling;
-    return { check, comet, ceiling, ratio, pass: ratio >= check.minRatio };
-  });
-}
+const checks = loadChecks();
 
 const short = process.argv.includes('--short');
 const argv = process.argv.slice(2).filter((a) => a !== '--short');
-const cases = [...new Set(config.checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
-const waiters = [...new Set(config.checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
+const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
+const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
 const o = parseOptions(
   [
     '--scenario', 'throughput,fanout',
@@ -55,7 +37,7 @@ const o = parseOptions(
 );
 try {
   const results = await measure(o, `${COMMAND}${short ? ' -- --short' : ''}`);
-  const verdicts = evaluate(results);
+  const verdicts = evaluate(results, checks);
   const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
   process.stdout.write(
     markdownTable(

@@ -10,7 +10,6 @@ import { plan, runPlan } from './runner.js';
 import { settingsFrom } from './settings.js';
 import { describeTarget, missingFor } from './targets.js';
 
-const CHARTS_DIR = 'bench/charts';
 const NOTES = new URL('../report/notes.md', import.meta.url);
 
 /** Measures what the parsed options ask for; resolves the results object (see bench/README.md). */
@@ -47,12 +46,12 @@ export function writeJson(file, results) {
   progress(`wrote ${file}`);
 }
 
-/** Writes the markdown report to file and its SVG charts to bench/charts/. */
-export function writeReport(file, results) {
-  const reportDir = path.dirname(path.resolve(file));
-  const chartsDir = path.resolve(CHARTS_DIR);
-  const chartFiles = writeCharts(results, chartsDir);
+/** Writes the markdown report to file and its SVG charts to chartsDir. */
+export function writeReport(file, results, chartsDir) {
+  const absCharts = path.resolve(chartsDir);
+  const chartFiles = writeCharts(results, absCharts);
   const notes = fs.existsSync(NOTES) ? fs.readFileSync(NOTES, 'utf8') : '';
-  fs.writeFileSync(file, renderReport(results, { notes, chartsDir: path.relative(reportDir, chartsDir) || '.', chartFiles }));
-  progress(`wrote ${file} and ${chartFiles.length} charts in ${CHARTS_DIR}`);
+  const linkDir = path.relative(path.dirname(path.resolve(file)), absCharts).split(path.sep).join('/') || '.';
+  fs.writeFileSync(file, renderReport(results, { notes, chartsDir: linkDir, chartFiles }));
+  progress(`wrote ${file} and ${chartFiles.length} charts in ${chartsDir}`);
 }

@@ -37,6 +37,7 @@ export const OPTIONS = [
   ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
   ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
   ['report', '', undefined, 'write the markdown report (and its charts) here, e.g. BENCHMARKS.md'],
+  ['charts', 'bench/charts', undefined, 'where --report writes its SVG charts (linked from the report by a relative path)'],
   ['fromJson', '', undefined, 'do not measure: render --report from this results file'],
   ['runTimeout', 300, undefined, 'seconds one run may take before it counts as failed'],
   ['quick', false, undefined, 'a short pass: 1 run, short loads, the smallest counts'],

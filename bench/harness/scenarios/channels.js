@@ -7,7 +7,7 @@
 import { Connection } from '../connection.js';
 import { cpuOf } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
-import { freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+import { boundBy, freshToken, messageWith, nowMs, untilWaiting } from './context.js';
 
 export async function run(ctx, waiters) {
   const s = ctx.settings;
@@ -43,14 +43,17 @@ export async function run(ctx, waiters) {
     if (failed) throw new Error(`a publish was refused: ${failed}`);
     if (ok !== waiters) throw new Error(`${ok} of ${waiters} waiters got their message (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})`);
     const elapsedMs = arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;
+    const serverCores = serverUs / 1000 / elapsedMs;
+    const loadCores = loadUs / 1000 / elapsedMs;
     return {
       deliveriesPerSec: waiters / (elapsedMs / 1000),
       serverCpuUs: serverUs / waiters,
       delivered: ok,
       expected: waiters,
       elapsedMs,
-      serverCores: serverUs / 1000 / elapsedMs,
-      loadCores: loadUs / 1000 / elapsedMs,
+      serverCores,
+      loadCores,
+      bound: boundBy(ctx, serverCores, loadCores),
     };
   } finally {
     for (const p of publishers) p.close();

@@ -8,7 +8,7 @@
 import { sleep } from '../../lib/common.js';
 import { cpuOf } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
-import { freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+import { boundBy, freshToken, messageWith, nowMs, untilWaiting } from './context.js';
 
 /** The value below which a fraction q of the sorted list lies (nearest rank). */
 export function quantile(sorted, q) {
@@ -18,18 +18,24 @@ export function quantile(sorted, q) {
 
 /**
  * One publish to a channel with `clients` armed for it. Resolves
- * {t0, putMs, outcome, serverUs}: outcome is the clients' round, serverUs the
- * target's CPU from just before the publish until the last delivery.
+ * {t0, putMs, outcome, serverUs, loadUs, windowMs}: outcome is the clients'
+ * round; serverUs and loadUs the CPU of the target and of the clients (with
+ * this process) from just before the publish until the last delivery, windowMs later.
  */
 export async function publishRound(ctx, clients, channel, token) {
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
+  const loadPids = [process.pid, ...clients.pids()];
+  const load0 = cpuOf(loadPids);
   const server0 = cpuOf(ctx.target.pids());
   const t0 = nowMs();
   const res = await ctx.call(ctx.adapter.put(channel, messageWith(token, ctx.settings.messageBytes)));
   const putMs = nowMs() - t0;
   if (!ctx.adapter.readPut(res).ok) throw new Error(`publish answered ${res.status}: ${res.body.slice(0, 200)}`);
   const outcome = await delivered;
-  return { t0, putMs, outcome, serverUs: cpuOf(ctx.target.pids()) - server0 };
+  const serverUs = cpuOf(ctx.target.pids()) - server0;
+  const loadUs = cpuOf(loadPids) - load0;
+  const windowMs = outcome.arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;
+  return { t0, putMs, outcome, serverUs, loadUs, windowMs };
 }
 
 export async function run(ctx, waiters) {
@@ -43,6 +49,8 @@ export async function run(ctx, waiters) {
     const latencies = [];
     const putMs = [];
     let serverUs = 0;
+    let loadUs = 0;
+    let windowMs = 0;
     let delivered = 0;
     for (let round = 0; round < s.rounds; round++) {
       const token = freshToken('r');
@@ -52,11 +60,15 @@ export async function run(ctx, waiters) {
       for (const at of arrivals) latencies.push(at - r.t0);
       putMs.push(r.putMs);
       serverUs += r.serverUs;
+      loadUs += r.loadUs;
+      windowMs += r.windowMs;
       delivered += ok;
       await untilWaiting(ctx, waiters, 30_000 + waiters);
       await sleep(s.roundPauseMs);
     }
     latencies.sort((a, b) => a - b);
+    const serverCores = serverUs / 1000 / windowMs;
+    const loadCores = loadUs / 1000 / windowMs;
     return {
       p50Ms: quantile(latencies, 0.5),
       p99Ms: quantile(latencies, 0.99),
@@ -66,6 +78,9 @@ export async function run(ctx, waiters) {
       expected: waiters * s.rounds,
       putMs: quantile([...putMs].sort((a, b) => a - b), 0.5),
       rounds: s.rounds,
+      serverCores,
+      loadCores,
+      bound: boundBy(ctx, serverCores, loadCores),
     };
   } finally {
     await clients.close();

@@ -59,8 +59,7 @@ export async function run(ctx, waiters) {
     const rssAfter = sum(pids(), readRss);
     const pssAfter = sum(pids(), readPss);
     const token = freshToken('i');
-    const { t0, outcome } = await publishRound(ctx, clients, channel, token);
-    const last = outcome.arrivals.reduce((a, b) => (a > b ? a : b), t0);
+    const { outcome, windowMs } = await publishRound(ctx, clients, channel, token);
     return {
       bytesPerWaiter: (rssAfter - rssBefore) / waiters,
       bytesPerWaiterPss: (pssAfter - pssBefore) / waiters,
@@ -69,7 +68,7 @@ export async function run(ctx, waiters) {
       processes: pids().length,
       delivered: outcome.ok,
       expected: waiters,
-      deliverMs: last - t0,
+      deliverMs: windowMs,
     };
   } finally {
     await clients.close();

@@ -1,0 +1,31 @@
+// The release gate's verdicts: each check of bench/gate.json compares a figure
+// of comet-1 with the same figure of the ceiling from the same results, as a
+// ratio oriented so that higher is better for comet-server.
+
+import fs from 'node:fs';
+import { median } from '../lib/common.js';
+
+export const GATE_FILE = new URL('../gate.json', import.meta.url);
+
+/** The checks of bench/gate.json. */
+export function loadChecks(file = GATE_FILE) {
+  return JSON.parse(fs.readFileSync(file, 'utf8')).checks;
+}
+
+/** Median of a check's figure over the matching entry's runs, NaN when there is none. */
+function figureOf(results, check, target) {
+  const entry = results.entries.find(
+    (e) => e.scenario === check.scenario && e.target === target && (check.case === undefined || e.case === check.case) && (check.waiters === undefined || e.waiters === check.waiters),
+  );
+  return entry && entry.runs.length > 0 ? median(entry.runs.map((r) => r[check.figure])) : NaN;
+}
+
+/** [{check, comet, ceiling, ratio, pass}]; a figure that is missing fails its check. */
+export function evaluate(results, checks) {
+  return checks.map((check) => {
+    const comet = figureOf(results, check, 'comet-1');
+    const ceiling = figureOf(results, check, 'ceiling');
+    const ratio = check.lowerIsBetter ? ceiling / comet : comet / ceiling;
+    return { check, comet, ceiling, ratio, pass: ratio >= check.minRatio };
+  });
+}
