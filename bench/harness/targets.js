@@ -61,7 +61,8 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
     const port = await s.ready;
     handle = { ...d, url: `http://127.0.0.1:${port}/`, pids: () => [s.pid], stop: s.stop, kill: () => s.proc.kill('SIGKILL'), log: s.logTail };
   }
-  if (pinCpus !== null && handle.pids().length > 0) {
+  // a server the user runs is theirs to place: only the harness's own targets are pinned
+  if (pinCpus !== null && d.kind !== 'external') {
     try {
       pin(handle.pids(), pinCpus);
     } catch (err) {
