@@ -2,6 +2,7 @@
 import t from 'tap';
 import { startServer, waitFor, within, type Metrics } from './helpers/server.js';
 import { channels, JSON_TYPE } from './helpers/protocol.js';
+import { rawGet, rawSend } from './helpers/http.js';
 
 const REQUIRED: Array<[string, 'gauge' | 'counter']> = [
   ['comet_waiting_gets', 'gauge'],
@@ -107,3 +108,29 @@ for (const threads of [1, 3]) {
     });
   });
 }
+
+t.test('comet_connections follows connections as the main thread counts them', async (t) => {
+  const srv = await startServer({ t, threads: 2, args: ['--connections-interval', '1'] });
+  const count = async () => (await srv.metrics()).value('comet_connections');
+  const baseline = await count();
+  const sockets = await Promise.all(Array.from({ length: 40 }, () => rawSend(srv, rawGet('/healthz'))));
+  let seen = NaN;
+  t.ok(
+    await waitFor(async () => (seen = await count()) >= baseline + 40, { timeoutMs: 5000 }).catch(() => false),
+    '40 more connections counted within a few intervals',
+    { baseline, seen },
+  );
+  for (const s of sockets) s.destroy();
+  t.ok(
+    await waitFor(async () => (seen = await count()) <= baseline + 2, { timeoutMs: 5000 }).catch(() => false),
+    'and forgotten once closed',
+    { baseline, seen },
+  );
+});
+
+t.test('--connections-interval 0 leaves comet_connections out', async (t) => {
+  const srv = await startServer({ t, threads: 1, args: ['--connections-interval', '0'] });
+  const m = await srv.metrics();
+  t.notOk(m.has('comet_connections') || m.types.has('comet_connections'), 'no comet_connections');
+  t.ok(m.has('comet_waiting_gets'), 'the rest is there');
+});

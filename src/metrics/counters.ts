@@ -1,7 +1,8 @@
 /**
  * Metrics shared by all threads without any messaging: one SharedArrayBuffer
  * holding, first, the server-wide count of gets in progress (an Int32 updated
- * with Atomics, since it also enforces --max-waiting), then one block of
+ * with Atomics, since it also enforces --max-waiting), the open connections as
+ * last counted by the main thread (a Float64, NaN until counted), then one block of
  * Float64 slots per thread, each written only by its own thread and read by
  * whichever thread renders /metrics. An aligned 8-byte store is never torn on
  * the platforms Node supports, so readers see each value whole.
@@ -26,11 +27,14 @@ export const SLOT = {
 } as const;
 const ERRORS_BASE = 14;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
-const HEADER_BYTES = 8;
+const HEADER_BYTES = 16;
+const CONNECTIONS_OFFSET = 8;
 const ERROR_INDEX = new Map<ErrorCode, number>(ERROR_CODE_LIST.map((code, i) => [code, ERRORS_BASE + i]));
 
 export function createMetricsBuffer(threads: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(HEADER_BYTES + threads * SLOTS_PER_THREAD * 8);
+  const buffer = new SharedArrayBuffer(HEADER_BYTES + threads * SLOTS_PER_THREAD * 8);
+  setConnections(buffer, NaN);
+  return buffer;
 }
 
 /** Thread `thread`'s block of slots, a view into the shared buffer. */
@@ -71,8 +75,15 @@ export class ThreadMetrics {
   }
 }
 
+/** Records the main thread's latest count of open client connections. */
+export function setConnections(buffer: SharedArrayBuffer, count: number): void {
+  new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0] = count;
+}
+
 export interface MetricsSnapshot {
   waiting: number;
+  /** Open client connections at the last count; NaN when not counted. */
+  connections: number;
   /** Per thread, indexed by SLOT values and error slots. */
   threads: Float64Array[];
 }
@@ -81,7 +92,7 @@ export function readMetrics(buffer: SharedArrayBuffer, threads: number): Metrics
   const waiting = Atomics.load(new Int32Array(buffer, 0, 1), 0);
   const blocks: Float64Array[] = [];
   for (let t = 0; t < threads; t++) blocks.push(threadBlock(buffer, t).slice());
-  return { waiting, threads: blocks };
+  return { waiting, connections: new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0]!, threads: blocks };
 }
 
 export function errorSlot(code: ErrorCode): number {

@@ -3,7 +3,6 @@
  * (version 0.0.4), summed over threads except where a per-thread label is the
  * point (event-loop delay).
  */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { ERROR_CODE_LIST } from '../protocol/errors.js';
 import { errorSlot, type MetricsSnapshot, readMetrics, SLOT } from './counters.js';
 
@@ -20,8 +19,9 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number): strin
 
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
   metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
-  const sockets = countConnections(threads);
-  if (sockets !== undefined) metric('comet_connections', 'gauge', 'Open client TCP connections.', [['', sockets]]);
+  if (!Number.isNaN(snap.connections)) {
+    metric('comet_connections', 'gauge', 'Open client TCP connections, as last counted (see --connections-interval).', [['', snap.connections]]);
+  }
   metric('comet_channels', 'gauge', 'Channels held in memory.', [['', sum(SLOT.channels)]]);
   metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
   metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
@@ -60,23 +60,4 @@ function total(snap: MetricsSnapshot, slot: number): number {
   let value = 0;
   for (const values of snap.threads) value += values[slot]!;
   return value;
-}
-
-/** TCP sockets of this process minus the listeners (one per thread); undefined where /proc is absent. */
-function countConnections(threads: number): number | undefined {
-  let fds: string[];
-  try {
-    fds = readdirSync('/proc/self/fd');
-  } catch {
-    return undefined;
-  }
-  let sockets = 0;
-  for (const fd of fds) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:')) sockets++;
-    } catch {
-      // The descriptor closed while we listed them.
-    }
-  }
-  return Math.max(0, sockets - threads);
 }

@@ -23,6 +23,7 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
 import type { Logger } from '../log.js';
+import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './protocol.js';
 
@@ -130,7 +131,11 @@ export async function startServer(config: Config, log: Logger, faultInjection: b
     throw err;
   }
 
-  const stopped = Promise.all(exited).then(() => exitCode);
+  const stopCounting = startConnectionCounter(metricsBuffer, config.threads, config.connectionsInterval);
+  const stopped = Promise.all(exited).then(() => {
+    stopCounting();
+    return exitCode;
+  });
   return { port, stopped, stop };
 }
 
