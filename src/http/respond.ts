@@ -1,7 +1,7 @@
 /**
  * Every answer this server writes goes through here: status, the headers the
- * contract requires, JSON or JSONP framing, all inside res.cork() so that the
- * whole answer leaves in one write.
+ * contract requires, JSON or JSONP framing, all corked so that the whole
+ * answer leaves in one write.
  */
 import type { HttpResponse } from './uws.js';
 import { errorAnswer } from '../protocol/answers.js';
@@ -33,6 +33,13 @@ export class Responder {
    */
   private readonly headerBlocks = new Map<string, Buffer>();
 
+  /**
+   * The response whose request handler is running (HttpFront sets it): uWS
+   * already corks that one, and a cork() of its own, a native call back into
+   * JavaScript, showed in profiles of puts answered inside their handler.
+   */
+  inHandler: HttpResponse | null = null;
+
   constructor(private readonly corsOrigin: string) {}
 
   /** Writes a protocol answer; returns the body's length. */
@@ -48,7 +55,7 @@ export class Responder {
   }
 
   error(res: HttpResponse, err: CometError, close = false, extraHeader?: [string, string]): void {
-    res.cork(() => {
+    this.corked(res, () => {
       res.writeStatus(STATUS[err.statusCode]!);
       this.commonHeaders(res, JSON_TYPE);
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
@@ -58,14 +65,14 @@ export class Responder {
 
   /** HEAD: the headers a GET would carry, no body, nothing executed. */
   head(res: HttpResponse, callback: string | undefined): void {
-    res.cork(() => {
+    this.corked(res, () => {
       this.commonHeaders(res, callback === undefined ? JSON_TYPE : SCRIPT_TYPE);
       res.endWithoutBody();
     });
   }
 
   preflight(res: HttpResponse, requestHeaders: string): void {
-    res.cork(() => {
+    this.corked(res, () => {
       res.writeStatus(STATUS[204]!);
       res.writeHeader('Access-Control-Allow-Origin', this.corsOrigin);
       res.writeHeader('Access-Control-Allow-Methods', ALLOWED_METHODS);
@@ -80,11 +87,16 @@ export class Responder {
   }
 
   private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean): void {
-    res.cork(() => {
+    this.corked(res, () => {
       if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
       this.commonHeaders(res, contentType);
       res.end(body, close);
     });
+  }
+
+  private corked(res: HttpResponse, write: () => void): void {
+    if (res === this.inHandler) write();
+    else res.cork(write);
   }
 
   private commonHeaders(res: HttpResponse, contentType: string): void {

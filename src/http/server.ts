@@ -31,21 +31,30 @@ export interface FrontEndOptions {
 
 const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|text\/plain)\s*(;|$)/i;
 
-/** A put or sync waiting for its owner thread's reply. */
+/**
+ * A put or sync, answered when its owner thread replies. That is inside the
+ * request's handler when this thread owns the channel and its engine is
+ * synchronous; only an answer still owed when the handler returns needs to
+ * know about an abort.
+ */
 class TimeAnswer implements ReplyHandler {
-  aborted = false;
+  private done = false;
+  private aborted = false;
   constructor(
     private readonly front: HttpFront,
     private readonly res: HttpResponse,
     private readonly callback: string | undefined,
   ) {}
-  readonly onAborted = (): void => {
-    this.aborted = true;
-  };
+  /** Called before the handler returns: nothing asynchronous has run yet, so no abort can be missed. */
+  leaveHandler(): void {
+    if (!this.done) this.res.onAborted(() => (this.aborted = true));
+  }
   settle(_op: number, time: number): void {
+    this.done = true;
     if (!this.aborted) this.front.responder.answer(this.res, timeAnswer(time), this.callback, this.front.closing);
   }
   fail(err: CometError): void {
+    this.done = true;
     if (!this.aborted) this.front.refuse(this.res, err);
   }
 }
@@ -103,6 +112,7 @@ export class HttpFront {
    * request must cost that request only.
    */
   private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    this.responder.inHandler = res;
     try {
       this.route(res, req);
     } catch (err) {
@@ -112,6 +122,8 @@ export class HttpFront {
       } catch {
         // Already answered before the failure: nothing more to say.
       }
+    } finally {
+      this.responder.inHandler = null;
     }
   };
 
@@ -194,7 +206,6 @@ export class HttpFront {
       return waitRoom.start(res, request);
     }
     const pending = new TimeAnswer(this, res, request.callback);
-    res.onAborted(pending.onAborted);
     if (request.method === 'put') {
       metrics.add(SLOT.requestsPut);
       metrics.add(SLOT.messagesIn);
@@ -204,6 +215,7 @@ export class HttpFront {
       metrics.add(SLOT.requestsSync);
       router.sync(request.channel, pending);
     }
+    pending.leaveHandler();
   }
 
   private health(res: HttpResponse, head: boolean): void {
