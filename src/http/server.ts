@@ -12,7 +12,7 @@ import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js
 import { timeAnswer } from '../protocol/answers.js';
 import { CometError } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
-import { type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams, utf8Length } from '../protocol/params.js';
+import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, readParams, utf8Length } from '../protocol/params.js';
 import type { ReplyHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { ALLOWED_METHODS, Responder } from './respond.js';
@@ -188,8 +188,7 @@ export class HttpFront {
   private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean): void {
     let request: ProtocolRequest;
     try {
-      const params: RawParams = readParams(query);
-      if (body !== undefined) Object.assign(params, readParams(body));
+      const params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
     } catch (err) {
       if (err instanceof CometError) return this.refuse(res, err);
