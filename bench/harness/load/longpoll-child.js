@@ -6,17 +6,19 @@
 // the target's adapter (../adapters.js).
 //
 // parent -> child  {cmd:'open', url, adapterRef, count, firstIndex, channel, ownChannels,
-//                   localAddresses, concurrency, rate, chain}
+//                   localAddresses, concurrency, rate}
 //                    ownChannels: socket g waits on `${channel}-${g}`, else all on channel
 //                    rate: connects started per second (0 = no limit): a burst faster than
 //                    the target accepts overflows its listen backlog, and the kernel
 //                    retries the dropped handshakes only after 1-15 s
-//                    chain: after an answer, ask again at once from its cursor
 //                  {cmd:'arm', expect}  a publish is coming: answers from now on are deliveries
+//                  {cmd:'ask'}  every socket asks again from its last answer's cursor (the
+//                    parent sends it after a round, so that a round's timings hold
+//                    only its deliveries, not the next gets)
 //                  {cmd:'close'}
 // child  -> parent {type:'ready'} {type:'opened', count, failed, firstError}
 //                  {type:'early', index, status, body}      (answered before arm)
-//                  {type:'armed'}
+//                  {type:'armed'} {type:'asked'}
 //                  {type:'delivered', ok, bad, closed, firstBad, arrivals}
 //                    arrivals: monotonic clock (ms, process.hrtime) of each good answer
 //                  {type:'fatal', message}
@@ -42,7 +44,6 @@ let bufs = [];
 let done = [];
 /** per socket: closed by the server or the network */
 let gone = [];
-let chain = false;
 let armed = false;
 let expect = '';
 let round = null;
@@ -90,7 +91,6 @@ function onAnswer(i, res) {
       round.firstBad ??= { status: res.status, body: res.body.slice(0, 300) };
     }
   }
-  if (chain && answer.ok) ask(i);
   reportIfDone();
 }
 
@@ -121,7 +121,6 @@ async function open(cmd) {
   adapter = await loadAdapter(adapterRef, url);
   const { hostname, port } = new URL(url);
   hostHeader = `${hostname}:${port}`;
-  chain = cmd.chain;
   channels = Array.from({ length: count }, (_, i) => (ownChannels ? `${channel}-${firstIndex + i}` : channel));
   cursors = new Array(count).fill(null);
   bufs = new Array(count).fill('');
@@ -188,6 +187,9 @@ process.on('message', async (cmd) => {
       }
       send({ type: 'armed' });
       reportIfDone();
+    } else if (cmd.cmd === 'ask') {
+      for (let i = 0; i < sockets.length; i++) if (!gone[i]) ask(i);
+      send({ type: 'asked' });
     } else if (cmd.cmd === 'close') {
       for (const s of sockets) s?.destroy();
       setTimeout(() => process.exit(0), 50);

@@ -3,11 +3,12 @@
 // drives them over IPC with bounded waits.
 //
 //   const clients = await spawnLongPollClients(n);
-//   await clients.open({ url, adapterRef, channel, ownChannels, chain });
+//   await clients.open({ url, adapterRef, channel, ownChannels });
 //   clients.throwIfEarly('gets');
 //   const round = await clients.arm(token);          // every process armed
 //   ... publish ...
 //   const { ok, bad, closed, firstBad, arrivals } = await round.delivered;
+//   await clients.askAgain();                        // every socket waits again
 //   await clients.close();
 //
 // Every child is killed if this process exits.
@@ -77,7 +78,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
      * Opens the n sockets, each with one get waiting; throws if a connect
      * failed. concurrency and rate are totals over all processes.
      */
-    async open({ url, adapterRef, channel, ownChannels = false, chain = true, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
+    async open({ url, adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
       const per = Math.ceil(n / k);
       let assigned = 0;
       const opened = await Promise.all(
@@ -92,7 +93,6 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
             firstIndex: assigned,
             channel,
             ownChannels,
-            chain,
             localAddresses: LOCAL_ADDRESSES,
             concurrency: Math.max(1, Math.floor(concurrency / k)),
             rate: rate > 0 ? Math.max(1, rate / k) : 0,
@@ -129,6 +129,11 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
           arrivals: all.flatMap((d) => d.arrivals),
         })),
       };
+    },
+
+    /** Every socket asks again from the cursor of its last answer. */
+    async askAgain(timeoutMs = 10_000) {
+      await Promise.all(clients.map((c) => (c.child.send({ cmd: 'ask' }), c.next('asked', timeoutMs))));
     },
 
     /** Closes every socket and waits (bounded) for each process to exit, else kills it. */

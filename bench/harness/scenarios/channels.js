@@ -16,7 +16,7 @@ export async function run(ctx, waiters) {
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
   const publishers = Array.from({ length: Math.min(s.publishers, waiters) }, () => new Connection({ host: hostname, port: Number(port) }));
   try {
-    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel: prefix, ownChannels: true, chain: false });
+    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel: prefix, ownChannels: true });
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     clients.throwIfEarly('gets');
     const token = freshToken('d');

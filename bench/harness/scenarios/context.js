@@ -16,7 +16,7 @@ export async function createContext(target, settings, pinning) {
   const { hostname, port } = new URL(target.url);
   const conn = new Connection({ host: hostname, port: Number(port) });
   const probe = new Connection({ host: hostname, port: Number(port) });
-  return {
+  const ctx = {
     target,
     adapter,
     settings,
@@ -34,11 +34,15 @@ export async function createContext(target, settings, pinning) {
       const res = await probe.request({ path: adapter.waiting.path });
       return res.status === 200 ? adapter.waiting.read(res.body) : NaN;
     },
+    /** Set by close(): the run is over (or was abandoned after its time ran out). */
+    closed: false,
     close() {
+      ctx.closed = true;
       conn.close();
       probe.close();
     },
   };
+  return ctx;
 }
 
 /**
@@ -52,6 +56,8 @@ export async function untilWaiting(ctx, n, maxMs) {
   while (w !== n) {
     if (Date.now() > deadline) throw new Error(`${ctx.target.label}: ${w} gets waiting, expected ${n} after ${maxMs} ms`);
     await sleep(w > n * 0.99 ? 20 : 100);
+    // a run abandoned after --run-timeout stops here (and its scenario closes its client processes)
+    if (ctx.closed) throw new Error(`${ctx.target.label}: run closed while ${w} of ${n} gets were waiting`);
     w = await ctx.waiting();
   }
 }
