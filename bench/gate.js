@@ -5,38 +5,41 @@
 //
 //   npm run bench:gate               3 runs of 5 s loads
 //   npm run bench:gate -- --short    3 runs of 2 s loads (what .ci/run runs)
+//   npm run bench:gate -- --checks FILE   the checks of FILE instead of bench/gate.json
 //
 // Ratios, not absolute figures: the machine is shared and noisy, but both
 // targets see the same noise.
 
 import { markdownTable, progress } from './lib/common.js';
-import { measure } from './harness/bench.js';
+import { measure, writeJson } from './harness/bench.js';
 import { evaluate, loadChecks } from './harness/gate.js';
 import { parseOptions } from './harness/settings.js';
 
 const COMMAND = 'npm run bench:gate';
-const checks = loadChecks();
-
-const short = process.argv.includes('--short');
-const argv = process.argv.slice(2).filter((a) => a !== '--short');
-const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
-const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
-const o = parseOptions(
-  [
-    '--scenario', 'throughput,fanout',
-    '--target', 'comet-1,ceiling',
-    '--case', cases.join(','),
-    '--waiters', waiters.join(','),
-    '--runs', '3',
-    '--duration', short ? '2' : '5',
-    '--rounds', short ? '3' : '5',
-    '--json', 'bench/results/gate.json',
-    ...argv,
-  ],
-  COMMAND,
-);
 try {
+  const checksAt = process.argv.indexOf('--checks');
+  const checks = loadChecks(checksAt > 0 ? process.argv[checksAt + 1] : undefined);
+
+  const short = process.argv.includes('--short');
+  const argv = process.argv.slice(2).filter((a, i, all) => a !== '--short' && a !== '--checks' && all[i - 1] !== '--checks');
+  const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
+  const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
+  const o = parseOptions(
+    [
+      '--scenario', 'throughput,fanout',
+      '--target', 'comet-1,ceiling',
+      '--case', cases.join(','),
+      '--waiters', waiters.join(','),
+      '--runs', '3',
+      '--duration', short ? '2' : '5',
+      '--rounds', short ? '3' : '5',
+      '--json', 'bench/results/gate.json',
+      ...argv,
+    ],
+    COMMAND,
+  );
   const results = await measure(o, `${COMMAND}${short ? ' -- --short' : ''}`);
+  writeJson(o.json, results);
   const verdicts = evaluate(results, checks);
   const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
   process.stdout.write(

@@ -1,0 +1,386 @@
+/**
+ * The load-test harness (comet-bench, bench/cli.js, and the release gate,
+ * bench/gate.js) as a user runs it: the real command as a child process over
+ * real sockets, with tiny settings, asserting on the results JSON it writes.
+ * Everything it writes goes to a tap testdir, never to BENCHMARKS.md,
+ * bench/charts or bench/results. Its parts are unit-tested in
+ * test/unit/bench-harness.test.ts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import t from 'tap';
+import type { Test } from 'tap';
+import { findNchanModule, findNginx } from '../bench/targets/nchan/start.js';
+import { ROOT, childEnv, sleep, startServer } from './helpers/server.js';
+
+const CLI = path.join(ROOT, 'bench', 'cli.js');
+const GATE = path.join(ROOT, 'bench', 'gate.js');
+const ADAPTER = path.join('test', 'fixtures', 'bench-adapter.js');
+/** One short run of everything (--quick only shortens the idle scenario's settling). */
+const TINY = ['--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2', '--connections', '10', '--quick'];
+const BOUNDS = ['server', 'load', 'both', 'neither'];
+
+// The runs below take about a minute in all; the file's default limit is .taprc's.
+t.setTimeout(240_000);
+
+type Run = Record<string, number | string>;
+interface Entry {
+  scenario: string;
+  target: string;
+  case?: string;
+  waiters?: number;
+  runs: Run[];
+}
+interface Results {
+  meta: Record<string, any>;
+  targets: Array<{ id: string; kind: string; label: string; threads: number | null }>;
+  entries: Entry[];
+  failures: Array<{ what: string; message: string }>;
+}
+interface Ran {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  pid: number;
+  timedOut: boolean;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+/** Runs `node script ...args` from the repository root until it exits (SIGKILL after timeoutMs). */
+function runNode(script: string, args: string[], opts: { timeoutMs: number; env?: Record<string, string>; onSpawn?: (pid: number) => void }): Promise<Ran> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    opts.onSpawn?.(proc.pid!);
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, opts.timeoutMs);
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer);
+      live.delete(proc);
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - started, pid: proc.pid!, timedOut });
+    });
+  });
+}
+
+const bench = (args: string[], opts: Parameters<typeof runNode>[2]) => runNode(CLI, args, opts);
+
+/** What a failed assertion shows of a run. */
+const diag = (r: Ran) => ({ code: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr.slice(-4000), stdout: r.stdout.slice(-1000) });
+
+const describe = (e: Entry) => [e.scenario, e.case ?? e.waiters, e.target].join(' ');
+
+function readResults(t: Test, file: string): Results {
+  t.ok(fs.existsSync(file), `results written to ${path.basename(file)}`);
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+/**
+ * The assertions every successful run must pass: exactly the expected entries,
+ * no failures, one run each, every figure finite and positive (error counts
+ * zero), every delivery made, a CPU verdict, and a sane memory figure.
+ */
+function checkResults(t: Test, r: Results, expected: string[]): void {
+  t.same(r.failures, [], 'no failed runs');
+  t.same(r.entries.map(describe).sort(), [...expected].sort(), 'one entry per (scenario, case or waiters, target)');
+  for (const e of r.entries) {
+    const what = describe(e);
+    t.equal(e.runs.length, 1, `${what}: one run`);
+    const run = e.runs[0] ?? {};
+    for (const [k, v] of Object.entries(run)) {
+      if (k === 'bound') continue;
+      if (['errors', 'non2xx', 'timeouts'].includes(k)) t.equal(v, 0, `${what}: ${k} 0`);
+      else if (k === 'bytesPerWaiterPss') t.ok(Number.isFinite(v), `${what}: ${k} finite (${v})`);
+      else t.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what}: ${k} finite and positive (${v})`);
+    }
+    if (e.scenario === 'throughput') {
+      t.ok((run.requests as number) > 0, `${what}: requests answered`);
+      t.ok((run.rps as number) > 0 && (run.p99Ms as number) >= (run.p50Ms as number), `${what}: rps and latency`);
+    } else {
+      t.equal(run.delivered, run.expected, `${what}: delivered === expected (${run.delivered})`);
+      const rounds = e.scenario === 'fanout' ? (run.rounds as number) : 1;
+      t.equal(run.expected, e.waiters! * rounds, `${what}: every waiter in every round`);
+    }
+    if (e.scenario === 'idle') {
+      const b = run.bytesPerWaiter as number;
+      t.ok(b >= 100 && b <= 20_000, `${what}: bytesPerWaiter ${b} within 100 B..20 KB`);
+    } else {
+      t.ok(BOUNDS.includes(run.bound as string), `${what}: bound is one of ${BOUNDS.join(', ')} (${run.bound})`);
+      t.ok(Number.isFinite(run.serverCpuUs) && (run.serverCpuUs as number) > 0, `${what}: server CPU per operation`);
+    }
+  }
+}
+
+/** The report has a section per scenario measured, and every chart it links is an SVG file. */
+function checkReport(t: Test, reportFile: string, chartsDir: string, sections: string[]): void {
+  t.ok(fs.existsSync(reportFile), 'report written');
+  const md = fs.readFileSync(reportFile, 'utf8');
+  for (const s of sections) t.match(md, new RegExp(`^## ${s}$`, 'm'), `report section "${s}"`);
+  t.notMatch(md, /^## Failures$/m, 'no failures section');
+  const charts = fs.existsSync(chartsDir) ? fs.readdirSync(chartsDir).filter((f) => f.endsWith('.svg')) : [];
+  t.ok(charts.length >= sections.length, `a chart per section at least (${charts.join(', ')})`);
+  for (const f of charts) {
+    const svg = fs.readFileSync(path.join(chartsDir, f), 'utf8');
+    t.match(svg, /^(<\?xml[^>]*\?>\s*)?<svg[\s>]/, `${f} starts with <svg`);
+    t.match(svg, /<\/svg>\s*$/, `${f} ends with </svg>`);
+    t.ok(md.includes(`charts/${f}`), `${f} is linked from the report`);
+  }
+}
+
+/** Pids of the direct children of pid, with their command lines. */
+function childrenOf(pid: number): Map<number, string> {
+  const out = new Map<number, string>();
+  try {
+    for (const p of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
+      out.set(p, cmdline(p));
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Reads a Prometheus sample (summed over labels matching `labels`) from the server's /metrics. */
+async function metric(url: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(`${name}${labels} `)) sum += Number(line.split(' ')[1]);
+  return sum;
+}
+
+const cpusAllowed = (pid: number) => /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+
+// ------------------------------------------------------------------ a. our server and the ceiling
+
+t.test('comet-1 and the ceiling through every scenario but scaling', { timeout: 120_000 }, async (t) => {
+  const dir = t.testdir();
+  const json = path.join(dir, 'results.json');
+  const report = path.join(dir, 'BENCH.md');
+  const charts = path.join(dir, 'charts');
+  // 2,000 idle gets: at a few hundred the ~1 KB each adds is within the targets' RSS noise
+  const r = await bench(
+    [
+      '--target', 'comet-1,ceiling',
+      '--scenario', 'throughput,fanout,channels,idle',
+      '--case', 'put-many,get-buffered',
+      '--waiters', '200',
+      '--idle', '2000',
+      ...TINY,
+      '--json', json, '--report', report, '--charts', charts,
+    ],
+    { timeoutMs: 100_000 },
+  );
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const results = readResults(t, json);
+  checkResults(t, results, [
+    'throughput put-many comet-1', 'throughput put-many ceiling',
+    'throughput get-buffered comet-1', 'throughput get-buffered ceiling',
+    'fanout 200 comet-1', 'fanout 200 ceiling',
+    'channels 200 comet-1', 'channels 200 ceiling',
+    'idle 2000 comet-1', 'idle 2000 ceiling',
+  ]);
+  t.same(results.targets.map((x) => x.id), ['comet-1', 'ceiling']);
+  t.match(results.meta, { settings: { runs: 1, durationS: 1, rounds: 2 }, versions: { 'comet-server': String } });
+  checkReport(t, report, charts, ['Request throughput', 'Fan-out', 'Many channels', 'Idle capacity']);
+});
+
+// ------------------------------------------------------------------ b. nginx + Nchan
+
+t.test('nginx + Nchan', { timeout: 60_000 }, async (t) => {
+  if (!findNginx() || !findNchanModule()) {
+    const why = 'nginx with the Nchan module is not installed: apt-get install nginx libnginx-mod-nchan';
+    if (process.env.CI === 'true') t.fail(why);
+    else t.skip(why);
+    return;
+  }
+  const dir = t.testdir();
+  const json = path.join(dir, 'results.json');
+  const report = path.join(dir, 'BENCH.md');
+  const charts = path.join(dir, 'charts');
+  const r = await bench(
+    ['--target', 'nchan-1', '--scenario', 'throughput,fanout', '--case', 'put-many,sync,get-buffered', '--waiters', '100', ...TINY, '--json', json, '--report', report, '--charts', charts],
+    { timeoutMs: 50_000 },
+  );
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const results = readResults(t, json);
+  checkResults(t, results, ['throughput put-many nchan-1', 'throughput sync nchan-1', 'throughput get-buffered nchan-1', 'fanout 100 nchan-1']);
+  t.match(results.targets, [{ id: 'nchan-1', kind: 'nchan', threads: 1 }]);
+  checkReport(t, report, charts, ['Request throughput', 'Fan-out']);
+});
+
+// ------------------------------------------------------------------ c. a server given by URL
+
+t.test('external: a running server given by --url and --pid', { timeout: 60_000 }, async (t) => {
+  const server = await startServer({ t, args: ['--path', '/comet'] });
+  const pid = server.proc.pid!;
+  const url = `${server.url}/comet`;
+  const metricsUrl = `${server.url}/metrics`;
+  const pinnedBefore = cpusAllowed(pid);
+  const args = ['--url', url, '--pid', String(pid), '--scenario', 'fanout,throughput', '--case', 'put-one', '--waiters', '50', ...TINY];
+  const expected = ['fanout 50 external', 'throughput put-one external'];
+
+  t.test('the built-in Simple Comet adapter, the base path from the URL', async (t) => {
+    const json = path.join(t.testdir(), 'results.json');
+    const puts0 = await metric(metricsUrl, 'comet_requests_total', '{method="put"}');
+    const r = await bench([...args, '--json', json], { timeoutMs: 40_000 });
+    t.equal(r.code, 0, 'exit code 0', diag(r));
+    const results = readResults(t, json);
+    checkResults(t, results, expected);
+    t.match(results.targets, [{ id: 'external', kind: 'external', label: url }]);
+    for (const e of results.entries) t.ok(Number.isFinite(e.runs[0]?.serverCpuUs), `${describe(e)}: server CPU read through --pid`);
+    const tp = results.entries.find((e) => e.scenario === 'throughput')!.runs[0]!;
+    const puts = (await metric(metricsUrl, 'comet_requests_total', '{method="put"}')) - puts0;
+    t.ok(puts >= (tp.requests as number) + 2, `the server counted the puts (${puts} >= ${tp.requests} + 2 rounds)`);
+    t.equal(cpusAllowed(pid), pinnedBefore, 'a server the user runs is not pinned');
+  });
+
+  t.test('a user adapter module (publishes as form POSTs)', async (t) => {
+    const dir = t.testdir();
+    const json = path.join(dir, 'results.json');
+    const trace = path.join(dir, 'adapter-trace.txt');
+    const puts0 = await metric(metricsUrl, 'comet_requests_total', '{method="put"}');
+    let cliPid = 0;
+    const r = await bench([...args, '--adapter', ADAPTER, '--json', json], {
+      timeoutMs: 40_000,
+      env: { BENCH_ADAPTER_TRACE: trace },
+      onSpawn: (p) => (cliPid = p),
+    });
+    t.equal(r.code, 0, 'exit code 0', diag(r));
+    const results = readResults(t, json);
+    checkResults(t, results, expected);
+    t.ok(fs.existsSync(trace), 'the adapter module was loaded');
+    const lines = fs.existsSync(trace) ? fs.readFileSync(trace, 'utf8').trim().split('\n') : [];
+    const loaders = new Set(lines.filter((l) => l.endsWith(' load')).map((l) => Number(l.split(' ')[0])));
+    t.ok(loaders.has(cliPid), 'by the command itself');
+    t.ok(loaders.size >= 2, `and by its long-poll client processes (${loaders.size} processes)`);
+    t.ok(lines.some((l) => l.endsWith(' put POST')), 'its publishes were used');
+    // the publishes were POSTs the server accepted: every one was checked (readPut) and counted
+    const tp = results.entries.find((e) => e.scenario === 'throughput')!.runs[0]!;
+    const puts = (await metric(metricsUrl, 'comet_requests_total', '{method="put"}')) - puts0;
+    t.ok(puts >= (tp.requests as number) + 2, `the server counted the POSTed puts (${puts})`);
+  });
+});
+
+// ------------------------------------------------------------------ d. a broken target
+
+t.test('a target that answers 404 to everything fails its run, and nothing is left running', { timeout: 60_000 }, async (t) => {
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('not here');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  const json = path.join(t.testdir(), 'results.json');
+
+  // the command's child processes, as seen while it runs
+  const seen = new Map<number, string>();
+  let cliPid = 0;
+  let running = true;
+  const watcher = (async () => {
+    while (running) {
+      if (cliPid) for (const [p, cmd] of childrenOf(cliPid)) seen.set(p, cmd);
+      await sleep(100);
+    }
+  })();
+  const r = await bench(
+    ['--url', `http://127.0.0.1:${port}/`, '--scenario', 'fanout', '--waiters', '5', '--run-timeout', '20', '--runs', '1', '--json', json],
+    { timeoutMs: 45_000, onSpawn: (p) => (cliPid = p) },
+  );
+  running = false;
+  await watcher;
+
+  t.notOk(r.timedOut, 'the command ended by itself', diag(r));
+  t.equal(r.code, 1, 'exit code 1: a run failed', diag(r));
+  t.ok(r.ms < 32_000, `it ended soon after the 20 s run timeout (${Math.round(r.ms)} ms)`);
+  t.ok(requests > 0, 'the harness did talk to the target');
+  const results = readResults(t, json);
+  t.equal(results.failures.length, 1, 'the failure is listed');
+  t.match(results.failures[0], { what: /^fanout W=5 external run 1\/1$/, message: /timed out after 20000 ms/ });
+  t.same(results.entries.map((e) => [describe(e), e.runs.length]), [['fanout 5 external', 0]], 'no figures from the failed run');
+  t.match(r.stderr, /1 run\(s\) failed/);
+
+  const clients = [...seen].filter(([, cmd]) => /longpoll-child\.js|autocannon-child\.js/.test(cmd));
+  t.ok(clients.length > 0, `the long-poll client process was seen (${[...seen.values()].join('; ')})`);
+  const deadline = Date.now() + 3000;
+  const alive = () => clients.filter(([p, cmd]) => cmdline(p) === cmd).map(([p]) => p);
+  while (alive().length > 0 && Date.now() < deadline) await sleep(50);
+  t.same(alive(), [], 'no load process outlives the command');
+});
+
+// ------------------------------------------------------------------ e. the release gate
+
+t.test('the release gate', { timeout: 100_000 }, async (t) => {
+  const gate = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'gate.json'), 'utf8'));
+  const short = ['--short', '--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2'];
+
+  t.test('passes: the checks of bench/gate.json at thresholds any working build meets', async (t) => {
+    // The verdicts themselves are unit-tested; the real thresholds are for a quiet
+    // machine and 3 runs, not for one 1 s run beside other tests.
+    const dir = t.testdir({
+      'checks.json': JSON.stringify({ checks: gate.checks.map((c: Record<string, unknown>) => ({ ...c, minRatio: 0.02, ...(c.waiters ? { waiters: 200 } : {}) })) }),
+    });
+    const json = path.join(dir, 'gate-results.json');
+    const r = await runNode(GATE, [...short, '--checks', path.join(dir, 'checks.json'), '--json', json], { timeoutMs: 60_000 });
+    t.equal(r.code, 0, 'exit code 0', diag(r));
+    t.match(r.stdout, /^\| check \| comet-1 \| ceiling \| ratio \| threshold \| verdict \|$/m, 'the verdict table');
+    for (const c of gate.checks) t.match(r.stdout, new RegExp(`^\\| ${c.name.replace(/[()]/g, '\\$&')} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| ≥ 0.02 \\| pass \\|$`, 'm'), `${c.name}: pass`);
+    t.match(r.stderr, /gate passed/);
+    const results = readResults(t, json);
+    t.same(results.failures, []);
+    t.same([...new Set(results.entries.map((e) => e.target))].sort(), ['ceiling', 'comet-1'], 'comet-1 beside the ceiling');
+    t.same([...new Set(results.entries.map((e) => e.case ?? e.waiters))].sort(), [200, 'put-many', 'sync'].sort(), 'what the checks need');
+  });
+
+  t.test('fails when a check demands the impossible', async (t) => {
+    const dir = t.testdir({
+      'checks.json': JSON.stringify({
+        checks: [{ name: 'impossible put CPU', scenario: 'throughput', case: 'put-one', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 1000 }],
+      }),
+    });
+    const json = path.join(dir, 'gate-results.json');
+    const r = await runNode(GATE, [...short, '--checks', path.join(dir, 'checks.json'), '--json', json], { timeoutMs: 40_000 });
+    t.equal(r.code, 1, 'exit code 1', diag(r));
+    t.match(r.stdout, /^\| impossible put CPU \| [\d.]+ \| [\d.]+ \| [\d.]+ \| ≥ 1000 \| FAIL \|$/m, 'the verdict table says FAIL');
+    t.match(r.stderr, /gate failed: impossible put CPU/);
+    t.same(readResults(t, json).failures, [], 'the runs themselves succeeded');
+  });
+
+  t.test('a checks file that cannot be read, or a bad option, is an error (2), not a failed gate (1)', async (t) => {
+    const r = await runNode(GATE, ['--checks', path.join(t.testdir(), 'missing.json')], { timeoutMs: 20_000 });
+    t.equal(r.code, 2, 'exit code 2', diag(r));
+    t.match(r.stderr, /^npm run bench:gate: .*missing\.json/m);
+    t.equal(r.stdout, '');
+    const bad = await runNode(GATE, ['--short', '--bogus'], { timeoutMs: 20_000 });
+    t.equal(bad.code, 2, 'exit code 2', diag(bad));
+    t.match(bad.stderr, /^npm run bench:gate: unknown option --bogus/m);
+  });
+});

@@ -1,0 +1,508 @@
+/**
+ * The load-test harness's parts that need no server (bench/harness/): the
+ * mergeable latency histogram, the raw HTTP/1.1 client's framing, the protocol
+ * adapters, CPU lists and pinning, option parsing, the plan of runs and the
+ * release gate's verdicts. The harness over real sockets is in
+ * test/bench-harness.test.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { BUCKETS, Histogram } from '../../bench/harness/histogram.js';
+import { formatRequest, parseResponse } from '../../bench/harness/http1.js';
+import { builtInAdapters, loadAdapter, nchan, promSum, simpleComet } from '../../bench/harness/adapters.js';
+import { busyShare, defaultPinning, parseCpuList, processCpuUs } from '../../bench/harness/cpu.js';
+import { OPTIONS, parseOptions, settingsFrom } from '../../bench/harness/settings.js';
+import { SCENARIOS, plan } from '../../bench/harness/runner.js';
+import { describeTarget } from '../../bench/harness/targets.js';
+import { evaluate, loadChecks } from '../../bench/harness/gate.js';
+import { boundBy, messageWith } from '../../bench/harness/scenarios/context.js';
+import { quantile as exactQuantile } from '../../bench/harness/scenarios/fanout.js';
+
+type Req = { method?: string; path: string; headers?: Record<string, string>; body?: string };
+type Res = { status: number; headers: Record<string, string>; body: string };
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Latencies in µs spread log-uniformly from 64 µs to 1,000 s, like a tail-heavy
+ * benchmark (below 64 µs the buckets are 1 µs wide: an absolute, not a relative, error).
+ */
+function latencies(n: number, seed = 1): number[] {
+  const r = random(seed);
+  const lo = Math.log10(64);
+  return Array.from({ length: n }, () => 10 ** (lo + r() * (9 - lo)));
+}
+
+/** The byte string a socket would deliver for text, as the harness reads it (latin1). */
+const wire = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+
+const queryOf = (req: Req): Record<string, string> => Object.fromEntries(new URL(req.path, 'http://x').searchParams);
+
+// ------------------------------------------------------------------ Histogram
+
+t.test('Histogram', async (t) => {
+  t.test('quantiles are within the bucket error of the exact values', async (t) => {
+    const values = latencies(20_000);
+    const h = new Histogram();
+    for (const v of values) h.record(v);
+    const sorted = [...values].sort((a, b) => a - b);
+    t.equal(h.total, values.length);
+    for (const q of [0.01, 0.1, 0.5, 0.9, 0.99, 0.999]) {
+      const exact = exactQuantile(sorted, q);
+      const got = h.quantile(q);
+      t.ok(Math.abs(got - exact) / exact <= 0.02, `q=${q}: ${got} within 2 % of ${exact}`);
+    }
+  });
+
+  t.test('values below 64 µs are exact, values beyond 2^31 µs are bucketed, not lost', async (t) => {
+    const h = new Histogram();
+    for (let v = 0; v < 64; v++) h.record(v);
+    t.equal(h.quantile(0.5), 31);
+    t.equal(h.quantile(1 / 64), 0);
+    const fine = new Histogram();
+    for (const v of [0.4, 1.7, 2.2, 63.9]) fine.record(v);
+    t.same([0.25, 0.5, 0.75].map((q) => fine.quantile(q)), [0, 1, 2], 'below 64 µs: 1 µs buckets');
+    const big = new Histogram();
+    for (const v of [3e9, 5e10, 1e12]) big.record(v);
+    for (const [q, v] of [[0.2, 3e9], [0.5, 5e10], [1, 1e12]] as const) {
+      t.ok(Math.abs(big.quantile(q) - v) / v <= 0.02, `q=${q}: ${big.quantile(q)} within 2 % of ${v}`);
+    }
+  });
+
+  t.test('merging toJSON forms equals recording everything in one', async (t) => {
+    const values = latencies(9_000, 7);
+    const all = new Histogram();
+    for (const v of values) all.record(v);
+    const parts = [new Histogram(), new Histogram(), new Histogram()];
+    values.forEach((v, i) => parts[i % 3].record(v));
+    const merged = new Histogram();
+    // as the parent gets them from its load processes: over IPC, as JSON
+    for (const p of parts) merged.add(JSON.parse(JSON.stringify(p.toJSON())));
+    t.equal(merged.total, all.total);
+    t.equal(merged.max, all.max);
+    t.same(Array.from(merged.counts), Array.from(all.counts));
+    for (const q of [0.5, 0.99, 1]) t.equal(merged.quantile(q), all.quantile(q), `q=${q}`);
+    const roundTrip = Histogram.fromJSON(all.toJSON());
+    t.equal(roundTrip.total, all.total);
+    t.equal(roundTrip.quantile(0.9), all.quantile(0.9));
+    t.equal(new Histogram().add(parts[0]).total, parts[0].total, 'add takes a Histogram too');
+  });
+
+  t.test('empty: NaN quantiles, an empty JSON form', async (t) => {
+    const h = new Histogram();
+    t.ok(Number.isNaN(h.quantile(0.5)));
+    t.ok(Number.isNaN(h.quantile(1)));
+    t.same(h.toJSON(), { pairs: [], max: 0 });
+    t.ok(Number.isNaN(Histogram.fromJSON({ pairs: [], max: 0 }).quantile(0.99)));
+    t.equal(h.counts.length, BUCKETS);
+  });
+
+  t.test('the maximum is tracked exactly and caps the top quantile', async (t) => {
+    const h = new Histogram();
+    for (const v of [5, 100, 1234.5]) h.record(v);
+    t.equal(h.max, 1234.5);
+    t.ok(h.quantile(1) <= 1234.5, 'no quantile above the largest value');
+    t.ok(Math.abs(h.quantile(1) - 1234.5) / 1234.5 <= 0.02);
+    const other = new Histogram();
+    other.record(99_999.25);
+    h.add(other.toJSON());
+    t.equal(h.max, 99_999.25, 'merging keeps the larger maximum');
+    t.equal(Histogram.fromJSON(h.toJSON()).max, 99_999.25);
+  });
+});
+
+// ------------------------------------------------------------------ HTTP/1.1 framing
+
+t.test('http1.parseResponse', async (t) => {
+  t.test('Content-Length', async (t) => {
+    const text = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Two:  spaced \r\n\r\n{"time":12}';
+    const r = parseResponse(text);
+    t.ok(r);
+    t.equal(r.response.status, 200);
+    t.equal(r.response.body, '{"time":12}');
+    t.equal(r.response.headers['content-type'], 'application/json', 'header names are lower-case');
+    t.equal(r.response.headers['x-two'], 'spaced', 'values are trimmed');
+    t.equal(r.rest, '');
+  });
+
+  t.test('chunked, whole and arriving in pieces', async (t) => {
+    const text = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nA\r\n, chunked!\r\n0\r\n\r\n';
+    const r = parseResponse(text);
+    t.ok(r);
+    t.equal(r.response.body, 'hello, chunked!');
+    t.equal(r.rest, '');
+    // every proper prefix is "need more bytes", never a short body
+    const early = [];
+    for (let i = 0; i < text.length; i++) if (parseResponse(text.slice(0, i)) !== null) early.push(i);
+    t.same(early, [], 'no prefix parses');
+    t.equal(parseResponse(text + 'HTTP/1.1 204 No Content\r\n\r\n')!.rest, 'HTTP/1.1 204 No Content\r\n\r\n');
+    t.throws(() => parseResponse('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n'), /chunk size/);
+  });
+
+  t.test('204 and 304 have no body', async (t) => {
+    for (const status of [204, 304]) {
+      const next = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+      // a 304 may carry a Content-Length of the entity it does not send
+      const r = parseResponse(`HTTP/1.1 ${status} X\r\nEtag: "1"\r\nContent-Length: 40\r\n\r\n${next}`);
+      t.ok(r, `${status}`);
+      t.equal(r.response.status, status);
+      t.equal(r.response.body, '');
+      t.equal(r.rest, next, `${status}: the next response is untouched`);
+    }
+  });
+
+  t.test('incomplete responses need more bytes', async (t) => {
+    t.equal(parseResponse(''), null);
+    t.equal(parseResponse('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n'), null, 'no end of head');
+    t.equal(parseResponse('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhell'), null, 'short body');
+    t.equal(parseResponse('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel'), null, 'short chunk');
+  });
+
+  t.test('two pipelined responses: rest holds the second', async (t) => {
+    const first = 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none';
+    const second = 'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\ntwo';
+    const a = parseResponse(first + second);
+    t.equal(a!.response.body, 'one');
+    t.equal(a!.rest, second);
+    const b = parseResponse(a!.rest);
+    t.equal(b!.response.status, 404);
+    t.equal(b!.response.body, 'two');
+    t.equal(b!.rest, '');
+  });
+
+  t.test('bodies are decoded as UTF-8 from the latin1 text, lengths count bytes', async (t) => {
+    const body = '{"messages":["héllo ✓ 😀"]}';
+    const text = wire(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const r = parseResponse(text);
+    t.equal(r!.response.body, body);
+    t.equal(r!.rest, '');
+    // a chunk boundary inside a multi-byte character
+    const bytes = Buffer.from('✓😀', 'utf8');
+    const chunked = `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n${bytes.subarray(0, 2).toString('latin1')}\r\n5\r\n${bytes.subarray(2).toString('latin1')}\r\n0\r\n\r\n`;
+    t.equal(parseResponse(chunked)!.response.body, '✓😀');
+  });
+
+  t.test('a response without any length throws', async (t) => {
+    t.throws(() => parseResponse('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close'), /without a length/);
+  });
+});
+
+t.test('http1.formatRequest', async (t) => {
+  t.equal(formatRequest({ path: '/comet?method=get&channel=a' }, '127.0.0.1:9'), 'GET /comet?method=get&channel=a HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n');
+  t.equal(
+    formatRequest({ path: '/sub?channel=a', headers: { 'If-None-Match': '0' } }, 'h:1'),
+    'GET /sub?channel=a HTTP/1.1\r\nHost: h:1\r\nIf-None-Match: 0\r\n\r\n',
+  );
+  const body = 'message=héllo ✓';
+  const post = formatRequest({ method: 'POST', path: '/pub', headers: { 'Content-Type': 'text/plain' }, body }, 'h:1');
+  t.equal(post, `POST /pub HTTP/1.1\r\nHost: h:1\r\nContent-Type: text/plain\r\nContent-Length: 18\r\n\r\n${body}`, 'Content-Length in UTF-8 bytes');
+  t.equal(Buffer.byteLength(body), 18);
+  t.equal(formatRequest({ method: 'POST', path: '/x' }, 'h:1'), 'POST /x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\n\r\n', 'a POST without a body says so');
+});
+
+// ------------------------------------------------------------------ adapters
+
+t.test('simpleComet adapter', async (t) => {
+  const a = simpleComet(new URL('http://127.0.0.1:8080/comet'));
+  const put = a.put('ch 1&x', 'mé ssage');
+  t.equal(new URL(put.path, 'http://x').pathname, '/comet', 'base path from the URL');
+  t.same(queryOf(put), { method: 'put', channel: 'ch 1&x', message: 'mé ssage' });
+  t.equal(put.method, undefined, 'GET');
+  t.same(queryOf(a.sync('c')), { method: 'sync', channel: 'c' });
+  const first = queryOf(a.get('c', null));
+  t.notOk('time' in first, 'no cursor: no time');
+  t.equal(first.method, 'get');
+  t.equal(first.timeout, '60', 'the long-poll asks for its own timeout');
+  const next = queryOf(a.get('c', 1700000000000123));
+  t.equal(next.time, '1700000000000123');
+  t.equal(next.timeout, '60');
+  t.equal(new URL(simpleComet(new URL('http://h:1/')).get('c', null).path, 'http://x').pathname, '/');
+
+  const ok = (body: string, status = 200): Res => ({ status, headers: {}, body });
+  t.same(a.readPut(ok('{"time":17}')), { ok: true });
+  t.same(a.readPut(ok('{"error":"x"}', 400)), { ok: false });
+  t.same(a.readGet(ok('{"time":17,"messages":["a","b"]}')), { ok: true, messages: ['a', 'b'], cursor: 17, timedOut: false });
+  t.same(a.readGet(ok('{"time":18,"messages":[]}')), { ok: true, messages: [], cursor: 18, timedOut: true });
+  t.same(a.readGet(ok('{"error":"bad request"}', 400)), { ok: false, messages: [], cursor: null, timedOut: false });
+
+  // buffered: two puts, then a get from the first one's time that the server answers at once
+  const sent: Req[] = [];
+  let time = 100;
+  const req = await a.buffered('tg', async (r: Req) => (sent.push(r), ok(`{"time":${++time}}`)));
+  t.same(sent.map((r) => queryOf(r).message), ['first', 'second']);
+  t.same(queryOf(req), { method: 'get', channel: 'tg', time: '101', timeout: '0' });
+
+  t.equal(a.waiting.path, '/metrics');
+  t.equal(a.waiting.read('# TYPE comet_waiting_gets gauge\ncomet_waiting_gets{thread="0"} 3\ncomet_waiting_gets{thread="1"} 4\n'), 7);
+});
+
+t.test('nchan adapter', async (t) => {
+  const a = nchan(new URL('http://127.0.0.1:81/'));
+  t.same(a.put('a b', 'héllo'), { method: 'POST', path: '/pub?channel=a%20b', headers: { 'Content-Type': 'text/plain' }, body: 'héllo' });
+  t.equal(nchan(new URL('http://h:1/nchan')).put('c', 'm').path, '/nchan/pub?channel=c', 'a base path without its slash');
+  t.same(a.sync('c'), { path: '/pub?channel=c', headers: { Accept: 'text/json' } });
+  t.same(a.get('c', null), { path: '/sub?channel=c' });
+  const cursor = { lastModified: 'Thu, 01 Jan 2026 00:00:00 GMT', etag: '3' };
+  t.same(a.get('c', cursor), { path: '/sub?channel=c', headers: { 'If-Modified-Since': cursor.lastModified, 'If-None-Match': '3' } });
+
+  const got = a.readGet({ status: 200, headers: { 'last-modified': cursor.lastModified, etag: '3' }, body: 'msg' });
+  t.same(got, { ok: true, messages: ['msg'], cursor, timedOut: false });
+  for (const status of [304, 408]) {
+    t.same(a.readGet({ status, headers: {}, body: '' }), { ok: true, messages: [], cursor: null, timedOut: true }, `${status} is a timed-out long-poll`);
+  }
+  t.same(a.readGet({ status: 500, headers: {}, body: 'oops' }), { ok: false, messages: [], cursor: null, timedOut: false });
+  t.ok(a.readPut({ status: 201, headers: {}, body: '' }).ok);
+  t.ok(a.readPut({ status: 202, headers: {}, body: '' }).ok);
+  t.notOk(a.readPut({ status: 403, headers: {}, body: '' }).ok);
+
+  const sent: Req[] = [];
+  const req = await a.buffered('tg', async (r: Req) => (sent.push(r), { status: 202, headers: {}, body: '' }));
+  t.equal(sent.length, 1);
+  t.equal(sent[0].method, 'POST');
+  t.equal(req.path, '/sub?channel=tg');
+  t.ok(req.headers['If-Modified-Since'], 'asks from before any message');
+  t.equal(a.waiting.path, '/nchan_status');
+  t.equal(a.waiting.read('total published messages: 9\nstored messages: 1\nsubscribers: 12\n'), 12);
+});
+
+t.test('promSum', async (t) => {
+  const text = [
+    '# HELP comet_waiting_gets Gets in progress.',
+    '# TYPE comet_waiting_gets gauge',
+    'comet_waiting_gets_total 1000',
+    'comet_waiting_gets{thread="0",x="a}b"} 2',
+    'comet_waiting_gets{thread="1"} 5 1700000000000',
+    'comet_waiting 77',
+    '',
+  ].join('\n');
+  t.equal(promSum(text, 'comet_waiting_gets'), 7, 'labelled samples summed; _total, HELP/TYPE and shorter names ignored');
+  t.equal(promSum('comet_requests_total 12\n', 'comet_requests_total'), 12, 'no labels');
+  t.equal(promSum(text, 'comet_waiting'), 77);
+  t.ok(Number.isNaN(promSum(text, 'comet_channels')), 'absent: NaN');
+  t.ok(Number.isNaN(promSum('comet_waiting_gets_total 3\n', 'comet_waiting_gets')), 'only a longer name: NaN');
+});
+
+t.test('loadAdapter', async (t) => {
+  t.same(builtInAdapters, ['simple-comet', 'nchan']);
+  const a = await loadAdapter('simple-comet', 'http://127.0.0.1:1/comet');
+  t.equal(new URL(a.put('c', 'm').path, 'http://x').pathname, '/comet');
+  t.equal((await loadAdapter('nchan', 'http://127.0.0.1:1/')).put('c', 'm').method, 'POST');
+
+  const dir = t.testdir({
+    'partial.js': 'export default () => ({ put: () => ({ path: "/" }), get: () => ({ path: "/" }) });\n',
+    'not-a-factory.js': 'export default { put() {} };\n',
+    'ok.js': 'export default (url) => ({ put: () => ({ path: url.pathname }), sync() {}, get() {}, readPut() {}, readGet() {} });\n',
+  });
+  const missing = path.join(dir, 'no-such-adapter.js');
+  await t.rejects(loadAdapter(missing, 'http://h:1/'), { message: /no-such-adapter\.js/ }, 'a bad path names the path');
+  await t.rejects(loadAdapter(path.join(dir, 'partial.js'), 'http://h:1/'), { message: /partial\.js: sync is missing/ });
+  await t.rejects(loadAdapter(path.join(dir, 'not-a-factory.js'), 'http://h:1/'), { message: /default export must be a function/ });
+  const ok = await loadAdapter(path.relative(process.cwd(), path.join(dir, 'ok.js')), 'http://h:1/base');
+  t.equal(ok.put().path, '/base', 'a relative module path works and the factory gets the URL');
+});
+
+// ------------------------------------------------------------------ CPU lists and pinning
+
+t.test('cpu', async (t) => {
+  t.same(parseCpuList('0-2,5'), [0, 1, 2, 5]);
+  t.same(parseCpuList('3'), [3]);
+  t.same(parseCpuList('0'), [0]);
+  t.same(parseCpuList('8-15'), [8, 9, 10, 11, 12, 13, 14, 15]);
+  t.equal(defaultPinning(1), null, 'one core: nothing to split');
+  t.same(defaultPinning(2), { server: '0', load: '1' });
+  t.same(defaultPinning(3), { server: '0', load: '1-2' });
+  t.same(defaultPinning(4), { server: '0-1', load: '2-3' });
+  t.same(defaultPinning(16), { server: '0-7', load: '8-15' });
+  for (const n of [2, 3, 4, 5, 16, 64]) {
+    const p = defaultPinning(n)!;
+    const all = [...parseCpuList(p.server), ...parseCpuList(p.load)].sort((a, b) => a - b);
+    t.same(all, Array.from({ length: n }, (_, i) => i), `${n} cores: disjoint halves covering every core`);
+  }
+  const before = [{ busy: 100, total: 200 }, { busy: 0, total: 100 }];
+  const after = [{ busy: 150, total: 300 }, { busy: 100, total: 200 }];
+  t.equal(busyShare(before, after, [0]), 0.5);
+  t.equal(busyShare(before, after, [0, 1]), 0.75);
+  t.ok(Number.isNaN(busyShare(before, after, [7])));
+  t.ok(processCpuUs(process.pid) > 0, 'this process has used CPU');
+  t.equal(processCpuUs(2 ** 22 + 12345), 0, 'a missing process has used none');
+});
+
+// ------------------------------------------------------------------ options
+
+t.test('settings.parseOptions', async (t) => {
+  t.test('defaults', async (t) => {
+    const o = parseOptions([], 'comet-bench');
+    t.same(o.scenario, SCENARIOS);
+    t.same(o.target, ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2']);
+    t.same(o.case, ['put-one', 'put-many', 'sync', 'get-buffered']);
+    t.equal(o.runs, 3);
+    t.equal(o.duration, 5);
+    t.equal(o.warmup, 1);
+    t.same(o.waiters, [1000, 10000]);
+    t.same(o.idle, [1000, 10000, 18000]);
+    t.equal(o.pin, true);
+    t.equal(o.url, '');
+    t.equal(o.json, 'bench/results/latest.json');
+    t.equal(o.quick, false);
+    t.equal(OPTIONS.length, Object.keys(o).length, 'one option per table row');
+    const s = settingsFrom(o);
+    t.equal(s.settleMs, 2000);
+    t.equal(s.runTimeoutS, 300);
+  });
+
+  t.test('--quick takes the quick defaults, explicit options still win', async (t) => {
+    const q = parseOptions(['--quick'], 'x');
+    t.equal(q.runs, 1);
+    t.equal(q.duration, 2);
+    t.equal(q.warmup, 0.5);
+    t.same(q.waiters, [1000]);
+    t.same(q.idle, [1000]);
+    t.equal(q.rounds, 3);
+    t.equal(settingsFrom(q).settleMs, 500);
+    const q2 = parseOptions(['--quick', '--runs', '2', '--waiters', '5,6'], 'x');
+    t.equal(q2.runs, 2);
+    t.same(q2.waiters, [5, 6]);
+  });
+
+  t.test('--url implies the external target unless --target is given', async (t) => {
+    t.same(parseOptions(['--url', 'http://h:1/comet'], 'x').target, ['external']);
+    t.same(parseOptions(['--url', 'http://h:1/', '--target', 'comet-1,external'], 'x').target, ['comet-1', 'external']);
+    t.same(parseOptions(['--target=ceiling', '--url', 'http://h:1/'], 'x').target, ['ceiling']);
+  });
+
+  t.test('kebab-case options, flags and numbers', async (t) => {
+    const o = parseOptions(['--run-timeout', '20', '--message-bytes=64', '--pin=false', '--channels', '1_000'], 'x');
+    t.equal(o.runTimeout, 20);
+    t.equal(o.messageBytes, 64);
+    t.equal(o.pin, false);
+    t.equal(o.channels, 1000);
+    t.equal(settingsFrom(o).pinning, null, '--pin=false: nothing pinned');
+  });
+
+  t.test('validation', async (t) => {
+    t.throws(() => parseOptions(['--runs', '0'], 'x'), /--runs must be within 1\.\.20/);
+    t.throws(() => parseOptions(['--duration', '0.1'], 'x'), /--duration must be within/);
+    t.throws(() => parseOptions(['--waiters', '70000'], 'x'), /waiter counts must be 1\.\.60000, got 70000/);
+    t.throws(() => parseOptions(['--idle', '0'], 'x'), /waiter counts/);
+    t.throws(() => parseOptions(['--waiters', '1.5'], 'x'), /waiter counts/);
+    t.throws(() => parseOptions(['--runs', 'three'], 'x'), /--runs wants a number/);
+    t.throws(() => parseOptions(['--bogus'], 'x'), /unknown option --bogus/);
+    t.throws(() => parseOptions(['--runs'], 'x'), /--runs needs a value/);
+  });
+});
+
+// ------------------------------------------------------------------ the plan
+
+t.test('runner.plan', async (t) => {
+  const settingsFor = (argv: string[]) => settingsFrom(parseOptions(argv, 'x'));
+  const s = settingsFor(['--case', 'put-one,sync,get-buffered', '--waiters', '10,20', '--idle', '5', '--threads', '1,2,4']);
+
+  const count = (scenario: string, targets: string[]) => plan({ scenarios: [scenario], targets, settings: s }).length;
+  t.equal(count('throughput', ['comet-1', 'ceiling']), 6, 'cases × targets');
+  t.equal(count('fanout', ['comet-1', 'ceiling', 'nchan-1']), 6, 'waiter counts × targets');
+  t.equal(count('channels', ['comet-1']), 2);
+  t.equal(count('idle', ['comet-1', 'ceiling']), 2);
+
+  const units = plan({ scenarios: ['throughput', 'fanout', 'channels', 'idle'], targets: ['comet-1', 'ceiling'], settings: s });
+  t.equal(units.length, 6 + 4 + 4 + 2);
+  t.equal(new Set(units.map((u: { key: string }) => u.key)).size, units.length, 'unique keys');
+  t.ok(units.every((u: { run: unknown }) => typeof u.run === 'function'));
+  t.same([...new Set(units.map((u: { scenario: string }) => u.scenario))], ['throughput', 'fanout', 'channels', 'idle'], 'in the order asked');
+  t.same(
+    units.filter((u: { scenario: string }) => u.scenario === 'fanout').map((u: { waiters: number; target: string }) => `${u.waiters} ${u.target}`),
+    ['10 comet-1', '10 ceiling', '20 comet-1', '20 ceiling'],
+  );
+  t.same(units[0].pin, s.pinning);
+
+  const scaling = plan({ scenarios: ['scaling'], targets: ['comet-1', 'ceiling', 'nchan-2'], settings: s });
+  t.equal(scaling.length, 3 * 2 * 2, 'threads × {comet, nchan} × {put-many, fanout}');
+  t.same(
+    [...new Set(scaling.map((u: { target: string }) => u.target))].sort(),
+    ['comet-1', 'comet-2', 'comet-4', 'nchan-1', 'nchan-2', 'nchan-4'],
+    'comet-N and nchan-N at each thread count, no ceiling',
+  );
+  for (const u of scaling) {
+    t.equal(u.target.endsWith(`-${u.threads}`), true, `${u.key}: target matches its thread count`);
+    t.ok(u.case === 'put-many' || (u.case === 'fanout' && u.waiters === s.scalingWaiters), u.key);
+  }
+  t.equal(plan({ scenarios: ['scaling'], targets: ['ceiling'], settings: s }).length, 0, 'nothing to scale');
+  t.throws(() => plan({ scenarios: ['bogus'], targets: ['comet-1'], settings: s }), /unknown scenario bogus/);
+});
+
+t.test('targets.describeTarget', async (t) => {
+  t.match(describeTarget('comet-3'), { kind: 'comet', threads: 3, adapterRef: 'simple-comet' });
+  t.match(describeTarget('ceiling'), { kind: 'ceiling', adapterRef: 'simple-comet' });
+  t.match(describeTarget('nchan-2'), { kind: 'nchan', threads: 2, adapterRef: 'nchan', label: 'nginx + Nchan, 2 workers' });
+  t.match(describeTarget('external', { url: 'http://h:1/', adapter: './a.js' }), { kind: 'external', label: 'http://h:1/', adapterRef: './a.js' });
+  t.throws(() => describeTarget('external'), /needs --url/);
+  t.throws(() => describeTarget('comet'), /unknown target comet/);
+});
+
+t.test('scenario helpers', async (t) => {
+  const ctx = { serverCapacity: 1, loadCapacity: 2 };
+  t.equal(boundBy(ctx, 0.95, 1.0), 'server');
+  t.equal(boundBy(ctx, 0.5, 1.9), 'load');
+  t.equal(boundBy(ctx, 0.9, 1.8), 'both');
+  t.equal(boundBy(ctx, 0.2, 0.2), 'neither');
+  t.equal(messageWith('tok', 8), 'tok.....');
+  t.equal(messageWith('long-token', 4), 'long-token', 'never cuts the token');
+  t.equal(exactQuantile([1, 2, 3, 4], 0.5), 2);
+  t.equal(exactQuantile([1, 2, 3, 4], 1), 4);
+  t.ok(Number.isNaN(exactQuantile([], 0.5)));
+});
+
+// ------------------------------------------------------------------ the release gate
+
+t.test('harness/gate.js evaluate', async (t) => {
+  const entry = (scenario: string, target: string, runs: Array<Record<string, number>>, extra: Record<string, unknown> = {}) => ({ scenario, target, runs, ...extra });
+  const results = {
+    entries: [
+      entry('throughput', 'comet-1', [{ serverCpuUs: 10, rps: 80 }, { serverCpuUs: 12, rps: 90 }, { serverCpuUs: 11, rps: 70 }], { case: 'put-many' }),
+      entry('throughput', 'ceiling', [{ serverCpuUs: 5.5, rps: 100 }], { case: 'put-many' }),
+      entry('throughput', 'comet-1', [{ serverCpuUs: 99 }], { case: 'sync' }),
+      entry('fanout', 'comet-1', [{ p99Ms: 40 }], { waiters: 1000 }),
+      entry('fanout', 'ceiling', [{ p99Ms: 20 }], { waiters: 1000 }),
+      entry('fanout', 'comet-1', [{ p99Ms: 400 }], { waiters: 10000 }),
+      entry('fanout', 'ceiling', [], { waiters: 10000 }),
+    ],
+  };
+  const check = (c: Record<string, unknown>) => ({ name: 'c', ...c });
+  const [cpu, cpuStrict, rps, p99, sync, noRuns, noFigure] = evaluate(results, [
+    check({ scenario: 'throughput', case: 'put-many', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.5 }),
+    check({ scenario: 'throughput', case: 'put-many', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.51 }),
+    check({ scenario: 'throughput', case: 'put-many', figure: 'rps', minRatio: 0.8 }),
+    check({ scenario: 'fanout', waiters: 1000, figure: 'p99Ms', lowerIsBetter: true, minRatio: 0.4 }),
+    check({ scenario: 'throughput', case: 'sync', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.01 }),
+    check({ scenario: 'fanout', waiters: 10000, figure: 'p99Ms', lowerIsBetter: true, minRatio: 0.01 }),
+    check({ scenario: 'fanout', waiters: 1000, figure: 'rps', minRatio: 0 }),
+  ]);
+  t.match(cpu, { comet: 11, ceiling: 5.5, ratio: 0.5, pass: true }, 'lower is better: ceiling / comet over the median');
+  t.match(cpuStrict, { ratio: 0.5, pass: false });
+  t.match(rps, { comet: 80, ceiling: 100, ratio: 0.8, pass: true }, 'higher is better: comet / ceiling');
+  t.match(p99, { comet: 40, ceiling: 20, ratio: 0.5, pass: true }, 'the entry of the check\'s waiter count');
+  t.equal(sync.pass, false, 'no ceiling entry: fails');
+  t.ok(Number.isNaN(sync.ceiling));
+  t.equal(noRuns.pass, false, 'an entry without runs: fails');
+  t.equal(noFigure.pass, false, 'a figure the runs lack: fails');
+  t.same(evaluate({ entries: [] }, [check({ scenario: 'fanout', figure: 'p99Ms', minRatio: 0 })]).map((v: { pass: boolean }) => v.pass), [false], 'nothing measured: fails even at 0');
+
+  const checks = loadChecks();
+  t.ok(checks.length > 0, 'bench/gate.json has checks');
+  for (const c of checks) {
+    t.match(c, { name: String, scenario: /^(throughput|fanout)$/, figure: String, minRatio: Number }, c.name);
+    t.ok(c.minRatio > 0 && c.minRatio <= 1, `${c.name}: a ratio threshold`);
+  }
+  const file = path.join(t.testdir({ 'checks.json': JSON.stringify({ checks: [{ name: 'only' }] }) }), 'checks.json');
+  t.same(loadChecks(file), [{ name: 'only' }], 'another checks file');
+  t.ok(fs.existsSync(file));
+});
