@@ -73,8 +73,9 @@ export class MemoryEngine implements Engine {
   }
 
   append(channel: string, body: string): number {
-    const ch = this.touch(channel);
-    const time = nextTime(ch.time);
+    const now = Date.now();
+    const ch = this.touch(channel, now);
+    const time = nextTime(ch.time, now);
     ch.ring.push(time, body);
     ch.time = time;
     ch.bytes += body.length;
@@ -174,10 +175,9 @@ export class MemoryEngine implements Engine {
    * Map on every put showed in profiles, and eviction and the memory policy
    * only need the order to within a second.
    */
-  private touch(channel: string): Channel {
+  private touch(channel: string, now: number): Channel {
     const ch = this.channels.get(channel);
     if (ch === undefined) return this.open(channel);
-    const now = Date.now();
     if (now - ch.lastWrite >= REORDER_MS) {
       this.channels.delete(channel);
       this.channels.set(channel, ch);

@@ -21,6 +21,7 @@ const STATUS: Record<number, string> = {
 };
 const JSON_TYPE = 'application/json; charset=utf-8';
 const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
+const CONTENT_TYPE = Buffer.from('Content-Type');
 export const ALLOWED_METHODS = 'GET, POST, HEAD, OPTIONS';
 
 export class Responder {
@@ -105,6 +106,6 @@ export class Responder {
       block = Buffer.from(`${contentType}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: ${this.corsOrigin}\r\nX-Content-Type-Options: nosniff`);
       this.headerBlocks.set(contentType, block);
     }
-    res.writeHeader('Content-Type', block);
+    res.writeHeader(CONTENT_TYPE, block);
   }
 }
