@@ -56,6 +56,8 @@ function otherValue(key: keyof Config): string {
       return String(2 * 1024 * 1024);
     case 'shutdownTimeout':
       return '20';
+    case 'connectionsInterval':
+      return '60';
     default:
       return '12345';
   }
