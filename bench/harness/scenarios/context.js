@@ -28,11 +28,15 @@ export async function createContext(target, settings, pinning) {
     serverCapacity: pinning ? parseCpuList(pinning.server).length : (target.threads ?? settings.cores),
     loadCpus: pinning ? pinning.load : null,
     loadCapacity: pinning ? parseCpuList(pinning.load).length : settings.cores,
-    /** Waiting gets as the target counts them, or null when its adapter cannot tell. */
+    /**
+     * Waiting gets as the target counts them, or null when it cannot tell (no
+     * counter in its adapter, or the counter's page is not there).
+     */
     async waiting() {
       if (!adapter.waiting) return null;
       const res = await probe.request({ path: adapter.waiting.path });
-      return res.status === 200 ? adapter.waiting.read(res.body) : NaN;
+      const count = res.status === 200 ? adapter.waiting.read(res.body) : NaN;
+      return Number.isFinite(count) ? count : null;
     },
     /** Set by close(): the run is over (or was abandoned after its time ran out). */
     closed: false,
