@@ -6,7 +6,7 @@
  * bench/charts or bench/results. Its parts are unit-tested in
  * test/unit/bench-harness.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -229,6 +229,27 @@ t.test('nginx + Nchan', { timeout: 60_000 }, async (t) => {
   checkResults(t, results, ['throughput put-many nchan-1', 'throughput sync nchan-1', 'throughput get-buffered nchan-1', 'fanout 100 nchan-1']);
   t.match(results.targets, [{ id: 'nchan-1', kind: 'nchan', threads: 1 }]);
   checkReport(t, report, charts, ['Request throughput', 'Fan-out']);
+});
+
+// ------------------------------------------------------------------ b2. wrk as the load generator
+
+t.test('--generator wrk', { timeout: 60_000 }, async (t) => {
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
+    const why = 'wrk is not installed: apt-get install wrk';
+    if (process.env.CI === 'true') t.fail(why);
+    else t.skip(why);
+    return;
+  }
+  // Nchan's requests carry headers and bodies: the generated Lua script must carry them too
+  const targets = findNginx() && findNchanModule() ? ['comet-1', 'nchan-1'] : ['comet-1'];
+  const json = path.join(t.testdir(), 'results.json');
+  const r = await bench(
+    ['--generator', 'wrk', '--target', targets.join(','), '--scenario', 'throughput', '--case', 'put-many,get-buffered', ...TINY, '--duration', '1', '--json', json],
+    { timeoutMs: 50_000 },
+  );
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const results = readResults(t, json);
+  checkResults(t, results, targets.flatMap((id) => [`throughput put-many ${id}`, `throughput get-buffered ${id}`]));
 });
 
 // ------------------------------------------------------------------ c. a server given by URL

@@ -25,6 +25,7 @@ export const OPTIONS = [
   ['duration', 5, 2, 'seconds of load per throughput run (after --warmup)'],
   ['warmup', 1, 0.5, 'seconds of unmeasured load before each throughput run'],
   ['connections', 50, undefined, 'throughput: keep-alive connections, over all load processes'],
+  ['generator', 'autocannon', undefined, 'throughput load generator: autocannon (one process per load core) or wrk (Debian\'s, one thread per load core; saturates a fast server sooner)'],
   ['case', CASES, undefined, `throughput cases: ${CASES.join(', ')}`],
   ['channels', 1000, undefined, 'throughput put-many: channels the puts rotate over'],
   ['messageBytes', 32, undefined, 'bytes per published message'],
@@ -59,6 +60,7 @@ export function parseOptions(argv, command) {
   for (const [name, min, max] of [['runs', 1, 20], ['duration', 0.5, 600], ['connections', 1, 10_000], ['channels', 1, 1_000_000], ['rounds', 1, 100]]) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
+  if (!['autocannon', 'wrk'].includes(o.generator)) throw new Error(`--generator must be autocannon or wrk, got ${o.generator}`);
   for (const n of [...o.waiters, ...o.idle]) {
     if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`waiter counts must be 1..60000, got ${n}`);
   }
@@ -73,6 +75,7 @@ export function settingsFrom(o) {
     durationS: o.duration,
     warmupS: o.warmup,
     connections: o.connections,
+    generator: o.generator,
     cases: o.case,
     channels: o.channels,
     messageBytes: o.messageBytes,

@@ -1,5 +1,6 @@
-// Scenario 1, request throughput: autocannon (one process per load core) with
-// a fixed connection count and duration against one kind of request:
+// Scenario 1, request throughput: autocannon (one process per load core), or
+// wrk (one thread per load core) with --generator wrk, with a fixed connection
+// count and duration against one kind of request:
 //   put-one       put to one channel
 //   put-many      put rotating over settings.channels channels
 //   sync          sync of a channel that holds a message
@@ -7,6 +8,7 @@
 // Reports requests/s, latency p50/p99, and the target's CPU per request.
 
 import { runAutocannon } from '../load/autocannon-load.js';
+import { runWrk } from '../load/wrk-load.js';
 import { boundBy, messageWith } from './context.js';
 
 export const CASES = ['put-one', 'put-many', 'sync', 'get-buffered'];
@@ -50,7 +52,8 @@ export async function run(ctx, kind) {
   const requests = await requestsFor(ctx, kind);
   await probe(ctx, kind, requests[0]);
   const s = ctx.settings;
-  const r = await runAutocannon({
+  const generate = s.generator === 'wrk' ? runWrk : runAutocannon;
+  const r = await generate({
     url: ctx.target.url,
     requests,
     connections: s.connections,
@@ -61,5 +64,7 @@ export async function run(ctx, kind) {
     targetPids: ctx.target.pids,
   });
   if (r.requests === 0) throw new Error(`${kind}: no request was answered`);
+  // answers of another kind than the probe's are not throughput of this case
+  if (r.non2xx > 0) throw new Error(`${kind}: ${r.non2xx} of ${r.requests} answers were not 2xx`);
   return { ...r, bound: boundBy(ctx, r.serverCores, r.loadCores) };
 }
