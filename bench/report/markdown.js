@@ -329,11 +329,14 @@ const SCENARIOS = [
   },
 ];
 
-/** "0.71x ceiling rps, 1.38x ceiling CPU/req" from medians; '—' without a counterpart, 'n/a' when it has no figures. */
+/**
+ * "0.71x ceiling rps, 1.38x ceiling CPU/req" from medians; '—' without a counterpart, 'n/a' when it has
+ * no figures. A ratio of a figure that is not positive (memory growth lost in the noise of a small N) says nothing.
+ */
 function ratioCell(e, other, name, key) {
   if (!other) return '—';
   const parts = key
-    .map(([field, label]) => [med(e, field) / med(other, field), label])
+    .map(([field, label]) => [med(e, field) > 0 && med(other, field) > 0 ? med(e, field) / med(other, field) : NaN, label])
     .filter(([r]) => isNum(r))
     .map(([r, label]) => `${r.toFixed(2)}x ${name} ${label}`);
   return parts.join(', ') || 'n/a';

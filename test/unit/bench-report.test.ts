@@ -347,3 +347,11 @@ t.test('writeCharts: one SVG per scenario figure present, well-formed and determ
   t.same(writeCharts({ ...FIXTURE, entries: FIXTURE.entries.filter((e) => e.scenario === 'idle') }, other), [{ file: 'idle.svg', title: 'Idle capacity: resident memory per waiting get' }]);
   t.same(fs.readdirSync(other), ['idle.svg']);
 });
+
+t.test('a ratio to a figure that is not positive reads n/a', async (t) => {
+  const md: string = renderReport(results([idle('comet-1', 600, 1000), idle('ceiling', -250, 1000)]));
+  const row = md.split('\n').find((l: string) => l.startsWith('| 1,000 | comet-server'));
+  t.ok(row, 'the comet row is there');
+  t.notMatch(row!, /-\d+\.\d+x/, 'no negative ratio');
+  t.match(row!, /\| n\/a \|/, 'n/a instead');
+});
