@@ -34,6 +34,7 @@ export function versions() {
     autocannon: packageVersion('autocannon'),
     nginx: findNginx() ? commandVersion(findNginx(), ['-v'], /nginx\/(\S+)/) : 'not installed',
     'libnginx-mod-nchan': dpkg['libnginx-mod-nchan'],
+    wrk: commandVersion('wrk', ['-v'], /wrk (\S+)/),
   };
 }
 
