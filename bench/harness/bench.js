@@ -8,6 +8,8 @@ import { renderReport, writeCharts } from '../report/markdown.js';
 import { finishMeta, startMeta } from './meta.js';
 import { plan, runPlan } from './runner.js';
 import { settingsFrom } from './settings.js';
+import { hasTaskset, pin } from './cpu.js';
+import { hasWrk } from './load/wrk-load.js';
 import { describeTarget, missingFor } from './targets.js';
 
 const NOTES = new URL('../report/notes.md', import.meta.url);
@@ -22,6 +24,14 @@ export async function measure(o, command) {
   for (const id of targets) {
     const missing = missingFor(id);
     if (missing) throw new Error(`target ${id}: ${missing}`);
+  }
+  if (o.generator === 'wrk' && o.scenario.some((s) => s === 'throughput' || s === 'scaling') && !hasWrk()) {
+    throw new Error('--generator wrk: wrk is not installed (apt-get install wrk)');
+  }
+  if (settings.pinning) {
+    if (!hasTaskset()) throw new Error('pinning needs taskset (apt-get install util-linux), or --pin=false');
+    // this process publishes and probes too: it belongs with the load, away from the target
+    pin([process.pid], settings.pinning.load);
   }
   const meta = startMeta(command, settings);
   progress(

@@ -26,9 +26,13 @@ export class Connection {
     return p;
   }
 
+  /** Closes the connection; a request waiting on it fails at once. */
   close() {
+    const w = this.waiter;
+    this.waiter = null;
     this.socket?.destroy();
     this.socket = null;
+    w?.reject(new Error(`connection to ${this.host}:${this.port} closed by the harness`));
   }
 
   #connect() {
@@ -41,7 +45,9 @@ export class Connection {
       this.#deliver();
     });
     const fail = (err) => {
-      if (this.socket === s) this.socket = null;
+      // a socket given up on (closed after a timeout) must not fail the request that replaced it
+      if (this.socket !== s) return;
+      this.socket = null;
       const w = this.waiter;
       this.waiter = null;
       w?.reject(err ?? new Error(`connection to ${this.host}:${this.port} closed before an answer`));

@@ -1,12 +1,15 @@
-// CPU accounting and pinning on Linux: a target's CPU time is read from
-// /proc/PID/stat of every one of its processes (all threads included), the
-// load generator's the same way, and the busy share of each core from
-// /proc/stat, so that a report can say which side ran out of CPU.
+// CPU accounting and pinning on Linux: the CPU time of a target (every one of
+// its processes and threads) and of the load generator, read before and after
+// a measurement, so that a report can give CPU per operation and say which
+// side ran out of CPU; and the split of the cores between the two.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { procCpuUs } from '../lib/common.js';
+
+/** Kernels built without schedstats have no schedstat files. */
+const HAS_SCHEDSTAT = fs.existsSync('/proc/self/schedstat');
 
 /**
  * CPU time (µs) a process has used so far, all threads, to the nanosecond:
@@ -21,12 +24,13 @@ export function processCpuUs(pid) {
   } catch {
     return 0;
   }
+  if (!HAS_SCHEDSTAT) return procCpuUs(pid);
   let ns = 0;
   for (const tid of tids) {
     try {
       ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]);
     } catch {
-      return procCpuUs(pid);
+      // the thread ended between the listing and the read
     }
   }
   return ns / 1000;
@@ -41,31 +45,6 @@ export function cpuOf(pids) {
 
 export function coreCount() {
   return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
-}
-
-/** Busy and total jiffies per core from /proc/stat, indexed by core number. */
-export function coreTimes() {
-  const out = [];
-  for (const line of fs.readFileSync('/proc/stat', 'utf8').split('\n')) {
-    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
-    if (!m) continue;
-    const f = m[2].trim().split(/\s+/).map(Number);
-    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0);
-    out[Number(m[1])] = { busy, total: busy + f[3] + f[4] };
-  }
-  return out;
-}
-
-/** Busy share (0..1) of the given cores between two coreTimes() readings, averaged over them. */
-export function busyShare(before, after, cores) {
-  let busy = 0;
-  let total = 0;
-  for (const c of cores) {
-    if (!before[c] || !after[c]) continue;
-    busy += after[c].busy - before[c].busy;
-    total += after[c].total - before[c].total;
-  }
-  return total > 0 ? busy / total : NaN;
 }
 
 /** "0-2,5" -> [0, 1, 2, 5] */

@@ -6,6 +6,9 @@
 
 import { progress, withTimeout } from '../lib/common.js';
 import * as channels from './scenarios/channels.js';
+import { killAutocannon } from './load/autocannon-load.js';
+import { killClients } from './load/longpoll-clients.js';
+import { killWrk } from './load/wrk-load.js';
 import { createContext } from './scenarios/context.js';
 import * as fanout from './scenarios/fanout.js';
 import * as idle from './scenarios/idle.js';
@@ -16,11 +19,11 @@ export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling']
 
 /**
  * The units of work, one per (scenario, case, target), without runs:
- * {key, scenario, case?, waiters?, threads?, target, pin, run(ctx)}.
+ * {scenario, case?, waiters?, threads?, target, pin, run(ctx)}.
  */
 export function plan({ scenarios, targets, settings }) {
   const units = [];
-  const add = (u) => units.push({ ...u, key: [u.scenario, u.case ?? '', u.waiters ?? '', u.threads ?? '', u.target].join('/') });
+  const add = (u) => units.push(u);
   for (const scenario of scenarios) {
     if (scenario === 'throughput') {
       for (const c of settings.cases) for (const target of targets) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, c) });
@@ -61,7 +64,7 @@ function describe(u) {
  * description with runs: [metrics]. external: the --url target's options.
  */
 export async function runPlan(units, { settings, external }) {
-  const entries = units.map(({ run, key, pin, ...rest }) => ({ ...rest, ...(rest.scenario === 'scaling' ? { pin } : {}), runs: [] }));
+  const entries = units.map(({ run, pin, ...rest }) => ({ ...rest, ...(rest.scenario === 'scaling' ? { pin } : {}), runs: [] }));
   const failures = [];
   const total = units.length * settings.runs;
   const started = Date.now();
@@ -99,6 +102,10 @@ async function runOnce(unit, settings, external) {
     throw err;
   } finally {
     ctx?.close();
+    // nothing of this run may load the machine during the next one
+    killAutocannon();
+    killWrk();
+    killClients();
     await withTimeout(target.stop(), 15_000, `stopping ${target.label}`).catch(() => target.kill());
   }
 }

@@ -518,7 +518,7 @@ function header(results) {
   const lines = [
     '# Benchmarks',
     '',
-    'comet-server measured against the raw uWebSockets.js ceiling (`bench/targets/raw-uws.js`: fixed answers, gets held until a put on their channel, no storage) and nginx with Nchan, side by side in one run of the benchmark harness (`comet-bench`, see [bench/README.md](bench/README.md) for the method). This file is generated: `npm run bench` runs every scenario on every target and rewrites it with its charts; single scenarios or targets run with e.g. `npm run bench -- --scenario fanout --target comet-1,nchan-1`. Each figure is the median (min–max) over runs; each run starts its target afresh.',
+    'comet-server measured against the raw uWebSockets.js ceiling (`bench/targets/raw-uws.js`: fixed answers, gets held until a put on their channel, no storage) and nginx with Nchan, side by side in one run of the benchmark harness (`comet-bench`, see [bench/README.md](bench/README.md) for the method). This file is generated: `npm run bench` runs every scenario on every target and rewrites it with its charts; single scenarios or targets run with e.g. `node bench/cli.js --scenario fanout --target comet-1,nchan-1` (add `--report FILE` for a report of their own). Each figure is the median (min–max) over runs; each run starts its target afresh.',
     '',
     `- Command: \`${m.command ?? 'npm run bench'}\``,
     `- Date: ${m.date ?? 'unknown'}; took ${duration(m.durationS)}`,

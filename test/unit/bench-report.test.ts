@@ -155,7 +155,7 @@ t.test('renderReport: every section of the fixture, in order', async (t) => {
   ]);
   for (const s of [
     '`npm run bench`',
-    '`npm run bench -- --scenario fanout --target comet-1,nchan-1`',
+    '`node bench/cli.js --scenario fanout --target comet-1,nchan-1`',
     '2026-11-26T07:00:00Z; took 13 min 32 s',
     '2 cores, AMD EPYC 7B13, 23.5 GiB RAM, Linux 6.1.0-27-cloud-amd64 x64, Node v20.20.2 (V8 11.3.244.8-node.33), open-files limit 20,000',
     'libnginx-mod-nchan 1:1.3.6-2',

@@ -1,4 +1,4 @@
-// One load-generator process of the throughput scenarios (./throughput-load.js
+// One load-generator process of the throughput scenarios (./autocannon-load.js
 // forks one per load core, since autocannon uses one core at most). Each of
 // its connections replays the given requests in a loop, keep-alive, one at a
 // time. Latencies go into a mergeable histogram, so that the parent's
@@ -7,7 +7,7 @@
 // parent -> child  {cmd:'run', url, requests, connections, warmupS, durationS}
 //                  {cmd:'go'}      start the measured part (after 'warm')
 // child  -> parent {type:'warm'}   warm-up done, waiting for 'go'
-//                  {type:'done', requests, errors, non2xx, timeouts, histogram}
+//                  {type:'done', requests, errors, non2xx, timeouts, durationS, histogram}
 //                  {type:'fatal', message}
 // Exits when the parent goes away, and after 10 minutes in any case.
 
@@ -52,6 +52,8 @@ process.on('message', async (m) => {
       errors: result.errors,
       non2xx: result.non2xx,
       timeouts: result.timeouts,
+      // its own span of sending (s), without connecting or reporting
+      durationS: result.duration,
       histogram: histogram.toJSON(),
     });
   } catch (err) {

@@ -12,9 +12,11 @@ import { Histogram } from '../histogram.js';
 
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'autocannon-child.js');
 const live = new Set();
-process.on('exit', () => {
+/** Kills every load process still running (a run abandoned after its time ran out leaves some). */
+export function killAutocannon() {
   for (const c of live) c.kill('SIGKILL');
-});
+}
+process.on('exit', killAutocannon);
 
 function nextMessage(child, type, ms) {
   return withTimeout(
@@ -77,7 +79,7 @@ export async function runAutocannon({ url, requests, connections, procs, loadCpu
     const total = results.reduce((a, r) => a + r.requests, 0);
     return {
       requests: total,
-      rps: total / (wallMs / 1000),
+      rps: results.reduce((a, r) => a + r.requests / r.durationS, 0),
       p50Ms: histogram.quantile(0.5) / 1000,
       p99Ms: histogram.quantile(0.99) / 1000,
       errors: results.reduce((a, r) => a + r.errors, 0),

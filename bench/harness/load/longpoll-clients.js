@@ -27,9 +27,11 @@ export const LOCAL_ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.
 export const MAX_PER_CLIENT = 6000;
 
 const live = new Set();
-process.on('exit', () => {
+/** Kills every client process still running (a run abandoned after its time ran out leaves some). */
+export function killClients() {
   for (const c of live) c.kill('SIGKILL');
-});
+}
+process.on('exit', killClients);
 
 function spawnChild() {
   const child = fork(childScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -66,7 +68,8 @@ function spawnChild() {
  */
 export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minClients = 1, loadCpus = null } = {}) {
   if (perClient > MAX_PER_CLIENT) throw new Error(`at most ${MAX_PER_CLIENT} sockets per client process`);
-  const k = Math.max(minClients, Math.ceil(n / perClient));
+  // never more processes than sockets: a process given none would never report them open
+  const k = Math.min(n, Math.max(minClients, Math.ceil(n / perClient)));
   const clients = Array.from({ length: k }, spawnChild);
   const early = [];
   for (const c of clients) c.listeners.add((m) => m.type === 'early' && early.push(m));
@@ -120,15 +123,16 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       // a failed round must not leave unhandled rejections behind
       for (const d of delivered) d.catch(() => {});
       await Promise.all(clients.map((c) => (c.child.send({ cmd: 'arm', expect }), c.next('armed', 10_000))));
-      return {
-        delivered: Promise.all(delivered).then((all) => ({
+      const outcome = Promise.all(delivered).then((all) => ({
           ok: all.reduce((a, d) => a + d.ok, 0),
           bad: all.reduce((a, d) => a + d.bad, 0),
           closed: all.reduce((a, d) => a + d.closed, 0),
           firstBad: all.find((d) => d.firstBad)?.firstBad,
           arrivals: all.flatMap((d) => d.arrivals),
-        })),
-      };
+        }));
+      // a round abandoned before its publish must not leave an unhandled rejection behind
+      outcome.catch(() => {});
+      return { delivered: outcome };
     },
 
     /** Every socket asks again from the cursor of its last answer. */
@@ -141,7 +145,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       for (const c of clients) if (c.child.connected) c.child.send({ cmd: 'close' });
       await Promise.all(
         clients.map((c) =>
-          withTimeout(new Promise((r) => (c.child.exitCode !== null ? r() : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
+          withTimeout(new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r() : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
             c.child.kill('SIGKILL'),
           ),
         ),

@@ -6,7 +6,7 @@
 
 import fs from 'node:fs';
 import { sleep } from '../../lib/common.js';
-import { readRss, steadyRss } from '../../lib/server.js';
+import { steadyRss } from '../../lib/server.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { publishRound } from './fanout.js';
 import { freshToken, untilWaiting } from './context.js';
@@ -57,7 +57,7 @@ export async function run(ctx, waiters) {
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     await sleep(ctx.settings.settleMs);
     clients.throwIfEarly('idle gets');
-    const rssAfter = sum(pids(), readRss);
+    const rssAfter = await steadyRss(pids);
     const pssAfter = sum(pids(), readPss);
     const token = freshToken('i');
     const { outcome, windowMs } = await publishRound(ctx, clients, channel, token);
