@@ -1,5 +1,5 @@
 // Starting and probing a server under test: comet-server (dist/cli/main.js) or
-// the raw uWebSockets.js floor (bench/targets/raw-uws.js). Loopback only.
+// the raw uWebSockets.js ceiling (bench/targets/raw-uws.js). Loopback only.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
