@@ -28,12 +28,11 @@ export async function measure(o, command) {
   if (o.generator === 'wrk' && o.scenario.some((s) => s === 'throughput' || s === 'scaling') && !hasWrk()) {
     throw new Error('--generator wrk: wrk is not installed (apt-get install wrk)');
   }
-  if (settings.pinning) {
-    if (!hasTaskset()) throw new Error('pinning needs taskset (apt-get install util-linux), or --pin=false');
-    // this process publishes and probes too: it belongs with the load, away from the target
-    pin([process.pid], settings.pinning.load);
-  }
+  if (settings.pinning && !hasTaskset()) throw new Error('pinning needs taskset (apt-get install util-linux), or --pin=false');
+  // before pinning: the machine's cores, not the ones left to this process
   const meta = startMeta(command, settings);
+  // this process publishes and probes too: it belongs with the load, away from the target
+  if (settings.pinning) pin([process.pid], settings.pinning.load);
   progress(
     `${units.length} measurements × ${settings.runs} runs; targets ${targets.join(', ')}; ` +
       (settings.pinning ? `server pinned to cores ${settings.pinning.server}, load to ${settings.pinning.load}` : 'nothing pinned'),

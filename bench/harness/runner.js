@@ -6,9 +6,7 @@
 
 import { progress, withTimeout } from '../lib/common.js';
 import * as channels from './scenarios/channels.js';
-import { killAutocannon } from './load/autocannon-load.js';
-import { killClients } from './load/longpoll-clients.js';
-import { killWrk } from './load/wrk-load.js';
+import { killAll } from './load/children.js';
 import { createContext } from './scenarios/context.js';
 import * as fanout from './scenarios/fanout.js';
 import * as idle from './scenarios/idle.js';
@@ -103,9 +101,7 @@ async function runOnce(unit, settings, external) {
   } finally {
     ctx?.close();
     // nothing of this run may load the machine during the next one
-    killAutocannon();
-    killWrk();
-    killClients();
+    killAll();
     await withTimeout(target.stop(), 15_000, `stopping ${target.label}`).catch(() => target.kill());
   }
 }

@@ -3,40 +3,13 @@
 // then measures all of them together while reading the CPU time of the
 // target's processes and of the load processes from /proc.
 
-import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { withTimeout } from '../../lib/common.js';
 import { cpuOf, pin } from '../cpu.js';
 import { Histogram } from '../histogram.js';
+import { forkTracked, nextMessage } from './children.js';
 
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'autocannon-child.js');
-const live = new Set();
-/** Kills every load process still running (a run abandoned after its time ran out leaves some). */
-export function killAutocannon() {
-  for (const c of live) c.kill('SIGKILL');
-}
-process.on('exit', killAutocannon);
-
-function nextMessage(child, type, ms) {
-  return withTimeout(
-    new Promise((resolve, reject) => {
-      const onExit = (code) => reject(new Error(`autocannon process exited (${code}) while waiting for ${type}`));
-      const l = (m) => {
-        if (m.type !== type && m.type !== 'fatal') return;
-        child.off('message', l);
-        child.off('exit', onExit);
-        if (m.type === 'fatal') reject(new Error(`autocannon failed: ${m.message}`));
-        else resolve(m);
-      };
-      child.on('message', l);
-      child.once('exit', onExit);
-    }),
-    ms,
-    `autocannon message ${type}`,
-  );
-}
-
 /**
  * Runs the requests (replayed in a loop by every connection) against url.
  * procs load processes share `connections`; loadCpus pins them. targetPids()
@@ -45,17 +18,12 @@ function nextMessage(child, type, ms) {
  * serverCores, loadCores, wallMs}; serverCpuUs is per request.
  */
 export async function runAutocannon({ url, requests, connections, procs, loadCpus, warmupS, durationS, targetPids }) {
-  const children = Array.from({ length: procs }, () => {
-    const c = fork(childScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    live.add(c);
-    c.once('exit', () => live.delete(c));
-    return c;
-  });
+  const children = Array.from({ length: procs }, () => forkTracked(childScript));
   try {
     if (loadCpus !== null) pin(children.map((c) => c.pid), loadCpus);
     const limit = (warmupS + durationS + 30) * 1000;
-    const warm = children.map((c) => nextMessage(c, 'warm', limit));
-    const done = children.map((c) => nextMessage(c, 'done', limit));
+    const warm = children.map((c) => nextMessage(c, 'warm', limit, 'autocannon process'));
+    const done = children.map((c) => nextMessage(c, 'done', limit, 'autocannon process'));
     for (const d of done) d.catch(() => {});
     children.forEach((c, i) => {
       const share = Math.floor(connections / procs) + (i < connections % procs ? 1 : 0);

@@ -11,13 +11,13 @@
 //   await clients.askAgain();                        // every socket waits again
 //   await clients.close();
 //
-// Every child is killed if this process exits.
+// Every child is killed if this process exits (./children.js).
 
-import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withTimeout } from '../../lib/common.js';
 import { pin } from '../cpu.js';
+import { forkTracked, nextMessage } from './children.js';
 
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'longpoll-child.js');
 
@@ -26,40 +26,9 @@ export const LOCAL_ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.
 /** Most sockets one client process holds (a process may have at most 20,000 open files). */
 export const MAX_PER_CLIENT = 6000;
 
-const live = new Set();
-/** Kills every client process still running (a run abandoned after its time ran out leaves some). */
-export function killClients() {
-  for (const c of live) c.kill('SIGKILL');
-}
-process.on('exit', killClients);
-
 function spawnChild() {
-  const child = fork(childScript, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  const listeners = new Set();
-  child.on('message', (m) => {
-    for (const l of listeners) l(m);
-  });
-  /** The next message of this type (rejects on 'fatal', on exit, or after ms). */
-  const next = (type, ms) =>
-    withTimeout(
-      new Promise((resolve, reject) => {
-        const onExit = (code) => reject(new Error(`long-poll client exited (${code}) while waiting for ${type}`));
-        const l = (m) => {
-          if (m.type !== type && m.type !== 'fatal') return;
-          listeners.delete(l);
-          child.off('exit', onExit);
-          if (m.type === 'fatal') reject(new Error(`long-poll client failed: ${m.message}`));
-          else resolve(m);
-        };
-        listeners.add(l);
-        child.once('exit', onExit);
-      }),
-      ms,
-      `long-poll client message ${type}`,
-    );
-  return { child, next, listeners };
+  const child = forkTracked(childScript);
+  return { child, next: (type, ms) => nextMessage(child, type, ms, 'long-poll client') };
 }
 
 /**
@@ -72,7 +41,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
   const k = Math.min(n, Math.max(minClients, Math.ceil(n / perClient)));
   const clients = Array.from({ length: k }, spawnChild);
   const early = [];
-  for (const c of clients) c.listeners.add((m) => m.type === 'early' && early.push(m));
+  for (const c of clients) c.child.on('message', (m) => m.type === 'early' && early.push(m));
   const handle = {
     size: k,
     pids: () => clients.map((c) => c.child.pid),

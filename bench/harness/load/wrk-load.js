@@ -3,18 +3,12 @@
 // single-threaded autocannon process cannot (`--generator wrk`). Same inputs
 // and figures as ./autocannon-load.js.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuOf } from '../cpu.js';
-
-const live = new Set();
-/** Kills every load process still running (a run abandoned after its time ran out leaves some). */
-export function killWrk() {
-  for (const c of live) c.kill('SIGKILL');
-}
-process.on('exit', killWrk);
+import { spawnTracked } from './children.js';
 
 export function hasWrk() {
   return spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0;
@@ -84,8 +78,7 @@ function wrk({ url, script, threads, connections, seconds, loadCpus }) {
   return new Promise((resolve, reject) => {
     const args = [`-t${threads}`, `-c${Math.max(connections, threads)}`, `-d${seconds}s`, '--latency', '-s', script, url];
     // taskset execs wrk in its place, so the child's pid is wrk's
-    const child = loadCpus === null ? spawn('wrk', args) : spawn('taskset', ['-c', loadCpus, 'wrk', ...args]);
-    live.add(child);
+    const child = loadCpus === null ? spawnTracked('wrk', args) : spawnTracked('taskset', ['-c', loadCpus, 'wrk', ...args]);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -94,7 +87,6 @@ function wrk({ url, script, threads, connections, seconds, loadCpus }) {
     child.once('error', reject);
     child.once('exit', (code, sig) => {
       clearTimeout(timer);
-      live.delete(child);
       if (code !== 0) reject(new Error(`wrk exited ${code ?? sig}: ${out.slice(-500)}`));
       else resolve({ out, loadUs: reapedChildrenCpuUs() - reaped0 });
     });

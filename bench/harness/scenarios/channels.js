@@ -9,7 +9,7 @@
 import { Connection } from '../connection.js';
 import { cpuOf } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
-import { boundBy, freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
 /** One message to each of the waiters' channels; resolves {t0, arrivals} once every waiter has it. */
 async function publishToEach(ctx, clients, publishers, prefix, waiters) {
@@ -53,7 +53,7 @@ export async function run(ctx, waiters) {
     const { t0, arrivals } = await publishToEach(ctx, clients, publishers, prefix, waiters);
     const serverUs = cpuOf(ctx.target.pids()) - server0;
     const loadUs = cpuOf(pids) - load0;
-    const elapsedMs = arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;
+    const elapsedMs = untilLast(arrivals, t0);
     const serverCores = serverUs / 1000 / elapsedMs;
     const loadCores = loadUs / 1000 / elapsedMs;
     return {

@@ -85,3 +85,6 @@ export function freshToken(prefix) {
 }
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** Milliseconds from t0 to the last of the arrivals (0 when there are none). */
+export const untilLast = (arrivals, t0) => arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;

@@ -5,10 +5,10 @@
 // covers the publish and the W answers (the gets asked again come after the
 // round's last answer, outside its window).
 
-import { sleep } from '../../lib/common.js';
+import { median, sleep } from '../../lib/common.js';
 import { cpuOf } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
-import { boundBy, freshToken, messageWith, nowMs, untilWaiting } from './context.js';
+import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
 /** The value below which a fraction q of the sorted list lies (nearest rank). */
 export function quantile(sorted, q) {
@@ -34,7 +34,7 @@ export async function publishRound(ctx, clients, channel, token) {
   const outcome = await delivered;
   const serverUs = cpuOf(ctx.target.pids()) - server0;
   const loadUs = cpuOf(loadPids) - load0;
-  const windowMs = outcome.arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;
+  const windowMs = untilLast(outcome.arrivals, t0);
   return { t0, putMs, outcome, serverUs, loadUs, windowMs };
 }
 
@@ -77,7 +77,7 @@ export async function run(ctx, waiters) {
       serverCpuUs: serverUs / delivered,
       delivered,
       expected: waiters * s.rounds,
-      putMs: quantile([...putMs].sort((a, b) => a - b), 0.5),
+      putMs: median(putMs),
       rounds: s.rounds,
       serverCores,
       loadCores,
