@@ -366,12 +366,16 @@ for (const broken of BROKEN_TARGETS) t.test(`${broken.name}, and nothing is left
   t.same(results.entries.map((e) => [describe(e), e.runs.length]), [['fanout 5 external', 0]], 'no figures from the failed run');
   t.match(r.stderr, /1 run\(s\) failed/);
 
-  const clients = [...seen].filter(([, cmd]) => /longpoll-child\.js|autocannon-child\.js/.test(cmd));
-  t.ok(clients.length > 0, `the long-poll client process was seen (${[...seen.values()].join('; ')})`);
+  // Seen while it ran, or anywhere on the machine afterwards (a busy machine can hide a short-lived
+  // child from the watcher; no other test file starts the harness's load processes).
+  const LOAD = /longpoll-child\.js|autocannon-child\.js/;
+  const clients = [...seen].filter(([, cmd]) => LOAD.test(cmd));
+  const anyLoad = () =>
+    fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && LOAD.test(cmdline(Number(d)))).map(Number);
   const deadline = Date.now() + 3000;
-  const alive = () => clients.filter(([p, cmd]) => cmdline(p) === cmd).map(([p]) => p);
+  const alive = () => [...new Set([...clients.filter(([p, cmd]) => cmdline(p) === cmd).map(([p]) => p), ...anyLoad()])];
   while (alive().length > 0 && Date.now() < deadline) await sleep(50);
-  t.same(alive(), [], 'no load process outlives the command');
+  t.same(alive(), [], `no load process outlives the command (seen while it ran: ${clients.length})`);
 });
 
 // ------------------------------------------------------------------ e. the release gate
