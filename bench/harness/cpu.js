@@ -5,8 +5,9 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import { procCpuUs } from '../lib/common.js';
+import { coreCount, procCpuUs } from '../lib/common.js';
+
+export { coreCount };
 
 /** Kernels built without schedstats have no schedstat files. */
 const HAS_SCHEDSTAT = fs.existsSync('/proc/self/schedstat');
@@ -41,10 +42,6 @@ export function cpuOf(pids) {
   let us = 0;
   for (const p of pids) us += processCpuUs(p);
   return us;
-}
-
-export function coreCount() {
-  return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
 }
 
 /** "0-2,5" -> [0, 1, 2, 5] */

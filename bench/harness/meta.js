@@ -28,11 +28,12 @@ function commandVersion(cmd, args, pattern) {
 export function versions() {
   const own = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
   const dpkg = packageVersions(['libnginx-mod-nchan']);
+  const nginx = findNginx();
   return {
     'comet-server': own.version,
     'uWebSockets.js': packageVersion('uWebSockets.js'),
     autocannon: packageVersion('autocannon'),
-    nginx: findNginx() ? commandVersion(findNginx(), ['-v'], /nginx\/(\S+)/) : 'not installed',
+    nginx: nginx ? commandVersion(nginx, ['-v'], /nginx\/(\S+)/) : 'not installed',
     'libnginx-mod-nchan': dpkg['libnginx-mod-nchan'],
     wrk: commandVersion('wrk', ['-v'], /wrk (\S+)/),
   };

@@ -62,8 +62,13 @@ export function cpuModel() {
   return os.cpus()[0]?.model ?? 'unknown';
 }
 
+/** Cores this process may run on. */
+export function coreCount() {
+  return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+}
+
 export function machineInfo() {
-  const cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  const cores = coreCount();
   let fdLimit = 'unknown';
   try {
     const limits = fs.readFileSync('/proc/self/limits', 'utf8');
