@@ -26,6 +26,10 @@ export interface Config {
   corsOrigin: string;
   shutdownTimeout: number;
   connectionsInterval: number;
+  redis: string;
+  redisPrefix: string;
+  redisTimeout: number;
+  redisMaxPending: number;
 }
 
 interface OptionBase<K extends keyof Config> {
@@ -86,4 +90,16 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'COMET_SHUTDOWN_TIMEOUT', kind: 'int', min: 1, max: 600, default: 10, describe: 'Seconds a graceful shutdown may take before the process is forced down.' },
   { key: 'connectionsInterval', flag: 'connections-interval', env: 'COMET_CONNECTIONS_INTERVAL', kind: 'int', min: 0, max: 3600, default: 5, describe: 'Seconds between counts of open connections for comet_connections (the main thread walks /proc/self/fd, about 5 µs per open file); 0 leaves the gauge out.' },
+  {
+    key: 'redis', flag: 'redis', env: 'COMET_REDIS', kind: 'string', default: '',
+    check: (v) => (v === '' || v.split(',').every((u) => /^rediss?:\/\/[^\s]+$/.test(u.trim())) ? undefined : 'must be redis:// or rediss:// URLs, comma-separated'),
+    describe: 'Cluster mode: keep channels in Redis at this URL (a Redis Cluster is detected; several seed URLs may be given, comma-separated), so that any number of nodes serve the same channels. Empty: the in-memory engine.',
+  },
+  {
+    key: 'redisPrefix', flag: 'redis-prefix', env: 'COMET_REDIS_PREFIX', kind: 'string', default: 'comet:',
+    check: (v) => (/^[^{}\s]*$/.test(v) ? undefined : 'must hold no braces or spaces'),
+    describe: 'Prefix of every Redis key and pub/sub channel name of this deployment.',
+  },
+  { key: 'redisTimeout', flag: 'redis-timeout', env: 'COMET_REDIS_TIMEOUT', kind: 'int', min: 10, max: 600_000, default: 2000, describe: 'Milliseconds a Redis command or connection attempt may take before the request is answered 503.' },
+  { key: 'redisMaxPending', flag: 'redis-max-pending', env: 'COMET_REDIS_MAX_PENDING', kind: 'int', min: 1, default: 10_000, describe: 'Most Redis commands in flight per thread; past it requests are answered 503 at once, bounding memory when Redis is slow.' },
 ];

@@ -43,9 +43,14 @@ export interface ReadResult {
 export type MessageListener = (channel: string, time: number, body: string) => void;
 
 export interface EngineStats {
+  /** Channels, messages and bytes held in this thread's memory (0 for Redis, which keeps them). */
   channels: number;
   messages: number;
   bytes: number;
+  /** Pub/sub subscriptions this thread holds at a shared store (0 in memory). */
+  subscriptions: number;
+  /** Whether the store can be reached (always true in memory). */
+  up: boolean;
 }
 
 export interface Engine {
@@ -57,6 +62,8 @@ export interface Engine {
   watch(channel: string): Eventually<void>;
   unwatch(channel: string): void;
   setListener(listener: MessageListener): void;
+  /** Periodic upkeep (eviction of idle channels), called about once a second. */
+  sweep(nowMs?: number): void;
   stats(): EngineStats;
   close(): Promise<void>;
 }

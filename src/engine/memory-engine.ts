@@ -132,7 +132,7 @@ export class MemoryEngine implements Engine {
   }
 
   stats(): EngineStats {
-    return { channels: this.channels.size, messages: this.messages, bytes: this.used };
+    return { channels: this.channels.size, messages: this.messages, bytes: this.used, subscriptions: 0, up: true };
   }
 
   /** Evicts channels idle for longer than the TTL; the owner calls it periodically. */

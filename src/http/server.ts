@@ -134,7 +134,7 @@ export class HttpFront {
     if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res, method === 'head');
     if (url === '/metrics' && method === 'get') {
       const { metricsBuffer, config } = this.options;
-      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads));
+      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== ''));
     }
     if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
     this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));

@@ -24,8 +24,10 @@ export const SLOT = {
   loopDelayP99: 11,
   loopDelayMax: 12,
   newsSent: 13,
+  storeSubscriptions: 14,
+  storeUp: 15,
 } as const;
-const ERRORS_BASE = 14;
+const ERRORS_BASE = 16;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 16;
 const CONNECTIONS_OFFSET = 8;

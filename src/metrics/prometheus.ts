@@ -8,7 +8,8 @@ import { errorSlot, type MetricsSnapshot, readMetrics, SLOT } from './counters.j
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export function renderMetrics(buffer: SharedArrayBuffer, threads: number): string {
+/** `sharedStore`: the engine is Redis (cluster mode), whose connection and subscription gauges are then shown. */
+export function renderMetrics(buffer: SharedArrayBuffer, threads: number, sharedStore: boolean): string {
   const snap = readMetrics(buffer, threads);
   const out: string[] = [];
   const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
@@ -25,6 +26,20 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number): strin
   metric('comet_channels', 'gauge', 'Channels held in memory.', [['', sum(SLOT.channels)]]);
   metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
   metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
+  if (sharedStore) {
+    metric(
+      'comet_redis_subscriptions',
+      'gauge',
+      "Redis pub/sub subscriptions held by this node: one per channel with waiting gets, however many wait.",
+      [['', sum(SLOT.storeSubscriptions)]],
+    );
+    metric(
+      'comet_redis_up',
+      'gauge',
+      'Threads whose Redis command connection is ready, out of comet_threads.',
+      [['', sum(SLOT.storeUp)]],
+    );
+  }
   metric('comet_requests_total', 'counter', 'Valid protocol requests by method.', [
     ['{method="put"}', sum(SLOT.requestsPut)],
     ['{method="get"}', sum(SLOT.requestsGet)],

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   COMET_ERR_INTERNAL: 500,
   COMET_ERR_TOO_MANY_WAITING: 503,
   COMET_ERR_SHUTTING_DOWN: 503,
+  COMET_ERR_STORE_UNAVAILABLE: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -11,13 +11,14 @@
  */
 import type { Engine, Eventually, ReadLimits, ReadResult } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
+import { CometError, type ErrorCode } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
 import { OP_ANSWER, OP_FAIL, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
 
 /** The requesting side of this same thread (threads/router.ts): replies to it skip the mesh. */
 export interface LocalRequester {
   settle(requestId: number, op: number, time: number, bodies?: string[], missed?: number, watching?: number): void;
-  fail(requestId: number, message: string): void;
+  fail(requestId: number, code: ErrorCode, message: string): void;
 }
 
 export class Owner {
@@ -94,8 +95,16 @@ export class Owner {
   private addWatcher(channel: string, thread: number): Eventually<void> {
     let watch = this.watches.get(channel);
     if (!watch) {
-      watch = { threads: [], ready: this.engine.watch(channel) };
+      const ready = this.engine.watch(channel);
+      const created = { threads: [] as number[], ready };
+      watch = created;
       this.watches.set(channel, watch);
+      // A watch that failed (store unreachable) is forgotten, so that the next get tries again.
+      if (ready instanceof Promise) {
+        ready.catch(() => {
+          if (this.watches.get(channel) === created) this.watches.delete(channel);
+        });
+      }
     }
     if (!watch.threads.includes(thread)) watch.threads.push(thread);
     return watch.ready;
@@ -114,8 +123,11 @@ export class Owner {
     else this.mesh.send(to, op, requestId, time, bodies, missed!, watching!);
   }
 
+  /** A store failure travels as its error code and message; anything else is an internal error. */
   private fail(to: number, requestId: number, err: Error): void {
-    if (to === this.mesh.self) this.local.fail(requestId, err.message);
-    else this.mesh.send(to, OP_FAIL, requestId, err.message);
+    const code: ErrorCode = err instanceof CometError ? err.code : 'COMET_ERR_INTERNAL';
+    const message = err instanceof CometError ? err.message : `the channel store failed: ${err.message}`;
+    if (to === this.mesh.self) this.local.fail(requestId, code, message);
+    else this.mesh.send(to, OP_FAIL, requestId, code, message);
   }
 }

@@ -13,6 +13,7 @@
 
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
+import type { RedisTarget } from '../engine/redis/connect.js';
 
 /** Requests, to the channel's owner. */
 export const OP_PUT = 1; //     [OP_PUT, requestId, channel, body]
@@ -23,7 +24,7 @@ export const OP_UNWATCH = 4; // [OP_UNWATCH, channel]
 export const OP_TIME = 5; //    [OP_TIME, requestId, time]
 export const OP_ANSWER = 6; //  [OP_ANSWER, requestId, time, bodies[], missed (0|1), watching (0|1)]
 export const OP_PARKED = 7; //  [OP_PARKED, requestId, cursor]
-export const OP_FAIL = 8; //    [OP_FAIL, requestId, message]
+export const OP_FAIL = 8; //    [OP_FAIL, requestId, error code, message]
 /** From the owner to every thread with gets waiting on the channel. */
 export const OP_NEWS = 9; //    [OP_NEWS, channel, time, body]
 /** Fault injection (tests only): the receiving thread throws. */
@@ -54,4 +55,6 @@ export interface WorkerStartData {
   /** SharedArrayBuffer with the metrics of every thread, see metrics/counters.ts. */
   metrics: SharedArrayBuffer;
   faultInjection: boolean;
+  /** Cluster mode: the Redis to keep channels in, as probed by the main thread; absent for the in-memory engine. */
+  redis?: RedisTarget;
 }

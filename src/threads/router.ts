@@ -4,7 +4,7 @@
  * go straight to the local Owner; the others travel through the mesh, and
  * their replies are matched back by request id.
  */
-import { CometError } from '../protocol/errors.js';
+import { CometError, type ErrorCode } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
 import type { LocalRequester, Owner } from './owner.js';
 import {
@@ -110,8 +110,8 @@ export class Router implements LocalRequester {
     this.take(requestId)?.settle(op, time, bodies, missed === 1, watching === 1);
   }
 
-  fail(requestId: number, message: string): void {
-    this.take(requestId)?.fail(new CometError('COMET_ERR_INTERNAL', `the channel store failed: ${message}`));
+  fail(requestId: number, code: ErrorCode, message: string): void {
+    this.take(requestId)?.fail(new CometError(code, message));
   }
 
   private track(handler: ReplyHandler): number {
@@ -187,8 +187,8 @@ export class Router implements LocalRequester {
           i += 6;
           break;
         case OP_FAIL:
-          this.fail(batch[i + 1] as number, batch[i + 2] as string);
-          i += 3;
+          this.fail(batch[i + 1] as number, batch[i + 2] as ErrorCode, batch[i + 3] as string);
+          i += 4;
           break;
         case OP_NEWS:
           this.sink.news(batch[i + 1] as string, batch[i + 2] as number, batch[i + 3] as string);

@@ -22,6 +22,7 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
+import { backoff, parseRedisUrls, probeRedis, type RedisTarget, UnsuitableRedisError } from '../engine/redis/connect.js';
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
@@ -35,6 +36,7 @@ export interface ServerHandle {
 }
 
 export async function startServer(config: Config, log: Logger, faultInjection: boolean): Promise<ServerHandle> {
+  const redis = config.redis === '' ? undefined : await reachRedis(config, log);
   const startTime = nowMicros();
   const metricsBuffer = createMetricsBuffer(config.threads);
   const ports = meshPorts(config.threads);
@@ -53,6 +55,7 @@ export async function startServer(config: Config, log: Logger, faultInjection: b
       port,
       metrics: metricsBuffer,
       faultInjection,
+      redis,
       config,
       ports: ports[index]!,
     };
@@ -137,6 +140,33 @@ export async function startServer(config: Config, log: Logger, faultInjection: b
     return exitCode;
   });
   return { port, stopped, stop };
+}
+
+/**
+ * Finds out, before any thread starts, whether --redis is a single Redis or a
+ * Cluster. A Redis that cannot be reached yet (started after us, say) is
+ * waited for with backoff, one warning per attempt; one that can never serve
+ * (too old) fails the start.
+ */
+async function reachRedis(config: Config, log: Logger): Promise<RedisTarget> {
+  const urls = parseRedisUrls(config.redis);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const target = await probeRedis(urls, config.redisTimeout);
+      log.info({ redis: redactUrls(urls), cluster: target.cluster }, 'cluster mode: channels are kept in Redis');
+      return target;
+    } catch (err) {
+      if (err instanceof UnsuitableRedisError) throw err;
+      const delay = backoff(attempt);
+      log.warn({ redis: redactUrls(urls), err: (err as Error).message, retryInMs: delay }, 'cannot reach Redis yet; retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** URLs for the log, without their passwords. */
+function redactUrls(urls: string[]): string {
+  return urls.map((u) => u.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')).join(',');
 }
 
 function freePort(host: string): Promise<number> {

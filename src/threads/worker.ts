@@ -10,7 +10,10 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Engine } from '../engine/engine.js';
 import { MemoryEngine } from '../engine/memory-engine.js';
+import type { RedisTarget } from '../engine/redis/connect.js';
+import { RedisEngine } from '../engine/redis/redis-engine.js';
 import { Responder } from '../http/respond.js';
 import { HttpFront } from '../http/server.js';
 import { createLogger } from '../log.js';
@@ -29,13 +32,33 @@ const log = createLogger(config.logLevel, { thread: index });
 const report = (message: WorkerReport) => parent.postMessage(message);
 
 const metrics = new ThreadMetrics(data.metrics, index);
-const engine = new MemoryEngine({
+const engine: Engine = data.redis ? redisEngine(data.redis) : new MemoryEngine({
   bufferSize: config.bufferSize,
   bufferBytes: config.bufferBytes,
   channelTtlMs: config.channelTtl * 1000,
   memoryBudget: Math.floor(config.maxMemory / config.threads),
   startTime: data.startTime,
 });
+
+function redisEngine(target: RedisTarget): RedisEngine {
+  let up: boolean | undefined;
+  return new RedisEngine({
+    target,
+    prefix: config.redisPrefix,
+    bufferSize: config.bufferSize,
+    bufferBytes: config.bufferBytes,
+    channelTtlMs: config.channelTtl * 1000,
+    timeoutMs: config.redisTimeout,
+    maxPending: config.redisMaxPending,
+    // One line per change of state, not one per failed reconnection attempt.
+    onConnection(nowUp, where, err) {
+      if (nowUp === up) return;
+      up = nowUp;
+      if (nowUp) log.info({ redis: where }, 'Redis connection ready');
+      else log.warn({ redis: where, err: err?.message }, 'Redis connection lost; reconnecting');
+    },
+  });
+}
 const mesh = new Mesh(index, data.ports);
 const router = new Router(mesh);
 const owner = new Owner(engine, mesh, router, { maxMessages: config.maxAnswerMessages, maxBytes: config.maxAnswerBytes }, metrics);
@@ -59,6 +82,8 @@ const housekeeping = setInterval(() => {
   metrics.set(SLOT.channels, stats.channels);
   metrics.set(SLOT.storedMessages, stats.messages);
   metrics.set(SLOT.storedBytes, stats.bytes);
+  metrics.set(SLOT.storeSubscriptions, stats.subscriptions);
+  metrics.set(SLOT.storeUp, stats.up ? 1 : 0);
 }, 1000);
 
 let exiting = false;
@@ -73,6 +98,7 @@ function exit(code: number): void {
   waitRoom.stop();
   front.closeAll();
   mesh.close();
+  void engine.close();
   process.exit(code);
 }
 

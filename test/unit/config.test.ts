@@ -58,6 +58,10 @@ function otherValue(key: keyof Config): string {
       return '20';
     case 'connectionsInterval':
       return '60';
+    case 'redis':
+      return 'redis://127.0.0.1:6390,redis://127.0.0.1:6391';
+    case 'redisPrefix':
+      return 'app1:';
     default:
       return '12345';
   }
@@ -169,6 +173,15 @@ t.test('string options: choices and checks', async (t) => {
   for (const bad of ['', 'a\r\nSet-Cookie: x=1', 'a\nb']) {
     throwsConfig(t, () => parseCommandLine([], { COMET_CORS_ORIGIN: bad }), 'COMET_CORS_ORIGIN', `cors ${JSON.stringify(bad)}`);
   }
+  for (const bad of ['localhost:6379', 'http://127.0.0.1:6379', 'redis://a,', 'redis://a b']) {
+    throwsConfig(t, () => parseCommandLine(['--redis', bad], {}), '--redis', `redis ${JSON.stringify(bad)}`);
+  }
+  t.equal(parseCommandLine([], { COMET_REDIS: '' }).config.redis, '', 'an empty COMET_REDIS keeps the in-memory engine');
+  t.equal(parseCommandLine(['--redis', 'rediss://user:pw@db:6380/0'], {}).config.redis, 'rediss://user:pw@db:6380/0');
+  for (const bad of ['a{b', 'a}', 'a b']) {
+    throwsConfig(t, () => parseCommandLine(['--redis-prefix', bad], {}), '--redis-prefix', `prefix ${JSON.stringify(bad)}`);
+  }
+  t.equal(parseCommandLine(['--redis-prefix', ''], {}).config.redisPrefix, '', 'an empty prefix is allowed');
 });
 
 t.test('unknown flags, positionals and missing values throw', async (t) => {

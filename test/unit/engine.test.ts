@@ -495,7 +495,7 @@ t.test('MemoryEngine: eviction: an idle unwatched channel is evicted by sweep an
   t.equal(e.stats().channels, 2, 'not evicted before the TTL');
   t.equal(e.stats().messages, 4);
   e.sweep(farFuture());
-  t.same(e.stats(), { channels: 0, messages: 0, bytes: 0 }, 'everything evicted and accounted for');
+  t.same(e.stats(), { channels: 0, messages: 0, bytes: 0, subscriptions: 0, up: true }, 'everything evicted and accounted for');
 
   t.same(await e.read('room', times[0]!, ALL), { time: times[2], bodies: [], missed: true }, 'an old cursor sees missed');
   t.equal(await e.currentTime('room'), times[2], 'the current time survives eviction');

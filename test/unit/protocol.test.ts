@@ -48,6 +48,7 @@ const EXPECTED_STATUS: Record<ErrorCode, number> = {
   COMET_ERR_INTERNAL: 500,
   COMET_ERR_TOO_MANY_WAITING: 503,
   COMET_ERR_SHUTTING_DOWN: 503,
+  COMET_ERR_STORE_UNAVAILABLE: 503,
 };
 
 t.test('errors: the code list is exactly the documented codes', async (t) => {

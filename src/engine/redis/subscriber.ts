@@ -1,0 +1,186 @@
+/**
+ * The subscriptions of one thread: which Redis connection listens to which
+ * channel's announcements, and re-establishing them after a reconnection.
+ *
+ * A single Redis: one subscriber connection, SUBSCRIBE. A Redis Cluster: one
+ * connection per master, SSUBSCRIBE (sharded pub/sub) on the master owning the
+ * channel's slot, since a sharded announcement only reaches subscribers of
+ * that shard. Subscriptions are managed here rather than by the client's
+ * auto-resubscribe, because the engine must know when they are in place
+ * again: only then can it read what was announced while they were down
+ * without leaving a gap (see `Resubscribed`).
+ */
+import { type Cluster, Redis } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { backoff, connectionOptions, nodeOptions, type RedisTarget } from './connect.js';
+
+export interface SubscriberEvents {
+  announcement(notify: string, payload: string): void;
+  /** These subscriptions are in place again after an interruption: announcements may have been lost meanwhile. */
+  resubscribed(notifies: string[]): void;
+  /** A connection changed state (for the up/down gauge and the log). */
+  connection(up: boolean, where: string, err?: Error): void;
+}
+
+/** One subscriber connection and the channels it listens to. */
+class Link {
+  readonly notifies = new Set<string>();
+  /** Until its first connection: subscribing waits for it (a lost connection later fails at once instead). */
+  private firstReady: Promise<void> | undefined;
+  constructor(
+    readonly where: string,
+    readonly conn: Redis,
+    private readonly sharded: boolean,
+    private readonly events: SubscriberEvents,
+    timeoutMs: number,
+  ) {
+    this.firstReady = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no connection to ${where} within ${timeoutMs} ms`)), timeoutMs);
+      conn.once('ready', () => {
+        clearTimeout(timer);
+        this.firstReady = undefined;
+        resolve();
+      });
+    });
+    this.firstReady.catch(() => {});
+    conn.on(sharded ? 'smessage' : 'message', (notify: string, payload: string) => events.announcement(notify, payload));
+    conn.on('ready', () => {
+      events.connection(true, where);
+      this.restore();
+    });
+    conn.on('error', (err: Error) => events.connection(false, where, err));
+    conn.on('close', () => events.connection(false, where));
+  }
+
+  async add(notify: string): Promise<void> {
+    if (this.firstReady) await this.firstReady;
+    await (this.sharded ? this.conn.ssubscribe(notify) : this.conn.subscribe(notify));
+    this.notifies.add(notify);
+  }
+
+  remove(notify: string): void {
+    if (!this.notifies.delete(notify)) return;
+    if (this.conn.status !== 'ready') return;
+    (this.sharded ? this.conn.sunsubscribe(notify) : this.conn.unsubscribe(notify)).catch(() => {});
+  }
+
+  /** After a reconnection: subscribe to everything again, then report it. */
+  private restore(): void {
+    const notifies = [...this.notifies];
+    if (notifies.length === 0) return;
+    const subscribed = this.sharded ? Promise.all(notifies.map((n) => this.conn.ssubscribe(n))) : this.conn.subscribe(...notifies);
+    subscribed.then(
+      () => this.events.resubscribed(notifies.filter((n) => this.notifies.has(n))),
+      // The connection dropped again: its next 'ready' restores them.
+      () => {},
+    );
+  }
+}
+
+export class Subscriber {
+  private readonly links = new Map<string, Link>();
+  /** Which link each subscribed channel is on. */
+  private readonly linkOf = new Map<string, Link>();
+  /** Channels whose slot moved to another master, being subscribed there. */
+  private readonly moving = new Set<string>();
+
+  constructor(
+    private readonly target: RedisTarget,
+    private readonly commands: Redis | Cluster,
+    private readonly timeoutMs: number,
+    private readonly events: SubscriberEvents,
+  ) {
+    if (target.cluster) (commands as Cluster).on('refresh', () => this.rehome());
+    // A single Redis: its subscriber connection is opened now, not by the first get.
+    else this.linkFor('');
+  }
+
+  get count(): number {
+    return this.linkOf.size;
+  }
+
+  async subscribe(notify: string): Promise<void> {
+    const link = this.linkFor(notify);
+    await link.add(notify);
+    this.linkOf.set(notify, link);
+  }
+
+  unsubscribe(notify: string): void {
+    this.moving.delete(notify);
+    const link = this.linkOf.get(notify);
+    if (!link) return;
+    this.linkOf.delete(notify);
+    link.remove(notify);
+  }
+
+  close(): void {
+    this.moving.clear();
+    for (const link of this.links.values()) link.conn.disconnect();
+    this.links.clear();
+    this.linkOf.clear();
+  }
+
+  private linkFor(notify: string): Link {
+    const where = this.target.cluster ? this.nodeOf(notify) : this.target.urls[0]!;
+    let link = this.links.get(where);
+    if (link === undefined) {
+      link = new Link(where, this.connect(where), this.target.cluster, this.events, this.timeoutMs);
+      this.links.set(where, link);
+    }
+    return link;
+  }
+
+  private connect(where: string): Redis {
+    if (!this.target.cluster) return new Redis(where, connectionOptions(this.timeoutMs));
+    const [host, port] = splitNodeKey(where);
+    return new Redis({ ...nodeOptions(this.target.urls[0]!, this.timeoutMs), host, port });
+  }
+
+  /** "host:port" of the master serving the slot of `notify`, as the command client last learned it. */
+  private nodeOf(notify: string): string {
+    const node = (this.commands as Cluster).slots[calculateSlot(notify)]?.[0];
+    if (node === undefined) throw new Error('the Redis Cluster slot map is not known yet');
+    return node;
+  }
+
+  /**
+   * The Cluster's slot map changed: subscriptions whose slot moved to another
+   * master follow it, and are reported as resubscribed once in place (what
+   * was announced during the move is read back by the engine).
+   */
+  private rehome(): void {
+    for (const [notify, link] of this.linkOf) {
+      let where: string;
+      try {
+        where = this.nodeOf(notify);
+      } catch {
+        return;
+      }
+      if (where === link.where) continue;
+      link.remove(notify);
+      this.linkOf.delete(notify);
+      this.moving.add(notify);
+      this.move(notify, 1);
+    }
+  }
+
+  /** Subscribes a channel at its new master, retrying with backoff until it succeeds or the channel is unsubscribed. */
+  private move(notify: string, attempt: number): void {
+    if (!this.moving.has(notify)) return;
+    this.subscribe(notify).then(
+      () => {
+        if (!this.moving.delete(notify)) return;
+        this.events.resubscribed([notify]);
+      },
+      (err: Error) => {
+        this.events.connection(false, 'cluster', err);
+        setTimeout(() => this.move(notify, attempt + 1), backoff(attempt)).unref();
+      },
+    );
+  }
+}
+
+function splitNodeKey(key: string): [string, number] {
+  const colon = key.lastIndexOf(':');
+  return [key.slice(0, colon), Number(key.slice(colon + 1))];
+}
