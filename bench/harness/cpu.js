@@ -44,6 +44,28 @@ export function cpuOf(pids) {
   return us;
 }
 
+/** CPU time (µs) so far of each named group of pids: {redis: [pid]} -> {redis: µs}. */
+export function cpuOfParts(parts) {
+  const out = {};
+  for (const [name, pids] of Object.entries(parts ?? {})) out[name] = cpuOf(pids);
+  return out;
+}
+
+/**
+ * The figures of each part of a target between two cpuOfParts() readings:
+ * `${name}CpuUs` per operation and `${name}Cores` over wallMs, e.g.
+ * {redisCpuUs, redisCores}. A part's CPU is also in the target's own figure.
+ */
+export function partFigures(before, after, ops, wallMs) {
+  const out = {};
+  for (const name of Object.keys(after)) {
+    const us = after[name] - (before[name] ?? 0);
+    out[`${name}CpuUs`] = ops > 0 ? us / ops : NaN;
+    out[`${name}Cores`] = us / 1000 / wallMs;
+  }
+  return out;
+}
+
 /** "0-2,5" -> [0, 1, 2, 5] */
 export function parseCpuList(list) {
   const out = [];

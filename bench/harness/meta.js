@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { loadAverage, machineInfo } from '../lib/common.js';
+import { redisVersion } from '../lib/redis.js';
 import { repoRoot } from '../lib/server.js';
 import { findNginx, packageVersions } from '../targets/nchan/start.js';
 
@@ -36,6 +37,7 @@ export function versions() {
     nginx: nginx ? commandVersion(nginx, ['-v'], /nginx\/(\S+)/) : 'not installed',
     'libnginx-mod-nchan': dpkg['libnginx-mod-nchan'],
     wrk: commandVersion('wrk', ['-v'], /wrk (\S+)/),
+    'redis-server': redisVersion(),
   };
 }
 

@@ -3,11 +3,26 @@
 //   comet-N   this project (dist/cli/main.js) with --threads N
 //   ceiling   bench/targets/raw-uws.js: bare uWebSockets.js with fixed answers
 //   nchan-N   nginx + Nchan with N worker processes (bench/targets/nchan/)
+//   redis-N   cluster mode on one node: comet-server --threads N --redis, with
+//             a redis-server of its own (../lib/redis.js)
+//   cluster-N N nodes of comet-server --threads 1 on one redis-server of their
+//             own (cluster-NxT: T threads each)
 //   external  a server the user runs, given by --url (and --adapter, --pid)
 //
-// handle: { id, label, kind, threads, url, adapterRef, pids(), stop(), kill(), log() }
+// handle: { id, label, kind, threads, nodes, url, urls, adapterRef, pids(), parts(), stop(), kill(), log() }
+//   urls     every node's URL (url is the first: the harness's own requests
+//            and publishes go there); one URL for single-process targets
+//   pids()   every process of the target, Redis included: its CPU and memory
+//   parts()  named subsets of pids() whose CPU is also reported on its own
+//            ({ redis: [pid] }), or {}
+//
+// cluster-N runs one thread per node by default: a node's second thread only
+// adds cross-thread hops (compare comet-2 with comet-1 in BENCHMARKS.md), and
+// one thread per node makes cluster-2 against comet-1 and redis-1 a comparison
+// of Redis and of a second node alone, with no thread count in between.
 
 import fs from 'node:fs';
+import { findRedisServer, startRedisServer } from '../lib/redis.js';
 import { startTarget as startNodeTarget } from '../lib/server.js';
 import { findNchanModule, findNginx, startNchan } from '../targets/nchan/start.js';
 import { pin } from './cpu.js';
@@ -24,17 +39,91 @@ export function describeTarget(id, external = {}) {
     const threads = Number(m[1]);
     return { id, kind: 'nchan', threads, label: `nginx + Nchan, ${threads} worker${threads > 1 ? 's' : ''}`, adapterRef: 'nchan' };
   }
+  if ((m = /^redis-(\d+)$/.exec(id))) {
+    const threads = Number(m[1]);
+    return { id, kind: 'redis', threads, nodes: 1, label: `comet-server --threads ${threads} --redis (one node + Redis)`, adapterRef: 'simple-comet' };
+  }
+  if ((m = /^cluster-(\d+)(?:x(\d+))?$/.exec(id))) {
+    const nodes = Number(m[1]);
+    const threads = Number(m[2] ?? 1);
+    if (nodes < 1 || threads < 1) throw new Error(`target ${id}: nodes and threads must be at least 1`);
+    return { id, kind: 'cluster', threads, nodes, label: `${nodes} × comet-server --threads ${threads} --redis (${nodes} nodes + Redis)`, adapterRef: 'simple-comet' };
+  }
   if (id === 'external') {
     if (!external.url) throw new Error('the external target needs --url');
     return { id, kind: 'external', threads: null, label: external.label || external.url, adapterRef: external.adapter || 'simple-comet' };
   }
-  throw new Error(`unknown target ${id}: comet-N, ceiling, nchan-N or external (with --url)`);
+  throw new Error(`unknown target ${id}: comet-N, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
 }
 
 /** Why a target cannot run on this machine, or null. */
 export function missingFor(id) {
   if (/^nchan-/.test(id) && (!findNginx() || !findNchanModule())) return 'nginx with Nchan is not installed (apt-get install -y nginx libnginx-mod-nchan)';
+  if (/^(redis|cluster)-/.test(id) && !findRedisServer()) return 'redis-server is not installed (apt-get install -y redis-server)';
   return null;
+}
+
+// the server caps a get's wait at --poll-timeout (30 s by default): let the harness's 60 s stand
+const SERVER_OPTIONS = { maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120'] };
+
+/**
+ * Resolves once the node at url answers a sync with 200: a node says
+ * "listening" before its threads have connected to Redis, and answers 503
+ * until they have.
+ */
+async function untilServing(url, maxMs = 15_000) {
+  const deadline = Date.now() + maxMs;
+  let last = '';
+  for (;;) {
+    try {
+      const res = await fetch(`${url}?method=sync&channel=bench-ready`, { signal: AbortSignal.timeout(2000) });
+      last = `${res.status} ${(await res.text()).slice(0, 200)}`;
+      if (res.status === 200) return;
+    } catch (err) {
+      last = err.message;
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not serve within ${maxMs} ms (last answer: ${last})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A cluster-mode target: a redis-server, then `nodes` comet-server nodes with
+ * --redis on it, started together. Stopping stops the nodes first (so that
+ * none logs a lost Redis), then kills Redis.
+ */
+async function startClusterTarget(d) {
+  const redis = await startRedisServer();
+  const servers = [];
+  const stopAll = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+    await redis.stop();
+  };
+  try {
+    for (let i = 0; i < d.nodes; i++) {
+      servers.push(startNodeTarget({ target: 'server', threads: d.threads, ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] }));
+    }
+    const ports = await Promise.all(servers.map((s) => s.ready));
+    const urls = ports.map((p) => `http://127.0.0.1:${p}/`);
+    await Promise.all(urls.map((u) => untilServing(u)));
+    return {
+      ...d,
+      url: urls[0],
+      urls,
+      pids: () => [...servers.map((s) => s.pid), redis.pid],
+      parts: () => ({ redis: [redis.pid] }),
+      stop: stopAll,
+      kill: () => {
+        for (const s of servers) s.proc.kill('SIGKILL');
+        redis.kill();
+      },
+      log: () => [...servers.map((s, i) => `[node ${i + 1}]\n${s.logTail()}`), `[redis-server]\n${redis.logTail()}`].join('\n'),
+    };
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.ready.catch(() => {})));
+    await stopAll();
+    throw err;
+  }
 }
 
 /**
@@ -47,6 +136,8 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
   if (d.kind === 'nchan') {
     const n = await startNchan({ workers: d.threads });
     handle = { ...d, url: `http://127.0.0.1:${n.port}/`, pids: n.pids, stop: n.stop, kill: () => killAll(n.pids()), log: n.errorLog };
+  } else if (d.kind === 'redis' || d.kind === 'cluster') {
+    handle = await startClusterTarget(d);
   } else if (d.kind === 'external') {
     const pids = external.pid ? String(external.pid).split(',').map(Number) : [];
     for (const p of pids) if (!fs.existsSync(`/proc/${p}`)) throw new Error(`--pid ${p}: no such process`);
@@ -55,12 +146,14 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
     const s = startNodeTarget(
       d.kind === 'ceiling'
         ? { target: 'raw' }
-        : // the server caps a get's wait at --poll-timeout (30 s by default): let the harness's 60 s stand
-          { target: 'server', threads: d.threads, maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120'] },
+        : { target: 'server', threads: d.threads, ...SERVER_OPTIONS },
     );
     const port = await s.ready;
     handle = { ...d, url: `http://127.0.0.1:${port}/`, pids: () => [s.pid], stop: s.stop, kill: () => s.proc.kill('SIGKILL'), log: s.logTail };
   }
+  handle.urls ??= [handle.url];
+  handle.parts ??= () => ({});
+  handle.nodes ??= 1;
   // a server the user runs is theirs to place: only the harness's own targets are pinned
   if (pinCpus !== null && d.kind !== 'external') {
     try {

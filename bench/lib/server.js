@@ -12,6 +12,13 @@ export const repoRoot = path.resolve(here, '..', '..');
 export const serverMain = path.join(repoRoot, 'dist', 'cli', 'main.js');
 export const rawTarget = path.join(repoRoot, 'bench', 'targets', 'raw-uws.js');
 
+// every server started here goes when this process exits (a harness stopped by
+// a signal exits through process.exit, which runs these handlers)
+const live = new Set();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 /**
  * Starts a server and resolves once it logged {"msg":"listening","port":P}.
  * target 'server': node dist/cli/main.js --port 0 --host 127.0.0.1 --threads N [--max-waiting M] [extra...]
@@ -28,6 +35,8 @@ export function startTarget({ target, threads, maxWaiting, extraArgs = [], start
     args.push(...extraArgs);
   }
   const proc = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const tail = [];
   const remember = (line) => {
     tail.push(line);

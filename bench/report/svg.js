@@ -29,12 +29,14 @@ const KIND_COLOURS = {
   ceiling: ['#6e7781', '#afb8c1', '#424a53'],
   nchan: ['#e16f24', '#f6a45a', '#9a4400'],
   external: ['#8250df', '#c297ff', '#512a97'],
+  redis: ['#cf222e', '#ff8182', '#82071e'],
+  cluster: ['#1b7c83', '#3fb9c2', '#0b4f54'],
 };
 const OTHER_COLOURS = ['#1a7f37', '#4ac26b', '#0e4e22'];
 
 /**
  * The colour of the index-th target of a kind ('comet', 'ceiling', 'nchan',
- * 'external'; anything else is green).
+ * 'external', 'redis', 'cluster'; anything else is green).
  * @param {string} kind
  * @param {number} [index]
  * @returns {string}

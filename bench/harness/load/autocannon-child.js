@@ -2,9 +2,11 @@
 // forks one per load core, since autocannon uses one core at most). Each of
 // its connections replays the given requests in a loop, keep-alive, one at a
 // time. Latencies go into a mergeable histogram, so that the parent's
-// percentiles cover all processes exactly.
+// percentiles cover all processes exactly. One autocannon instance per target
+// URL (a multi-node target's nodes), all in step.
 //
-// parent -> child  {cmd:'run', url, requests, connections, warmupS, durationS}
+// parent -> child  {cmd:'run', targets: [{url, connections, offset}], requests, warmupS, durationS}
+//                    offset: where in requests the instance starts its rotation
 //                  {cmd:'go'}      start the measured part (after 'warm')
 // child  -> parent {type:'warm'}   warm-up done, waiting for 'go'
 //                  {type:'done', requests, errors, non2xx, timeouts, durationS, histogram}
@@ -18,20 +20,34 @@ setTimeout(() => process.exit(3), 10 * 60_000).unref();
 process.on('disconnect', () => process.exit(0));
 const send = (m) => process.connected && process.send(m);
 
-function run(opts, durationS, onResponse) {
+function runOne(target, requests, durationS, onResponse) {
+  const rotated = [...requests.slice(target.offset), ...requests.slice(0, target.offset)];
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
-        url: opts.url,
-        connections: opts.connections,
+        url: target.url,
+        connections: target.connections,
         duration: durationS,
-        requests: opts.requests.map((r) => ({ method: r.method ?? 'GET', path: r.path, headers: r.headers, body: r.body })),
+        requests: rotated.map((r) => ({ method: r.method ?? 'GET', path: r.path, headers: r.headers, body: r.body })),
         timeout: 10,
       },
       (err, result) => (err ? reject(err) : resolve(result)),
     );
     if (onResponse) instance.on('response', onResponse);
   });
+}
+
+/** Every target's instance at once; resolves their results summed (the span: the longest). */
+async function run(m, durationS, onResponse) {
+  const results = await Promise.all(m.targets.map((t) => runOne({ offset: 0, ...t }, m.requests, durationS, onResponse)));
+  const sum = (f) => results.reduce((a, r) => a + f(r), 0);
+  return {
+    requests: sum((r) => r.requests.total),
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
+    timeouts: sum((r) => r.timeouts),
+    duration: Math.max(...results.map((r) => r.duration)),
+  };
 }
 
 let go;
@@ -48,7 +64,7 @@ process.on('message', async (m) => {
     const result = await run(m, m.durationS, (_client, _status, _bytes, ms) => histogram.record(ms * 1000));
     send({
       type: 'done',
-      requests: result.requests.total,
+      requests: result.requests,
       errors: result.errors,
       non2xx: result.non2xx,
       timeouts: result.timeouts,

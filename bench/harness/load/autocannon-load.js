@@ -1,23 +1,49 @@
 // Parent side of the throughput load: forks one autocannon process per load
-// core (./autocannon-child.js), splits the connections over them, warms up,
-// then measures all of them together while reading the CPU time of the
-// target's processes and of the load processes from /proc.
+// core (./autocannon-child.js), splits the connections over them and over the
+// target's URLs (a multi-node target's nodes), warms up, then measures all of
+// them together while reading the CPU time of the target's processes and of
+// the load processes from /proc.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuOf, pin } from '../cpu.js';
+import { cpuOf, cpuOfParts, partFigures, pin } from '../cpu.js';
 import { Histogram } from '../histogram.js';
 import { forkTracked, nextMessage } from './children.js';
 
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'autocannon-child.js');
 /**
- * Runs the requests (replayed in a loop by every connection) against url.
- * procs load processes share `connections`; loadCpus pins them. targetPids()
- * names the processes whose CPU is the server's.
- * Resolves {requests, rps, p50Ms, p99Ms, errors, non2xx, timeouts, serverCpuUs,
- * serverCores, loadCores, wallMs}; serverCpuUs is per request.
+ * Which connections each of procs load processes opens to which of urls: a
+ * list per process of {url, connections}. Every URL gets an equal share of
+ * the connections (the first ones one more where they do not divide), each
+ * share spread evenly over the processes, a URL's leftovers starting at
+ * another process than the previous URL's; a process left without any gets
+ * one connection, so that no load process idles.
  */
-export async function runAutocannon({ url, requests, connections, procs, loadCpus, warmupS, durationS, targetPids }) {
+export function splitConnections(connections, procs, urls) {
+  if (urls.length === 0) throw new Error('no URL to send the load to');
+  const plan = Array.from({ length: procs }, () => []);
+  urls.forEach((url, j) => {
+    const forUrl = Math.floor(connections / urls.length) + (j < connections % urls.length ? 1 : 0);
+    for (let i = 0; i < procs; i++) {
+      const rank = (i - (j % procs) + procs) % procs;
+      const n = Math.floor(forUrl / procs) + (rank < forUrl % procs ? 1 : 0);
+      if (n > 0) plan[i].push({ url, connections: n });
+    }
+  });
+  plan.forEach((p, i) => p.length === 0 && p.push({ url: urls[i % urls.length], connections: 1 }));
+  return plan;
+}
+
+/**
+ * Runs the requests (replayed in a loop by every connection) against urls
+ * (or url), the connections split by splitConnections(). procs load processes
+ * share `connections`; loadCpus pins them. targetPids() names the processes
+ * whose CPU is the server's, targetParts() ({redis: [pid]}) parts of them whose
+ * CPU is reported on its own as well.
+ * Resolves {requests, rps, p50Ms, p99Ms, errors, non2xx, timeouts, serverCpuUs,
+ * serverCores, loadCores, wallMs, ...partFigures}; serverCpuUs is per request.
+ */
+export async function runAutocannon({ url, urls = [url], requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
   const children = Array.from({ length: procs }, () => forkTracked(childScript));
   try {
     if (loadCpus !== null) pin(children.map((c) => c.pid), loadCpus);
@@ -25,15 +51,18 @@ export async function runAutocannon({ url, requests, connections, procs, loadCpu
     const warm = children.map((c) => nextMessage(c, 'warm', limit, 'autocannon process'));
     const done = children.map((c) => nextMessage(c, 'done', limit, 'autocannon process'));
     for (const d of done) d.catch(() => {});
+    const plan = splitConnections(connections, procs, urls);
+    const instances = plan.reduce((a, p) => a + p.length, 0);
+    let k = 0;
     children.forEach((c, i) => {
-      const share = Math.floor(connections / procs) + (i < connections % procs ? 1 : 0);
-      // each process starts the rotation elsewhere, so that they do not march in step
-      const offset = Math.floor((i * requests.length) / procs);
-      c.send({ cmd: 'run', url, requests: [...requests.slice(offset), ...requests.slice(0, offset)], connections: Math.max(1, share), warmupS, durationS });
+      // each autocannon instance starts the rotation elsewhere, so that they do not march in step
+      const targets = plan[i].map((t) => ({ ...t, offset: Math.floor((k++ * requests.length) / instances) }));
+      c.send({ cmd: 'run', targets, requests, warmupS, durationS });
     });
     await Promise.all(warm);
     const pids = children.map((c) => c.pid);
     const server0 = cpuOf(targetPids());
+    const parts0 = cpuOfParts(targetParts());
     const load0 = cpuOf(pids);
     const t0 = performance.now();
     for (const c of children) c.send({ cmd: 'go' });
@@ -41,6 +70,7 @@ export async function runAutocannon({ url, requests, connections, procs, loadCpu
     const results = await Promise.all(done);
     const wallMs = performance.now() - t0;
     const serverUs = cpuOf(targetPids()) - server0;
+    const parts = cpuOfParts(targetParts());
     const loadUs = cpuOf(pids) - load0;
     const histogram = new Histogram();
     for (const r of results) histogram.add(r.histogram);
@@ -57,6 +87,7 @@ export async function runAutocannon({ url, requests, connections, procs, loadCpu
       serverCores: serverUs / 1000 / wallMs,
       loadCores: loadUs / 1000 / wallMs,
       wallMs,
+      ...partFigures(parts0, parts, total, wallMs),
     };
   } finally {
     for (const c of children) c.kill('SIGKILL');

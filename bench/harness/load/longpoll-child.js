@@ -5,8 +5,9 @@
 // http.Agent, no parser objects per socket. Requests and answers go through
 // the target's adapter (../adapters.js).
 //
-// parent -> child  {cmd:'open', url, adapterRef, count, firstIndex, channel, ownChannels,
+// parent -> child  {cmd:'open', urls, adapterRef, count, firstIndex, channel, ownChannels,
 //                   localAddresses, concurrency, rate}
+//                    socket g (firstIndex + i) connects to urls[g % urls.length]
 //                    ownChannels: socket g waits on `${channel}-${g}`, else all on channel
 //                    rate: connects started per second (0 = no limit): a burst faster than
 //                    the target accepts overflows its listen backlog, and the kernel
@@ -36,7 +37,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 /** @type {net.Socket[]} */
 const sockets = [];
 let adapter = null;
-let hostHeader = '';
+let hostHeaders = [];
 let channels = [];
 let cursors = [];
 let bufs = [];
@@ -53,7 +54,7 @@ function newRound() {
 }
 
 function ask(i) {
-  sockets[i].write(formatRequest(adapter.get(channels[i], cursors[i]), hostHeader));
+  sockets[i].write(formatRequest(adapter.get(channels[i], cursors[i]), hostHeaders[i]));
 }
 
 function reportIfDone() {
@@ -117,10 +118,12 @@ function onGone(i) {
 }
 
 async function open(cmd) {
-  const { url, adapterRef, count, firstIndex, channel, ownChannels, localAddresses, concurrency, rate = 0 } = cmd;
-  adapter = await loadAdapter(adapterRef, url);
-  const { hostname, port } = new URL(url);
-  hostHeader = `${hostname}:${port}`;
+  const { urls, adapterRef, count, firstIndex, channel, ownChannels, localAddresses, concurrency, rate = 0 } = cmd;
+  // the nodes of a target differ in their port only: the adapter (its base path) is the same
+  adapter = await loadAdapter(adapterRef, urls[0]);
+  const targets = urls.map((u) => new URL(u)).map(({ hostname, port }) => ({ hostname, port: Number(port), header: `${hostname}:${port}` }));
+  const targetOf = (i) => targets[(firstIndex + i) % targets.length];
+  hostHeaders = Array.from({ length: count }, (_, i) => targetOf(i).header);
   channels = Array.from({ length: count }, (_, i) => (ownChannels ? `${channel}-${firstIndex + i}` : channel));
   cursors = new Array(count).fill(null);
   bufs = new Array(count).fill('');
@@ -140,7 +143,8 @@ async function open(cmd) {
     const allowed = rate > 0 ? Math.floor(((nowMs() - started) / 1000) * rate) + 1 : count;
     while (inFlight < concurrency && next < count && next < allowed) {
       const i = next++;
-      const s = net.connect({ host: hostname, port: Number(port), localAddress: localAddresses[(firstIndex + i) % localAddresses.length] });
+      const { hostname, port } = targetOf(i);
+      const s = net.connect({ host: hostname, port, localAddress: localAddresses[(firstIndex + i) % localAddresses.length] });
       sockets[i] = s;
       inFlight++;
       let connected = false;

@@ -3,7 +3,7 @@
 // drives them over IPC with bounded waits.
 //
 //   const clients = await spawnLongPollClients(n);
-//   await clients.open({ url, adapterRef, channel, ownChannels });
+//   await clients.open({ urls, adapterRef, channel, ownChannels });
 //   clients.throwIfEarly('gets');
 //   const round = await clients.arm(token);          // every process armed
 //   ... publish ...
@@ -48,9 +48,11 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
 
     /**
      * Opens the n sockets, each with one get waiting; throws if a connect
-     * failed. concurrency and rate are totals over all processes.
+     * failed. concurrency and rate are totals over all processes. Socket g
+     * (over all processes) goes to urls[g % urls.length]: a multi-node
+     * target's gets are spread evenly over its nodes.
      */
-    async open({ url, adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
+    async open({ url, urls = [url], adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
       const per = Math.ceil(n / k);
       let assigned = 0;
       const opened = await Promise.all(
@@ -59,7 +61,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
           const p = c.next('opened', timeoutMs);
           c.child.send({
             cmd: 'open',
-            url,
+            urls,
             adapterRef,
             count,
             firstIndex: assigned,

@@ -7,7 +7,7 @@
 // figures are those of subscribers that keep polling their channels.
 
 import { Connection } from '../connection.js';
-import { cpuOf } from '../cpu.js';
+import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
@@ -39,7 +39,7 @@ export async function run(ctx, waiters) {
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
   const publishers = Array.from({ length: Math.min(s.publishers, waiters) }, () => new Connection({ host: hostname, port: Number(port) }));
   try {
-    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel: prefix, ownChannels: true });
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel: prefix, ownChannels: true });
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     clients.throwIfEarly('gets');
     // the publishers' connections are open before the clock starts
@@ -50,8 +50,10 @@ export async function run(ctx, waiters) {
     const pids = [process.pid, ...clients.pids()];
     const load0 = cpuOf(pids);
     const server0 = cpuOf(ctx.target.pids());
+    const parts0 = cpuOfParts(ctx.target.parts?.());
     const { t0, arrivals } = await publishToEach(ctx, clients, publishers, prefix, waiters);
     const serverUs = cpuOf(ctx.target.pids()) - server0;
+    const parts = cpuOfParts(ctx.target.parts?.());
     const loadUs = cpuOf(pids) - load0;
     const elapsedMs = untilLast(arrivals, t0);
     const serverCores = serverUs / 1000 / elapsedMs;
@@ -65,6 +67,7 @@ export async function run(ctx, waiters) {
       serverCores,
       loadCores,
       bound: boundBy(ctx, serverCores, loadCores),
+      ...partFigures(parts0, parts, waiters, elapsedMs),
     };
   } finally {
     for (const p of publishers) p.close();

@@ -1,6 +1,6 @@
 // What every scenario run gets: the started target, its adapter, one
-// keep-alive connection for the harness's own requests, the settings and the
-// core split between target and load generator.
+// keep-alive connection for the harness's own requests (to the target's first
+// node), the settings and the core split between target and load generator.
 
 import { sleep } from '../../lib/common.js';
 import { loadAdapter } from '../adapters.js';
@@ -13,9 +13,13 @@ import { parseCpuList } from '../cpu.js';
  */
 export async function createContext(target, settings, pinning) {
   const adapter = await loadAdapter(target.adapterRef, target.url);
-  const { hostname, port } = new URL(target.url);
-  const conn = new Connection({ host: hostname, port: Number(port) });
-  const probe = new Connection({ host: hostname, port: Number(port) });
+  const connect = (url) => {
+    const { hostname, port } = new URL(url);
+    return new Connection({ host: hostname, port: Number(port) });
+  };
+  const conn = connect(target.url);
+  // one per node: a multi-node target's waiting gets are the sum of its nodes'
+  const probes = (target.urls ?? [target.url]).map(connect);
   const ctx = {
     target,
     adapter,
@@ -34,16 +38,21 @@ export async function createContext(target, settings, pinning) {
      */
     async waiting() {
       if (!adapter.waiting) return null;
-      const res = await probe.request({ path: adapter.waiting.path });
-      const count = res.status === 200 ? adapter.waiting.read(res.body) : NaN;
-      return Number.isFinite(count) ? count : null;
+      let sum = 0;
+      for (const probe of probes) {
+        const res = await probe.request({ path: adapter.waiting.path });
+        const count = res.status === 200 ? adapter.waiting.read(res.body) : NaN;
+        if (!Number.isFinite(count)) return null;
+        sum += count;
+      }
+      return sum;
     },
     /** Set by close(): the run is over (or was abandoned after its time ran out). */
     closed: false,
     close() {
       ctx.closed = true;
       conn.close();
-      probe.close();
+      for (const probe of probes) probe.close();
     },
   };
   return ctx;

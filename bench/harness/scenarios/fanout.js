@@ -3,10 +3,11 @@
 // the waiters chain (ask again from their answer's cursor). Latencies are
 // p50/p99/max over all deliveries of all rounds; the target's CPU per delivery
 // covers the publish and the W answers (the gets asked again come after the
-// round's last answer, outside its window).
+// round's last answer, outside its window). A multi-node target's waiters
+// are spread evenly over its nodes; the publishes go to its first node.
 
 import { median, sleep } from '../../lib/common.js';
-import { cpuOf } from '../cpu.js';
+import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
@@ -18,24 +19,28 @@ export function quantile(sorted, q) {
 
 /**
  * One publish to a channel with `clients` armed for it. Resolves
- * {t0, putMs, outcome, serverUs, loadUs, windowMs}: outcome is the clients'
- * round; serverUs and loadUs the CPU of the target and of the clients (with
- * this process) from just before the publish until the last delivery, windowMs later.
+ * {t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs}: outcome is the
+ * clients' round; serverUs and loadUs the CPU of the target and of the clients
+ * (with this process) from just before the publish until the last delivery,
+ * windowMs later; partsUs the target's parts' ({redis: µs}).
  */
 export async function publishRound(ctx, clients, channel, token) {
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
   const loadPids = [process.pid, ...clients.pids()];
   const load0 = cpuOf(loadPids);
   const server0 = cpuOf(ctx.target.pids());
+  const parts0 = cpuOfParts(ctx.target.parts?.());
   const t0 = nowMs();
   const res = await ctx.call(ctx.adapter.put(channel, messageWith(token, ctx.settings.messageBytes)));
   const putMs = nowMs() - t0;
   if (!ctx.adapter.readPut(res).ok) throw new Error(`publish answered ${res.status}: ${res.body.slice(0, 200)}`);
   const outcome = await delivered;
   const serverUs = cpuOf(ctx.target.pids()) - server0;
+  const parts = cpuOfParts(ctx.target.parts?.());
+  const partsUs = Object.fromEntries(Object.entries(parts).map(([k, us]) => [k, us - parts0[k]]));
   const loadUs = cpuOf(loadPids) - load0;
   const windowMs = untilLast(outcome.arrivals, t0);
-  return { t0, putMs, outcome, serverUs, loadUs, windowMs };
+  return { t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs };
 }
 
 export async function run(ctx, waiters) {
@@ -43,12 +48,13 @@ export async function run(ctx, waiters) {
   const channel = freshToken('fan-');
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
   try {
-    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel });
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     clients.throwIfEarly('gets');
     const latencies = [];
     const putMs = [];
     let serverUs = 0;
+    const partsUs = {};
     let loadUs = 0;
     let windowMs = 0;
     let delivered = 0;
@@ -60,6 +66,7 @@ export async function run(ctx, waiters) {
       for (const at of arrivals) latencies.push(at - r.t0);
       putMs.push(r.putMs);
       serverUs += r.serverUs;
+      for (const [k, us] of Object.entries(r.partsUs)) partsUs[k] = (partsUs[k] ?? 0) + us;
       loadUs += r.loadUs;
       windowMs += r.windowMs;
       delivered += ok;
@@ -82,6 +89,7 @@ export async function run(ctx, waiters) {
       serverCores,
       loadCores,
       bound: boundBy(ctx, serverCores, loadCores),
+      ...partFigures({}, partsUs, delivered, windowMs),
     };
   } finally {
     await clients.close();

@@ -5,7 +5,9 @@
 //   put-many      put rotating over settings.channels channels
 //   sync          sync of a channel that holds a message
 //   get-buffered  get with a time the server answers at once from its buffer
-// Reports requests/s, latency p50/p99, and the target's CPU per request.
+// Reports requests/s, latency p50/p99, and the target's CPU per request (and
+// of its parts: Redis for the cluster-mode targets). A multi-node target's
+// connections are spread evenly over its nodes.
 
 import { runAutocannon } from '../load/autocannon-load.js';
 import { runWrk } from '../load/wrk-load.js';
@@ -54,7 +56,7 @@ export async function run(ctx, kind) {
   const s = ctx.settings;
   const generate = s.generator === 'wrk' ? runWrk : runAutocannon;
   const r = await generate({
-    url: ctx.target.url,
+    urls: ctx.target.urls ?? [ctx.target.url],
     requests,
     connections: s.connections,
     procs: ctx.loadCapacity,
@@ -62,6 +64,7 @@ export async function run(ctx, kind) {
     warmupS: s.warmupS,
     durationS: s.durationS,
     targetPids: ctx.target.pids,
+    targetParts: ctx.target.parts,
   });
   if (r.requests === 0) throw new Error(`${kind}: no request was answered`);
   // answers of another kind than the probe's are not throughput of this case
