@@ -29,7 +29,7 @@ async function warmUp(ctx) {
   const channel = freshToken('warm-');
   const clients = await spawnLongPollClients(count);
   try {
-    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel });
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
     for (let round = 0; round < 3; round++) {
       await untilWaiting(ctx, count, 20_000);
       const { outcome } = await publishRound(ctx, clients, channel, freshToken('w'));
@@ -53,7 +53,7 @@ export async function run(ctx, waiters) {
     const rssBefore = await steadyRss(pids);
     const pssBefore = sum(pids(), readPss);
     const channel = freshToken('idle-');
-    await clients.open({ url: ctx.target.url, adapterRef: ctx.target.adapterRef, channel });
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     await sleep(ctx.settings.settleMs);
     clients.throwIfEarly('idle gets');
