@@ -7,12 +7,14 @@
 //
 // Targets are started and stopped here, pinned to their own cores; --url
 // measures a server that runs elsewhere (its CPU and memory only with --pid).
-// Results go to bench/results/latest.json; --report renders the markdown and
-// the SVG charts (bench/charts/) from them. `--help` lists every option.
+// Results go to bench/results/latest.json; --merge FILE merges them into a
+// results file kept with a report (rows measured again replaced, the rest
+// kept); --report renders the markdown and the SVG charts (bench/charts/)
+// from the results, or from the merged file. `--help` lists every option.
 
 import fs from 'node:fs';
 import { progress } from './lib/common.js';
-import { measure, writeJson, writeReport } from './harness/bench.js';
+import { measure, mergeResults, writeJson, writeReport } from './harness/bench.js';
 import { parseOptions } from './harness/settings.js';
 
 const COMMAND = 'comet-bench';
@@ -27,9 +29,16 @@ try {
     results = await measure(o, [COMMAND, ...process.argv.slice(2)].join(' '));
     writeJson(o.json, results);
   }
+  // the exit code is this run's (or file's): failures kept from a merged file's earlier runs are not
+  const { failures } = results;
+  if (o.merge) {
+    // the first merge into a file that is not there yet starts it
+    if (fs.existsSync(o.merge)) results = mergeResults(JSON.parse(fs.readFileSync(o.merge, 'utf8')), results);
+    writeJson(o.merge, results);
+  }
   if (o.report) writeReport(o.report, results, o.charts);
-  if (results.failures.length > 0) {
-    progress(`${results.failures.length} run(s) failed:\n${results.failures.map((f) => `  ${f.what}: ${f.message}`).join('\n')}`);
+  if (failures.length > 0) {
+    progress(`${failures.length} run(s) failed:\n${failures.map((f) => `  ${f.what}: ${f.message}`).join('\n')}`);
     process.exitCode = 1;
   }
 } catch (err) {

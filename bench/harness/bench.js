@@ -6,7 +6,7 @@ import path from 'node:path';
 import { progress } from '../lib/common.js';
 import { renderReport, writeCharts } from '../report/markdown.js';
 import { finishMeta, startMeta } from './meta.js';
-import { plan, runPlan } from './runner.js';
+import { describe, plan, runPlan } from './runner.js';
 import { settingsFrom } from './settings.js';
 import { hasTaskset, pin } from './cpu.js';
 import { hasWrk } from './load/wrk-load.js';
@@ -22,6 +22,7 @@ export async function measure(o, command) {
   const units = plan({ scenarios: o.scenario, targets: o.target, settings });
   const targets = [...new Set(units.map((u) => u.target))];
   for (const id of targets) {
+    describeTarget(id, external);
     const missing = missingFor(id);
     if (missing) throw new Error(`target ${id}: ${missing}`);
   }
@@ -46,6 +47,47 @@ export async function measure(o, command) {
     }),
     entries,
     failures,
+  };
+}
+
+/** What an entry measured, and on which target: two entries with the same key are the same row. */
+export const entryKey = (e) => JSON.stringify([e.scenario, e.case ?? null, e.waiters ?? null, e.threads ?? null, e.target]);
+
+/**
+ * The results of base with those of fresh (a later run, usually a subset)
+ * merged in: each entry of fresh replaces base's entry with the same key in
+ * its place, or is added; base's other entries are kept, and so are its
+ * failures except those of the rows replaced. base's meta stays the report's
+ * header; meta.merges lists each run merged in ({command, date, durationS,
+ * loadAverage, pinning, settings, versions, rows}), and an entry from such a
+ * run carries `merge`, its index there. A merged run none of whose rows are
+ * left is dropped from the list. Neither argument is changed.
+ */
+export function mergeResults(base, fresh) {
+  const freshKeys = new Map(fresh.entries.map((e) => [entryKey(e), e]));
+  const previous = base.meta?.merges ?? [];
+  const index = previous.length;
+  const { machine, startedAt, merges: _nested, ...freshMeta } = fresh.meta ?? {};
+  const merges = [...previous, { ...freshMeta, rows: fresh.entries.map(describe) }];
+  const tag = (e) => ({ ...e, merge: index });
+  const entries = base.entries.map((e) => (freshKeys.has(entryKey(e)) ? tag(freshKeys.get(entryKey(e))) : e));
+  const present = new Set(base.entries.map(entryKey));
+  entries.push(...fresh.entries.filter((e) => !present.has(entryKey(e))).map(tag));
+  const replaced = fresh.entries.map((e) => `${describe(e)} run `);
+  const failures = [...(base.failures ?? []).filter((f) => !replaced.some((p) => f.what.startsWith(p))), ...(fresh.failures ?? []).map((f) => ({ ...f, merge: index }))];
+  // renumber the merged runs that still have rows (or failures), in order
+  const used = [...new Set([...entries, ...failures].map((x) => x.merge).filter((m) => m !== undefined))].sort((a, b) => a - b);
+  const renumber = (x) => (x.merge === undefined ? x : { ...x, merge: used.indexOf(x.merge) });
+  const targets = [
+    ...base.targets.map((t) => fresh.targets.find((f) => f.id === t.id) ?? t),
+    ...fresh.targets.filter((f) => !base.targets.some((t) => t.id === f.id)),
+  ];
+  return {
+    ...base,
+    meta: { ...base.meta, merges: used.map((i) => merges[i]) },
+    targets,
+    entries: entries.map(renumber),
+    failures: failures.map(renumber),
   };
 }
 

@@ -13,11 +13,14 @@ import * as idle from './scenarios/idle.js';
 import * as throughput from './scenarios/throughput.js';
 import { startTarget } from './targets.js';
 
-export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling'];
+export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster'];
 
 /**
  * The units of work, one per (scenario, case, target), without runs:
- * {scenario, case?, waiters?, threads?, target, pin, run(ctx)}.
+ * {scenario, case?, waiters?, threads?, target, pin, run(ctx)}. The scaling
+ * and cluster scenarios measure put-many and fan-out again on targets of
+ * their own (settings.threads, settings.clusterTargets), so that their rows
+ * never replace those of the throughput and fan-out scenarios.
  */
 export function plan({ scenarios, targets, settings }) {
   const units = [];
@@ -40,6 +43,12 @@ export function plan({ scenarios, targets, settings }) {
           add({ scenario, case: 'fanout', threads: n, waiters: settings.scalingWaiters, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, settings.scalingWaiters) });
         }
       }
+    } else if (scenario === 'cluster') {
+      // in-memory against Redis-backed, one node against several: side by side, round-robin like the rest
+      for (const target of settings.clusterTargets) add({ scenario, case: 'put-many', target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, 'put-many') });
+      for (const w of settings.clusterWaiters) {
+        for (const target of settings.clusterTargets) add({ scenario, case: 'fanout', waiters: w, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, w) });
+      }
     } else {
       throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);
     }
@@ -52,7 +61,8 @@ const fmtDuration = (ms) => {
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 };
 
-function describe(u) {
+/** "fanout W=1000 comet-1": a unit (or an entry) as progress lines and failures name it. */
+export function describe(u) {
   const what = [u.scenario, u.case, u.waiters !== undefined ? `W=${u.waiters}` : null].filter(Boolean).join(' ');
   return `${what} ${u.target}`;
 }

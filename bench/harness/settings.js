@@ -15,8 +15,8 @@ const powersOfTwoUpTo = (n) => {
 
 /** [name, default, quick default (undefined: same), help] */
 export const OPTIONS = [
-  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling'],
-  ['target', ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'], undefined, 'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), external (--url)'],
+  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster'],
+  ['target', ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'], undefined, 'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)'],
   ['url', '', undefined, 'measure the server at this URL (the external target); implies --target external unless --target is given'],
   ['adapter', 'simple-comet', undefined, 'how to speak to --url: simple-comet, nchan, or a path to an adapter module (bench/README.md)'],
   ['pid', '', undefined, 'process ids of the --url server (comma list), so that its CPU and memory can be read'],
@@ -35,8 +35,11 @@ export const OPTIONS = [
   ['threads', powersOfTwoUpTo(Math.max(2, cores)), undefined, 'thread scaling: thread (worker) counts'],
   ['scalingWaiters', 1000, undefined, 'thread scaling: waiters of its fan-out runs'],
   ['publishers', 16, undefined, 'many channels: keep-alive connections the publishes go over'],
+  ['clusterTargets', ['comet-1', 'redis-1', 'cluster-2'], undefined, 'cluster mode: the targets compared (not --target): put-many and fan-out on each, ratios to the in-memory comet-N'],
+  ['clusterWaiters', [1000, 10000], [1000], 'cluster mode: waiters of its fan-out runs, spread evenly over the nodes'],
   ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
   ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
+  ['merge', '', undefined, 'merge the results into this results file (e.g. BENCHMARKS-results.json): rows of the same scenario, case, waiters, threads and target are replaced, the rest kept; --report then renders the merged file'],
   ['report', '', undefined, 'write the markdown report (and its charts) here, e.g. BENCHMARKS.md'],
   ['charts', 'bench/charts', undefined, 'where --report writes its SVG charts (linked from the report by a relative path)'],
   ['fromJson', '', undefined, 'do not measure: render --report from this results file'],
@@ -61,7 +64,7 @@ export function parseOptions(argv, command) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
   if (!['autocannon', 'wrk'].includes(o.generator)) throw new Error(`--generator must be autocannon or wrk, got ${o.generator}`);
-  for (const n of [...o.waiters, ...o.idle]) {
+  for (const n of [...o.waiters, ...o.idle, ...o.clusterWaiters]) {
     if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`waiter counts must be 1..60000, got ${n}`);
   }
   return o;
@@ -85,6 +88,8 @@ export function settingsFrom(o) {
     threads: o.threads,
     scalingWaiters: o.scalingWaiters,
     publishers: o.publishers,
+    clusterTargets: o.clusterTargets.map(String),
+    clusterWaiters: o.clusterWaiters,
     pinning: o.pin ? defaultPinning(cores) : null,
     warmupWaiters: 200,
     settleMs: o.quick ? 500 : 2000,

@@ -14,7 +14,14 @@ const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
 
 /** Throughput cases in the order that reads best: from the cheapest request to the dearest. */
 const CASE_ORDER = ['put-one', 'put-many', 'sync', 'get-buffered', 'fanout'];
-const KIND_NAMES = { comet: 'comet-server', ceiling: 'raw uWebSockets.js ceiling', nchan: 'nginx + Nchan', external: 'external' };
+const KIND_NAMES = {
+  comet: 'comet-server',
+  ceiling: 'raw uWebSockets.js ceiling',
+  nchan: 'nginx + Nchan',
+  redis: 'comet-server + Redis, one node',
+  cluster: 'comet-server nodes + Redis',
+  external: 'external',
+};
 
 // ---- results access -----------------------------------------------------------
 
@@ -62,6 +69,15 @@ function counterpart(results, e, pick, threads = e.threads) {
 }
 
 const ceilingOf = (results, e) => counterpart(results, e, (t) => t.kind === 'ceiling');
+
+/** The in-memory comet-server measured beside a cluster-mode entry: the same threads per node if there is one. */
+function inMemoryOf(results, e) {
+  const threads = threadsOf(results, e);
+  return (
+    counterpart(results, e, (t) => t.kind === 'comet' && t.threads === threads) ??
+    counterpart(results, e, (t) => t.kind === 'comet')
+  );
+}
 const nchanOf = (results, e) => counterpart(results, e, (t, o) => t.kind === 'nchan' && threadsOf(results, o) === threadsOf(results, e));
 
 /** The bound most runs report (ties broken by name, so that the answer is stable). */
@@ -257,6 +273,21 @@ const FANOUT_KEY = [
   ['serverCpuUs', 'CPU/delivery'],
 ];
 
+/** The comparison columns of a table: [header, cell(results, e, table)]; by default the ceiling's and Nchan's. */
+const VERSUS_PEERS = [
+  ['vs ceiling', (results, e, table) => (targetOf(results, e.target).kind === 'ceiling' ? '—' : ratioCell(e, ceilingOf(results, e), 'ceiling', table.key))],
+  ['vs Nchan, same workers', (results, e, table) => (targetOf(results, e.target).kind === 'comet' ? ratioCell(e, nchanOf(results, e), 'Nchan', table.key) : '—')],
+];
+const VERSUS_IN_MEMORY = [
+  [
+    'vs in memory, one node',
+    (results, e, table) => {
+      const base = inMemoryOf(results, e);
+      return !base || base === e ? '—' : ratioCell(e, base, base.target, table.key);
+    },
+  ],
+];
+
 const byCase = { head: 'case', value: (e) => e.case };
 const byWaiters = { head: 'waiters', value: (e) => fmtInt(e.waiters) };
 const byThreads = { head: 'threads', value: (e) => String(e.threads) };
@@ -327,6 +358,53 @@ const SCENARIOS = [
       { heading: 'fan-out', where: { case: 'fanout' }, ids: [byThreads, byWaiters], figures: FANOUT_FIGURES, key: FANOUT_KEY, perThread: true },
     ],
   },
+  {
+    id: 'cluster',
+    title: 'Cluster mode',
+    method:
+      'comet-server in memory on one node against cluster mode (`--redis`: channels in Redis, a put on one node wakes gets waiting on any), on one node and on several nodes sharing one Redis, measured side by side in one run. Every target is started afresh for each run, Redis included (its own `redis-server` on a free port, nothing persisted), and pinned with the nodes to the target\'s CPUs. put-many spreads the load generator\'s connections evenly over the nodes; in fan-out the waiters are spread evenly over the nodes and the publish goes to the first node, and the latencies are over every delivery on every node. Server CPU counts every process of the target, Redis included; "of which Redis" is the `redis-server` process\'s share of it.',
+    tables: [
+      {
+        heading: 'put-many',
+        where: { case: 'put-many' },
+        ids: [],
+        figures: [
+          ['requests/s', 'rps', fmtInt],
+          ['p50 (ms)', 'p50Ms', f2],
+          ['p99 (ms)', 'p99Ms', f2],
+          ['server CPU per request, Redis included (µs)', 'serverCpuUs', f2],
+          ['of which Redis (µs)', 'redisCpuUs', f2, '—'],
+          ['server cores', 'serverCores', f2],
+          ['load generator cores', 'loadCores', f2],
+          ['errors', 'errors', fmtInt],
+          ['non-2xx', 'non2xx', fmtInt],
+        ],
+        key: THROUGHPUT_KEY,
+        versus: VERSUS_IN_MEMORY,
+        bound: true,
+      },
+      {
+        heading: 'fan-out',
+        where: { case: 'fanout' },
+        ids: [byWaiters],
+        figures: [
+          ['p50 (ms)', 'p50Ms', f1],
+          ['p99 (ms)', 'p99Ms', f1],
+          ['max (ms)', 'maxMs', f1],
+          ['server CPU per delivery, Redis included (µs)', 'serverCpuUs', f2],
+          ['of which Redis (µs)', 'redisCpuUs', f2, '—'],
+          ['put answered (ms)', 'putMs', f2],
+          ...DELIVERED,
+        ],
+        key: [
+          ['p50Ms', 'p50'],
+          ['p99Ms', 'p99'],
+          ['serverCpuUs', 'CPU/delivery'],
+        ],
+        versus: VERSUS_IN_MEMORY,
+      },
+    ],
+  },
 ];
 
 /**
@@ -339,7 +417,9 @@ function ratioCell(e, other, name, key) {
     .map(([field, label]) => [med(e, field) > 0 && med(other, field) > 0 ? med(e, field) / med(other, field) : NaN, label])
     .filter(([r]) => isNum(r))
     .map(([r, label]) => `${r.toFixed(2)}x ${name} ${label}`);
-  return parts.join(', ') || 'n/a';
+  // rows merged in from another run (--merge) were not measured side by side
+  const across = (e.merge ?? null) !== (other.merge ?? null) ? ' (different runs)' : '';
+  return parts.length ? parts.join(', ') + across : 'n/a';
 }
 
 function boundCell(runs) {
@@ -353,10 +433,13 @@ const pinCell = (e) => (e.pin ? `server ${e.pin.server}, load ${e.pin.load}` : '
 
 function row(results, e, table) {
   const t = targetOf(results, e.target);
-  const figures = table.figures.map(([, field, fmt]) => (e.runs.length ? mmm(values(e, field), fmt) : 'failed'));
+  const figures = table.figures.map(([, field, fmt, absent]) => {
+    if (e.runs.length === 0) return 'failed';
+    const xs = values(e, field);
+    return xs.length === 0 && absent ? absent : mmm(xs, fmt);
+  });
   const cells = [...table.ids.map((id) => id.value(e)), t.label, String(e.runs.length), ...figures];
-  cells.push(t.kind === 'ceiling' ? '—' : ratioCell(e, ceilingOf(results, e), 'ceiling', table.key));
-  cells.push(t.kind === 'comet' ? ratioCell(e, nchanOf(results, e), 'Nchan', table.key) : '—');
+  for (const [, cell] of table.versus ?? VERSUS_PEERS) cells.push(cell(results, e, table));
   if (table.perThread) {
     const one = counterpart(results, e, (u) => u.kind === t.kind, 1);
     cells.push(one === e ? '—' : ratioCell(e, one, '1-thread', table.key), pinCell(e));
@@ -366,7 +449,7 @@ function row(results, e, table) {
 }
 
 function tableMarkdown(results, es, table) {
-  const headers = [...table.ids.map((id) => id.head), 'target', 'runs', ...table.figures.map(([head]) => head), 'vs ceiling', 'vs Nchan, same workers'];
+  const headers = [...table.ids.map((id) => id.head), 'target', 'runs', ...table.figures.map(([head]) => head), ...(table.versus ?? VERSUS_PEERS).map(([head]) => head)];
   if (table.perThread) headers.push('vs 1 thread', 'CPUs');
   if (table.bound) headers.push('saturated');
   return markdownTable(headers, sorted(results, es).map((e) => row(results, e, table)));
@@ -470,6 +553,13 @@ const CHARTS = [
     refLine: { value: 2048, label: 'target 2 KB' },
   },
   { file: 'scaling.svg', scenario: 'scaling', where: { case: 'put-many' }, title: 'Thread scaling: put-many requests/s', unit: 'requests/s', data: scalingBars },
+  {
+    file: 'cluster.svg',
+    scenario: 'cluster',
+    title: 'Cluster mode: server CPU per put and per delivery, Redis included',
+    unit: 'µs per request or delivery',
+    data: targetChart((e) => (e.case === 'fanout' ? e.waiters : e.case), (k) => (typeof k === 'number' ? `fan-out, ${waitersLabel(k)}` : String(k)), 'serverCpuUs'),
+  },
 ];
 
 /** The charts the results have data for. */
@@ -518,7 +608,7 @@ function header(results) {
   const lines = [
     '# Benchmarks',
     '',
-    'comet-server measured against the raw uWebSockets.js ceiling (`bench/targets/raw-uws.js`: fixed answers, gets held until a put on their channel, no storage) and nginx with Nchan, side by side in one run of the benchmark harness (`comet-bench`, see [bench/README.md](bench/README.md) for the method). This file is generated: `npm run bench` runs every scenario on every target and rewrites it with its charts; single scenarios or targets run with e.g. `node bench/cli.js --scenario fanout --target comet-1,nchan-1` (add `--report FILE` for a report of their own). Each figure is the median (min–max) over runs; each run starts its target afresh.',
+    'comet-server measured against the raw uWebSockets.js ceiling (`bench/targets/raw-uws.js`: fixed answers, gets held until a put on their channel, no storage) and nginx with Nchan, side by side in one run of the benchmark harness (`comet-bench`, see [bench/README.md](bench/README.md) for the method). This file is generated from `BENCHMARKS-results.json`: `npm run bench` runs every scenario on every target and rewrites both with the charts; single scenarios or targets run with e.g. `node bench/cli.js --scenario fanout --target comet-1,nchan-1` (add `--report FILE` for a report of their own), and `--merge BENCHMARKS-results.json --report BENCHMARKS.md` puts their rows in here in place of the same rows, as `npm run bench:cluster` does for the Cluster mode section. Each figure is the median (min–max) over runs; each run starts its target afresh.',
     '',
     `- Command: \`${m.command ?? 'npm run bench'}\``,
     `- Date: ${m.date ?? 'unknown'}; took ${duration(m.durationS)}`,
@@ -531,6 +621,12 @@ function header(results) {
     '- Settings:',
     ...list(m.settings).map(([k, v]) => `  - ${k}: ${settingValue(v)}`),
   ];
+  for (const g of m.merges ?? []) {
+    const scenarios = unique((g.rows ?? []).map((r) => r.split(' ')[0]));
+    lines.push(
+      `- Merged in later (\`--merge\`), replacing the rows it measured again: \`${g.command ?? '?'}\`, ${g.date ?? 'unknown date'}, took ${duration(g.durationS)}, load average ${g.loadAverage?.start ?? 'n/a'} at start and ${g.loadAverage?.end ?? 'n/a'} at end; ${plural((g.rows ?? []).length, 'row')} (${scenarios.join(', ')})`,
+    );
+  }
   if (results.failures?.length) lines.push(`- ${plural(results.failures.length, 'run')} failed: see [Failures](#failures)`);
   return lines;
 }
