@@ -288,9 +288,9 @@ const VERSUS_IN_MEMORY = [
   ],
 ];
 
-const byCase = { head: 'case', value: (e) => e.case };
-const byWaiters = { head: 'waiters', value: (e) => fmtInt(e.waiters) };
-const byThreads = { head: 'threads', value: (e) => String(e.threads) };
+const byCase = { head: 'case', value: (e) => e.case, key: 'case' };
+const byWaiters = { head: 'waiters', value: (e) => fmtInt(e.waiters), key: 'waiters' };
+const byThreads = { head: 'threads', value: (e) => String(e.threads), key: 'threads' };
 
 const SCENARIOS = [
   {
@@ -467,6 +467,9 @@ function scenarioSection(results, scenario, chartLinks) {
   return out;
 }
 
+/** The report's sections and their tables, for reading a report back (./readback.js). */
+export { SCENARIOS as SECTIONS };
+
 // ---- charts -----------------------------------------------------------------------
 
 /** The target's colour: its kind's, shaded by its place among the targets of that kind. */
@@ -621,6 +624,7 @@ function header(results) {
     '- Settings:',
     ...list(m.settings).map(([k, v]) => `  - ${k}: ${settingValue(v)}`),
   ];
+  if (m.readBack) lines.push(`- Results file: ${m.readBack}`);
   for (const g of m.merges ?? []) {
     const scenarios = unique((g.rows ?? []).map((r) => r.split(' ')[0]));
     lines.push(

@@ -15,20 +15,23 @@ const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'aut
  * Which connections each of procs load processes opens to which of urls: a
  * list per process of {url, connections}. Every URL gets an equal share of
  * the connections (the first ones one more where they do not divide), each
- * share spread evenly over the processes, a URL's leftovers starting at
- * another process than the previous URL's; a process left without any gets
- * one connection, so that no load process idles.
+ * share spread evenly over the processes, a URL's leftovers going on where
+ * the previous URL's stopped, so that the processes stay within one
+ * connection of each other; a process left without any gets one connection,
+ * so that no load process idles.
  */
 export function splitConnections(connections, procs, urls) {
   if (urls.length === 0) throw new Error('no URL to send the load to');
   const plan = Array.from({ length: procs }, () => []);
+  let start = 0;
   urls.forEach((url, j) => {
     const forUrl = Math.floor(connections / urls.length) + (j < connections % urls.length ? 1 : 0);
     for (let i = 0; i < procs; i++) {
-      const rank = (i - (j % procs) + procs) % procs;
+      const rank = (i - start + procs) % procs;
       const n = Math.floor(forUrl / procs) + (rank < forUrl % procs ? 1 : 0);
       if (n > 0) plan[i].push({ url, connections: n });
     }
+    start = (start + (forUrl % procs)) % procs;
   });
   plan.forEach((p, i) => p.length === 0 && p.push({ url: urls[i % urls.length], connections: 1 }));
   return plan;
