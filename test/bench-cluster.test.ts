@@ -1,0 +1,213 @@
+/**
+ * The harness's cluster-mode targets for real: comet-bench (bench/cli.js) as
+ * a child process starting two comet-server nodes on a redis-server of its
+ * own, through put-many and fan-out at tiny sizes; and the cluster scenario
+ * merged into a kept results file and rendered. Asserts on the results JSON
+ * (the rows, Redis's CPU counted), and that no redis-server or node process
+ * of the command outlives it. Skipped without redis-server (failed under CI).
+ * Everything it writes goes to a tap testdir. The pure parts are in
+ * test/unit/bench-cluster.test.ts.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import type { Test } from 'tap';
+import { redisAvailable } from './helpers/redis.js';
+import { ROOT, childEnv, sleep } from './helpers/server.js';
+
+const CLI = path.join(ROOT, 'bench', 'cli.js');
+const TINY = ['--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2', '--connections', '10', '--quick'];
+
+t.setTimeout(180_000);
+
+type Run = Record<string, number | string>;
+interface Entry {
+  scenario: string;
+  target: string;
+  case?: string;
+  waiters?: number;
+  merge?: number;
+  runs: Run[];
+}
+interface Results {
+  meta: Record<string, any>;
+  targets: Array<{ id: string; kind: string; label: string; threads: number | null; nodes?: number }>;
+  entries: Entry[];
+  failures: Array<{ what: string; message: string }>;
+}
+interface Ran {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  timedOut: boolean;
+  /** Every process the command started, seen while it ran: pid -> command line. */
+  seen: Map<number, string>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Runs comet-bench to its end (SIGKILL after timeoutMs), noting every process it starts, children of children included. */
+function bench(args: string[], timeoutMs: number): Promise<Ran> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(proc);
+    const seen = new Map<number, string>();
+    let running = true;
+    const watch = async () => {
+      while (running) {
+        const todo = [proc.pid!];
+        while (todo.length) {
+          for (const c of childrenOf(todo.pop()!)) {
+            if (!seen.has(c)) seen.set(c, cmdline(c));
+            todo.push(c);
+          }
+        }
+        await sleep(50);
+      }
+    };
+    const watching = watch();
+    let stderr = '';
+    let timedOut = false;
+    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, timeoutMs);
+    proc.on('close', async (code, signal) => {
+      clearTimeout(timer);
+      live.delete(proc);
+      running = false;
+      await watching;
+      resolve({ code, signal, stderr, timedOut, seen });
+    });
+  });
+}
+
+const diag = (r: Ran) => ({ code: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr.slice(-4000) });
+const describe = (e: Entry) => [e.scenario, e.case, e.waiters, e.target].filter((x) => x !== undefined).join(' ');
+
+/** The target's processes the command started: its redis-server and its nodes. */
+async function checkNothingLeft(t: Test, r: Ran, nodes: number): Promise<void> {
+  const targets = [...r.seen].filter(([, cmd]) => /redis-server|dist\/cli\/main\.js/.test(cmd));
+  t.ok(targets.some(([, cmd]) => /redis-server/.test(cmd)), 'a redis-server was started', { seen: [...r.seen.values()] });
+  t.ok(targets.filter(([, cmd]) => /dist\/cli\/main\.js .*--redis redis:\/\/127\.0\.0\.1:\d+/.test(cmd)).length >= nodes, `${nodes} nodes on it were started`);
+  t.notOk(targets.some(([, cmd]) => /:6379\b/.test(cmd)), 'never the system Redis on 6379');
+  const alive = () => targets.filter(([p, cmd]) => cmdline(p) === cmd).map(([p, cmd]) => `${p} ${cmd}`);
+  const deadline = Date.now() + 3000;
+  while (alive().length > 0 && Date.now() < deadline) await sleep(50);
+  t.same(alive(), [], 'no redis-server or node process outlives the command');
+}
+
+function checkRow(t: Test, e: Entry | undefined, what: string, redis: boolean): void {
+  t.ok(e, `${what}: a row`);
+  if (!e) return;
+  t.equal(e.runs.length, 1, `${what}: one run`);
+  const run = e.runs[0] ?? {};
+  t.ok((run.serverCpuUs as number) > 0, `${what}: server CPU per operation (${run.serverCpuUs})`);
+  if (redis) {
+    t.ok((run.redisCpuUs as number) > 0, `${what}: Redis's CPU counted (${run.redisCpuUs} µs per operation)`);
+    t.ok((run.redisCpuUs as number) < (run.serverCpuUs as number), `${what}: Redis's share is part of the target's CPU`);
+    t.ok((run.redisCores as number) > 0, `${what}: Redis's cores`);
+  } else {
+    t.notOk('redisCpuUs' in run, `${what}: no Redis share for a target without Redis`);
+  }
+  if (e.case === 'put-many') {
+    t.ok((run.requests as number) > 0 && (run.rps as number) > 0, `${what}: requests answered`);
+    t.equal(run.non2xx, 0, `${what}: every answer 2xx`);
+    t.equal(run.errors, 0, `${what}: no errors`);
+  } else {
+    t.equal(run.delivered, e.waiters! * (run.rounds as number), `${what}: every waiter on every node got every round (${run.delivered})`);
+    t.ok((run.p99Ms as number) >= (run.p50Ms as number) && (run.p50Ms as number) > 0, `${what}: latencies`);
+  }
+}
+
+t.test('cluster-2 through put-many and fan-out', { timeout: 90_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  const json = path.join(t.testdir(), 'results.json');
+  const r = await bench(['--target', 'cluster-2', '--scenario', 'throughput,fanout', '--case', 'put-many', '--waiters', '100', ...TINY, '--json', json], 80_000);
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const results: Results = JSON.parse(fs.readFileSync(json, 'utf8'));
+  t.same(results.failures, [], 'no failed runs');
+  t.same(results.entries.map(describe).sort(), ['fanout 100 cluster-2', 'throughput put-many cluster-2']);
+  t.match(results.targets, [{ id: 'cluster-2', kind: 'cluster', nodes: 2, threads: 1 }]);
+  t.match(results.meta.versions, { 'redis-server': /^\d+\.\d+/ }, 'the Redis version is reported');
+  for (const e of results.entries) checkRow(t, e, describe(e), true);
+  await checkNothingLeft(t, r, 2);
+});
+
+t.test('the cluster scenario with wrk, merged into a kept results file and rendered', { timeout: 90_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
+    const why = 'wrk is not installed: apt-get install wrk';
+    if (process.env.CI === 'true') t.fail(why);
+    else t.skip(why);
+    return;
+  }
+  // a kept results file with a row of another scenario and an old cluster row
+  const kept: Results = {
+    meta: { command: 'comet-bench (an earlier run)', date: 'earlier', settings: { runs: 1 } },
+    targets: [{ id: 'comet-1', kind: 'comet', threads: 1, label: 'comet-server --threads 1' }],
+    entries: [
+      { scenario: 'throughput', case: 'sync', target: 'comet-1', runs: [{ rps: 1234, serverCpuUs: 9 }] },
+      { scenario: 'cluster', case: 'put-many', target: 'comet-1', runs: [{ rps: 1, serverCpuUs: 1 }] },
+    ],
+    failures: [],
+  };
+  const dir = t.testdir({ 'kept.json': JSON.stringify(kept) });
+  const merged = path.join(dir, 'kept.json');
+  const report = path.join(dir, 'BENCH.md');
+  const r = await bench(
+    [
+      '--generator', 'wrk', '--scenario', 'cluster', '--cluster-targets', 'comet-1,cluster-2', '--cluster-waiters', '100', ...TINY,
+      '--json', path.join(dir, 'fresh.json'), '--merge', merged, '--report', report, '--charts', path.join(dir, 'charts'),
+    ],
+    80_000,
+  );
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const fresh: Results = JSON.parse(fs.readFileSync(path.join(dir, 'fresh.json'), 'utf8'));
+  t.same(fresh.entries.map(describe), ['cluster put-many comet-1', 'cluster put-many cluster-2', 'cluster fanout 100 comet-1', 'cluster fanout 100 cluster-2'], 'this run: each case on each target');
+  const results: Results = JSON.parse(fs.readFileSync(merged, 'utf8'));
+  t.same(
+    results.entries.map((e) => [describe(e), e.merge ?? null]),
+    [
+      ['throughput sync comet-1', null],
+      ['cluster put-many comet-1', 0],
+      ['cluster put-many cluster-2', 0],
+      ['cluster fanout 100 comet-1', 0],
+      ['cluster fanout 100 cluster-2', 0],
+    ],
+    'the kept row stays, the old cluster row is replaced, the new rows are added',
+  );
+  t.equal(results.entries[0].runs[0].rps, 1234, 'the kept row as it was');
+  t.ok((results.entries[1].runs[0].rps as number) > 1, 'the replaced row has this run\'s figures');
+  t.equal(results.meta.command, 'comet-bench (an earlier run)', 'the header stays the kept file\'s');
+  t.match(results.meta.merges, [{ command: /--scenario cluster/, rows: Array }]);
+  for (const e of results.entries.filter((x) => x.scenario === 'cluster')) checkRow(t, e, describe(e), e.target !== 'comet-1');
+  const md = fs.readFileSync(report, 'utf8');
+  t.match(md, /^## Request throughput$/m, 'the kept row\'s section');
+  t.match(md, /^## Cluster mode$/m, 'the Cluster mode section');
+  t.match(md, /^\| 2 × comet-server --threads 1 --redis \(2 nodes \+ Redis\) \| 1 \| [\d,]+ \|.*\| \d+\.\d\dx comet-1 rps, \d+\.\d\dx comet-1 CPU\/req \| \w+ \|$/m, 'put-many of the two nodes against the in-memory node');
+  t.match(md, /^- Merged in later \(`--merge`\)/m);
+  t.ok(fs.existsSync(path.join(dir, 'charts', 'cluster.svg')), 'the Cluster mode chart');
+  await checkNothingLeft(t, r, 2);
+});
