@@ -58,8 +58,8 @@ export const entryKey = (e) => JSON.stringify([e.scenario, e.case ?? null, e.wai
  * merged in: each entry of fresh replaces base's entry with the same key in
  * its place, or is added; base's other entries are kept, and so are its
  * failures except those of the rows replaced. base's meta stays the report's
- * header; meta.merges lists each run merged in ({command, date, durationS,
- * loadAverage, pinning, settings, versions, rows}), and an entry from such a
+ * header; meta.merges lists each run merged in (its meta: command, date,
+ * machine, versions, settings, ...; and rows, what it measured), and an entry from such a
  * run carries `merge`, its index there. A merged run none of whose rows are
  * left is dropped from the list. Neither argument is changed.
  */
@@ -67,7 +67,7 @@ export function mergeResults(base, fresh) {
   const freshKeys = new Map(fresh.entries.map((e) => [entryKey(e), e]));
   const previous = base.meta?.merges ?? [];
   const index = previous.length;
-  const { machine, startedAt, merges: _nested, ...freshMeta } = fresh.meta ?? {};
+  const { startedAt: _started, merges: _nested, readBack: _readBack, ...freshMeta } = fresh.meta ?? {};
   const merges = [...previous, { ...freshMeta, rows: fresh.entries.map(describe) }];
   const tag = (e) => ({ ...e, merge: index });
   const entries = base.entries.map((e) => (freshKeys.has(entryKey(e)) ? tag(freshKeys.get(entryKey(e))) : e));

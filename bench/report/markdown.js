@@ -628,7 +628,7 @@ function header(results) {
   for (const g of m.merges ?? []) {
     const scenarios = unique((g.rows ?? []).map((r) => r.split(' ')[0]));
     lines.push(
-      `- Merged in later (\`--merge\`), replacing the rows it measured again: \`${g.command ?? '?'}\`, ${g.date ?? 'unknown date'}, took ${duration(g.durationS)}, load average ${g.loadAverage?.start ?? 'n/a'} at start and ${g.loadAverage?.end ?? 'n/a'} at end; ${plural((g.rows ?? []).length, 'row')} (${scenarios.join(', ')})`,
+      `- Merged in later (\`--merge\`), replacing the rows it measured again: \`${g.command ?? '?'}\`, ${g.date ?? 'unknown date'}, took ${duration(g.durationS)}, load average ${g.loadAverage?.start ?? 'n/a'} at start and ${g.loadAverage?.end ?? 'n/a'} at end; ${plural((g.rows ?? []).length, 'row')} (${scenarios.join(', ')}). A machine of the same description can be faster or slower on another day: compare these rows with each other, not with the rows of other runs`,
     );
   }
   if (results.failures?.length) lines.push(`- ${plural(results.failures.length, 'run')} failed: see [Failures](#failures)`);
