@@ -627,8 +627,11 @@ function header(results) {
   if (m.readBack) lines.push(`- Results file: ${m.readBack}`);
   for (const g of m.merges ?? []) {
     const scenarios = unique((g.rows ?? []).map((r) => r.split(' ')[0]));
+    // its settings where they differ from the header's
+    const differ = list(g.settings).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(m.settings?.[k]));
+    const settings = differ.length ? `; its settings where they differ from those above: ${differ.map(([k, v]) => `${k} ${settingValue(v)}`).join('; ')}` : '';
     lines.push(
-      `- Merged in later (\`--merge\`), replacing the rows it measured again: \`${g.command ?? '?'}\`, ${g.date ?? 'unknown date'}, took ${duration(g.durationS)}, load average ${g.loadAverage?.start ?? 'n/a'} at start and ${g.loadAverage?.end ?? 'n/a'} at end; ${plural((g.rows ?? []).length, 'row')} (${scenarios.join(', ')}). A machine of the same description can be faster or slower on another day: compare these rows with each other, not with the rows of other runs`,
+      `- Merged in later (\`--merge\`), replacing the rows it measured again: \`${g.command ?? '?'}\`, ${g.date ?? 'unknown date'}, took ${duration(g.durationS)}, load average ${g.loadAverage?.start ?? 'n/a'} at start and ${g.loadAverage?.end ?? 'n/a'} at end; ${plural((g.rows ?? []).length, 'row')} (${scenarios.join(', ')})${settings}. A machine of the same description can be faster or slower on another day: compare these rows with each other, not with the rows of other runs`,
     );
   }
   if (results.failures?.length) lines.push(`- ${plural(results.failures.length, 'run')} failed: see [Failures](#failures)`);

@@ -211,6 +211,9 @@ t.test('the report: rows from different runs say so in their ratios, merges are 
   const md: string = renderReport(m);
   t.match(md, /^\| put-many \| one, relabelled \| 1 \| 10 \|.*\| 5\.00x ceiling rps \(different runs\) \|/m);
   t.match(md, /^- Merged in later \(`--merge`\), replacing the rows it measured again: `comet-bench --scenario cluster \(now\)`, now, took 1 min 0 s, load average 1 at start and 2 at end; 1 row \(throughput\)\. A machine of the same description can be faster or slower on another day: compare these rows with each other, not with the rows of other runs$/m);
+  const f = fresh('now', [e('throughput', 'comet-1', 10, { case: 'put-many' })]);
+  f.meta.settings = { runs: 3, clusterWaiters: [100, 200] };
+  t.match(renderReport(mergeResults(base(), f)), /; 1 row \(throughput\); its settings where they differ from those above: clusterWaiters 100, 200\. A machine/, 'the settings it ran with that the header does not show');
   const same: string = renderReport(base());
   t.match(same, /^\| put-many \| one \| 1 \|.*\| 0\.50x ceiling rps \|/m, 'rows of one run: no remark');
 });
