@@ -12,9 +12,13 @@
  *
  * "Known since" for a channel with no keys (never written, expired, or lost
  * with a Redis restart that kept no data): messages it may have had are older
- * than both the Redis server's start and now minus the channel TTL (plus a
- * second of slack for the expiry clock), so a cursor below that bound reports
- * `missed`. A channel created by an append starts its floor there too.
+ * than both the Redis server's start and now minus the channel TTL (keys
+ * expire at their last message's time plus the TTL), so a cursor below that
+ * bound reports `missed`. A channel created by an append starts its floor
+ * there too. Redis knows its start to the second only (uptime_in_seconds
+ * counts whole seconds), so the start is taken as the end of that second:
+ * a loss is never hidden, at the price of a cursor handed out in the first
+ * second of a Redis server's life being reported `missed` once.
  */
 
 const PRELUDE = `
@@ -22,10 +26,12 @@ local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-local function knownSince(now, ttlMs)
-  local info = redis.call('INFO', 'server')
-  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
-  return math.max(now - up * 1000000, now - ttlMs * 1000 + 1000000)
+local function started(now)
+  local up = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
+  return (math.floor(now / 1000000) - up + 1) * 1000000
+end
+local function knownSince(start, now, ttlMs)
+  return math.max(start, now - ttlMs * 1000)
 end
 local function fmt(n) return string.format('%.0f', n) end
 local function idTime(id) return tonumber(string.match(id, '^(%d+)')) end
@@ -35,7 +41,7 @@ local function idTime(id) return tonumber(string.match(id, '^(%d+)')) end
  * ARGV: body, buffer size, buffer bytes, TTL ms, publish command (PUBLISH or
  * SPUBLISH). Trims the oldest messages past either bound (always keeping the
  * new one) before adding, raises the floor to the last one dropped, refreshes
- * the TTL of both keys, announces the message, and returns its time.
+ * the expiry of both keys (the new time plus the TTL), announces the message, and returns its time.
  */
 export const APPEND = `${PRELUDE}
 local body = ARGV[1]
@@ -49,7 +55,7 @@ if meta[1] then
   last, floor, bytes = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 else
   redis.call('DEL', KEYS[1])
-  floor = knownSince(now, ttl)
+  floor = knownSince(started(now), now, ttl)
 end
 local time = now
 if time <= last then time = last + 1 end
@@ -73,8 +79,9 @@ end
 local stamp = fmt(time)
 redis.call('XADD', KEYS[1], stamp .. '-0', 'b', body)
 redis.call('HSET', KEYS[2], 't', stamp, 'f', fmt(floor), 'b', bytes + size)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+local expiry = math.floor(time / 1000) + 1 + ttl
+redis.call('PEXPIREAT', KEYS[1], expiry)
+redis.call('PEXPIREAT', KEYS[2], expiry)
 redis.call(ARGV[5], KEYS[3], stamp .. ' ' .. body)
 return time
 `;
@@ -94,7 +101,7 @@ if not meta[1] then
   local now = clock()
   if since < 0 then return { now - 1, 0 } end
   local missed = 0
-  if since < knownSince(now, tonumber(ARGV[4])) then missed = 1 end
+  if since < knownSince(started(now), now, tonumber(ARGV[4])) then missed = 1 end
   return { math.max(now - 1, since), missed }
 end
 local last = tonumber(meta[1])
