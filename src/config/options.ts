@@ -55,6 +55,21 @@ export type OptionSpec = { [K in keyof Config]: Config[K] extends number ? IntOp
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+/**
+ * A redis:// or rediss:// URL that parses, with a valid port and database
+ * number: anything else could never connect, and would otherwise be retried
+ * forever at startup as if Redis were merely unreachable.
+ */
+function isRedisUrl(u: string): boolean {
+  if (!/^rediss?:\/\/[^\s]+$/.test(u)) return false;
+  try {
+    const url = new URL(u);
+    return url.port !== '0' && /^\/?\d*$/.test(url.pathname) && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
+
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'COMET_HOST', kind: 'string', default: '0.0.0.0', describe: 'Address to listen on.' },
   { key: 'port', flag: 'port', env: 'COMET_PORT', kind: 'int', min: 0, max: 65535, default: 8080, describe: 'TCP port; 0 picks a free port (logged in the "listening" line).' },
@@ -92,7 +107,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'connectionsInterval', flag: 'connections-interval', env: 'COMET_CONNECTIONS_INTERVAL', kind: 'int', min: 0, max: 3600, default: 5, describe: 'Seconds between counts of open connections for comet_connections (the main thread walks /proc/self/fd, about 5 µs per open file); 0 leaves the gauge out.' },
   {
     key: 'redis', flag: 'redis', env: 'COMET_REDIS', kind: 'string', default: '',
-    check: (v) => (v === '' || v.split(',').every((u) => /^rediss?:\/\/[^\s]+$/.test(u.trim())) ? undefined : 'must be redis:// or rediss:// URLs, comma-separated'),
+    check: (v) => (v === '' || v.split(',').every((u) => isRedisUrl(u.trim())) ? undefined : 'must be redis:// or rediss:// URLs (host, port 1-65535, database number), comma-separated'),
     describe: 'Cluster mode: keep channels in Redis at this URL (a Redis Cluster is detected; several seed URLs may be given, comma-separated), so that any number of nodes serve the same channels. Empty: the in-memory engine.',
   },
   {

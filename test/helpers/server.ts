@@ -186,7 +186,8 @@ export class CometServer implements Endpoint {
     const started = performance.now();
     if (this.exit) return { ...this.exit, ms: 0, killed: false };
     this.proc.kill(signal);
-    const timer = sleep(timeoutMs, 'timeout' as const);
+    // Unref'd: a deadline that did not fire must not keep the test process alive after the exit.
+    const timer = sleep(timeoutMs, 'timeout' as const, { ref: false });
     const r = await Promise.race([this.exited, timer]);
     if (r === 'timeout') {
       this.proc.kill('SIGKILL');
@@ -199,7 +200,7 @@ export class CometServer implements Endpoint {
 
   /** Waits (bounded) for the process to exit by itself. */
   async waitExit(timeoutMs: number): Promise<ExitInfo | undefined> {
-    const r = await Promise.race([this.exited, sleep(timeoutMs, undefined)]);
+    const r = await Promise.race([this.exited, sleep(timeoutMs, undefined, { ref: false })]);
     return r;
   }
 
@@ -208,7 +209,7 @@ export class CometServer implements Endpoint {
     this.agent.destroy();
     if (this.exit) return;
     this.proc.kill('SIGKILL');
-    await Promise.race([this.exited, sleep(5000)]);
+    await Promise.race([this.exited, sleep(5000, undefined, { ref: false })]);
   }
 
   // ------------------------------------------------------------------ HTTP

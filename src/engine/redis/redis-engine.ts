@@ -79,6 +79,13 @@ export class RedisEngine implements Engine {
   private listener: MessageListener = () => {};
   private pending = 0;
   private closed = false;
+  /**
+   * Until the command connection is first ready, commands wait for it (at most
+   * `timeoutMs`): a node that has just started listening does not answer 503
+   * while its connection is still being made. A connection lost later fails
+   * commands at once, as before.
+   */
+  private firstReady: Promise<void> | undefined;
 
   constructor(private readonly options: RedisEngineOptions) {
     const { target, timeoutMs } = options;
@@ -88,6 +95,16 @@ export class RedisEngine implements Engine {
     const where = target.urls.join(',');
     this.client.on('ready', () => options.onConnection(true, where));
     this.client.on('error', (err: Error) => options.onConnection(false, where, err));
+    this.firstReady = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.client.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }).then(() => {
+      this.firstReady = undefined;
+    });
     this.publish = target.cluster ? 'SPUBLISH' : 'PUBLISH';
     this.subscriber = new Subscriber(target, this.client, timeoutMs, {
       announcement: this.announced,
@@ -167,6 +184,7 @@ export class RedisEngine implements Engine {
     }
     this.pending++;
     try {
+      if (this.firstReady) await this.firstReady;
       return await run();
     } catch (err) {
       throw this.translate(err);
