@@ -58,8 +58,10 @@ t.test('Redis SIGKILLed and restarted on its port (appendonly, fsync always) whi
   const channel = uniq('outage');
   const quiet = uniq('held');
   const syncs = await Promise.all(nodes.map((n) => n.sync(channel)));
-  const quietSync = await a.sync(quiet);
-  // Gets waiting on a channel with no traffic, with a timeout longer than the whole outage.
+  // A channel with one stored message and then no traffic (one with no keys at all could not be
+  // vouched for after a Redis restart: its held gets would rightly be told missed).
+  const quietSync = await a.put(quiet, 'before');
+  // Gets waiting on it, with a timeout longer than the whole outage.
   const held = nodes.map((n) => n.get(quiet, { time: quietSync, timeout: 25 }, { timeoutMs: 40000 }));
 
   const pubs = [publisher(a, channel, 'pA', { pauseMs: 5, end: true, endDeadlineMs: 15000 }), publisher(b, channel, 'pB', { pauseMs: 5, end: true, endDeadlineMs: 15000 })];
@@ -157,7 +159,10 @@ t.test('Redis restarted without persistence: a cursor from before the restart ge
   t.ok(t4 > times[2]!, 'times still increase across the restart');
   const p = await within(parked, 5000, 'the get waiting across the restart is answered');
   t.notOk(p instanceof Error, 'the get waiting across the restart was held, not failed', { err: p instanceof Error ? p.message : undefined });
-  if (!(p instanceof Error)) t.strictSame(p.messages, ['m4'], 'it is answered with the next message');
+  if (!(p instanceof Error)) {
+    t.equal(p.missed, true, 'it is told missed too: the restart lost what came after its cursor');
+    t.ok(p.messages.every((m: string) => m === 'm4'), 'with nothing but what Redis still holds', { messages: p.messages });
+  }
   const g = await a.get(channel, { time: cursor, timeout: 5 });
   t.strictSame([g.messages, g.missed], [['m4'], true], 'a get with the old cursor: what is held now, and missed:true');
   // The client resynchronises: sync, then chain without missed.
@@ -233,6 +238,7 @@ t.test('a node cut off from Redis: its waiting gets are held, then given what wa
   const before = await publisher(b, channel, 'before', { count: 20 }).done;
   await waitFor(() => sawAll(onA.result, before.acked.map((x) => x.message)), { timeoutMs: 5000, what: 'A has the first 20' });
   t.ok(await a.waitWaiting(1), "A's reader waits");
+  await sleep(200); // parked, not still reading: a read cut off midway is rightly a 503
 
   proxy.cut();
   t.equal(await waitGauge(a, 'comet_redis_up', (v) => v === 0, 5000), 0, 'A lost Redis');
@@ -284,11 +290,11 @@ t.test(
       t.fail('the held get failed', { err: answer.message });
       return;
     }
-    t.strictSame(answer.messages, ['new'], 'the held get gets the next message');
-    t.equal(answer.missed, true, 'and missed:true: lost:0..4 were acknowledged after its cursor and are gone', {
-      todo:
-        'BUG, needs a design decision: RedisEngine.readBack ignores the missed flag of its READ reply, and neither the ' +
-        'Engine listener nor OP_NEWS can carry one, so held gets get later messages without "missed" after a loss',
-    });
+    t.equal(answer.missed, true, 'the held get says missed: lost:0..4 were acknowledged after its cursor and are gone');
+    t.ok(
+      answer.messages.every((m: string) => m === 'new'),
+      'and holds nothing lost (it is answered once A read back, before or with the next message)',
+      { messages: answer.messages },
+    );
   },
 );

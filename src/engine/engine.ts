@@ -14,8 +14,8 @@
  *   longer held (dropped from a full buffer, evicted with an idle channel, or
  *   older than what this store has known since it started).
  * - After watch(c) resolves, every message appended to c is passed to the
- *   listener, in time order, until unwatch(c). A watched channel is never
- *   evicted.
+ *   listener, in time order, until unwatch(c), or, where messages were lost
+ *   meanwhile, the gap is reported. A watched channel is never evicted.
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
  * serialises each message exactly once.
@@ -41,6 +41,12 @@ export interface ReadResult {
 }
 
 export type MessageListener = (channel: string, time: number, body: string) => void;
+/**
+ * Messages of a watched channel may have been lost while the engine could not
+ * listen (a shared store restarted without its data): whoever waits on the
+ * channel should read again from its own cursor, which reports `missed`.
+ */
+export type GapListener = (channel: string) => void;
 
 export interface EngineStats {
   /** Channels, messages and bytes held in this thread's memory (0 for Redis, which keeps them). */
@@ -61,7 +67,7 @@ export interface Engine {
   read(channel: string, since: number, limits: ReadLimits): Eventually<ReadResult>;
   watch(channel: string): Eventually<void>;
   unwatch(channel: string): void;
-  setListener(listener: MessageListener): void;
+  setListener(onMessage: MessageListener, onGap?: GapListener): void;
   /** Periodic upkeep (eviction of idle channels), called about once a second. */
   sweep(nowMs?: number): void;
   stats(): EngineStats;

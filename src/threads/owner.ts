@@ -13,7 +13,7 @@ import type { Engine, Eventually, ReadLimits, ReadResult } from '../engine/engin
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { CometError, type ErrorCode } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
-import { OP_ANSWER, OP_FAIL, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
+import { OP_ANSWER, OP_FAIL, OP_GAP, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
 
 /** The requesting side of this same thread (threads/router.ts): replies to it skip the mesh. */
 export interface LocalRequester {
@@ -32,7 +32,7 @@ export class Owner {
     private readonly limits: ReadLimits,
     private readonly metrics: ThreadMetrics,
   ) {
-    engine.setListener(this.announce);
+    engine.setListener(this.announce, this.announceGap);
   }
 
   put(from: number, requestId: number, channel: string, body: string): void {
@@ -115,6 +115,12 @@ export class Owner {
     if (!watch) return;
     for (const thread of watch.threads) this.mesh.send(thread, OP_NEWS, channel, time, body);
     this.metrics.add(SLOT.newsSent, watch.threads.length);
+  };
+
+  private readonly announceGap = (channel: string): void => {
+    const watch = this.watches.get(channel);
+    if (!watch) return;
+    for (const thread of watch.threads) this.mesh.send(thread, OP_GAP, channel);
   };
 
   private reply(to: number, op: number, requestId: number, time: number, bodies?: string[], missed?: number, watching?: number): void {

@@ -12,6 +12,7 @@ import {
   OP_ANSWER,
   OP_CRASH,
   OP_FAIL,
+  OP_GAP,
   OP_GET,
   OP_NEWS,
   OP_PARKED,
@@ -32,6 +33,8 @@ export interface ReplyHandler {
 /** Where news of new messages goes on this thread (waiters/wait-room.ts). */
 export interface NewsSink {
   news(channel: string, time: number, body: string): void;
+  /** Messages of the channel may have been lost: its waiting gets read again from their cursors. */
+  gap(channel: string): void;
   /** Called once after a batch: deliver everything that news() collected. */
   deliver(): void;
 }
@@ -193,6 +196,10 @@ export class Router implements LocalRequester {
         case OP_NEWS:
           this.sink.news(batch[i + 1] as string, batch[i + 2] as number, batch[i + 3] as string);
           i += 4;
+          break;
+        case OP_GAP:
+          this.sink.gap(batch[i + 1] as string);
+          i += 2;
           break;
         case OP_CRASH:
           throw new Error(`fault injection: thread ${this.mesh.self} was asked to crash`);

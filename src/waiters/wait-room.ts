@@ -140,6 +140,16 @@ export class WaitRoom implements NewsSink {
     entry.newsBodies.push(body);
   }
 
+  gap(channel: string): void {
+    const entry = this.entries.get(channel);
+    if (entry === undefined) return;
+    for (const waiter of [...entry.parked]) {
+      this.unpark(waiter);
+      entry.pending++;
+      this.router.get(channel, waiter.cursor, true, waiter);
+    }
+  }
+
   deliver(): void {
     for (const entry of this.dirty) this.fanOut(entry);
     this.dirty.length = 0;

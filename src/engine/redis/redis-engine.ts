@@ -22,7 +22,7 @@
  */
 import { type Cluster, type Redis, ReplyError } from 'ioredis';
 import { CometError } from '../../protocol/errors.js';
-import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from '../engine.js';
+import type { Engine, EngineStats, GapListener, MessageListener, ReadLimits, ReadResult } from '../engine.js';
 import { backoff, commandClient, type RedisTarget } from './connect.js';
 import { channelKeys } from './keys.js';
 import { APPEND, READ } from './scripts.js';
@@ -77,6 +77,7 @@ export class RedisEngine implements Engine {
   private readonly watches = new Map<string, Watch>();
   private readonly publish: string;
   private listener: MessageListener = () => {};
+  private onGap: GapListener = () => {};
   private pending = 0;
   private closed = false;
   /**
@@ -115,8 +116,9 @@ export class RedisEngine implements Engine {
     });
   }
 
-  setListener(listener: MessageListener): void {
-    this.listener = listener;
+  setListener(onMessage: MessageListener, onGap: GapListener = () => {}): void {
+    this.listener = onMessage;
+    this.onGap = onGap;
   }
 
   append(channel: string, body: string): Promise<number> {
@@ -223,7 +225,8 @@ export class RedisEngine implements Engine {
   /**
    * A subscription is in place again after an interruption: passes on what
    * was stored since the last message passed on, then the announcements held
-   * meanwhile. Retries with backoff while Redis is unreachable, for as long as
+   * meanwhile; if some of it is no longer stored (Redis restarted without its
+   * data), reports the gap. Retries with backoff while Redis is unreachable, for as long as
    * the channel is watched.
    */
   private async readBack(notify: string): Promise<void> {
@@ -233,11 +236,13 @@ export class RedisEngine implements Engine {
     if (watch.held !== null) return; // a read-back in progress sees the new interruption and reads again
     watch.held = [];
     let attempt = 0;
+    let lost = false;
     while (!this.closed && this.watches.get(notify) === watch) {
       const interruptions = watch.interruptions;
       watch.overflow = false;
       try {
         const reply = await this.readReply(watch.channel, watch.last, READ_BACK_MESSAGES, READ_BACK_BYTES);
+        if (reply[1] === 1) lost = true;
         for (let i = 2; i < reply.length; i += 2) this.pass(watch, reply[i] as number, reply[i + 1] as string);
         // Done once a read finds nothing newer and no interruption or overflow happened since it was sent.
         if (reply.length === 2 && !watch.overflow && watch.interruptions === interruptions) break;
@@ -249,5 +254,6 @@ export class RedisEngine implements Engine {
     const held = watch.held;
     watch.held = null;
     for (const [time, body] of held) this.pass(watch, time, body);
+    if (lost) this.onGap(watch.channel);
   }
 }
