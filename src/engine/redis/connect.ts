@@ -15,6 +15,7 @@
  * lost is answered 503: it may or may not have been stored, and is never
  * stored twice by the server itself.
  */
+import type { EventEmitter } from 'node:events';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 export interface RedisTarget {
@@ -37,6 +38,29 @@ export class UnsuitableRedisError extends Error {}
 
 export function parseRedisUrls(value: string): string[] {
   return value.split(',').map((url) => url.trim()).filter((url) => url !== '');
+}
+
+/**
+ * Until a connection is first ready, what is sent on it waits for it (at most
+ * `timeoutMs`): a node that has just started listening must not answer 503
+ * while its connections are still being made. Once it was ready, or that
+ * long passed, nothing waits: a lost connection fails commands at once.
+ */
+export class FirstConnection {
+  /** Awaited before a command while set; undefined afterwards, so that the hot path pays one property read. */
+  pending: Promise<void> | undefined;
+  constructor(conn: EventEmitter, timeoutMs: number) {
+    this.pending = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      conn.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }).then(() => {
+      this.pending = undefined;
+    });
+  }
 }
 
 /** Options of every connection to one Redis server; `timeoutMs` bounds a command and a connection attempt. */

@@ -23,7 +23,7 @@
 import { type Cluster, type Redis, ReplyError } from 'ioredis';
 import { CometError } from '../../protocol/errors.js';
 import type { Engine, EngineStats, GapListener, MessageListener, ReadLimits, ReadResult } from '../engine.js';
-import { backoff, commandClient, type RedisTarget } from './connect.js';
+import { backoff, commandClient, FirstConnection, type RedisTarget } from './connect.js';
 import { channelKeys } from './keys.js';
 import { APPEND, READ } from './scripts.js';
 import { Subscriber } from './subscriber.js';
@@ -80,13 +80,7 @@ export class RedisEngine implements Engine {
   private onGap: GapListener = () => {};
   private pending = 0;
   private closed = false;
-  /**
-   * Until the command connection is first ready, commands wait for it (at most
-   * `timeoutMs`): a node that has just started listening does not answer 503
-   * while its connection is still being made. A connection lost later fails
-   * commands at once, as before.
-   */
-  private firstReady: Promise<void> | undefined;
+  private readonly firstReady: FirstConnection;
 
   constructor(private readonly options: RedisEngineOptions) {
     const { target, timeoutMs } = options;
@@ -96,16 +90,7 @@ export class RedisEngine implements Engine {
     const where = target.urls.join(',');
     this.client.on('ready', () => options.onConnection(true, where));
     this.client.on('error', (err: Error) => options.onConnection(false, where, err));
-    this.firstReady = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      timer.unref();
-      this.client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    }).then(() => {
-      this.firstReady = undefined;
-    });
+    this.firstReady = new FirstConnection(this.client, timeoutMs);
     this.publish = target.cluster ? 'SPUBLISH' : 'PUBLISH';
     this.subscriber = new Subscriber(target, this.client, timeoutMs, {
       announcement: this.announced,
@@ -186,7 +171,7 @@ export class RedisEngine implements Engine {
     }
     this.pending++;
     try {
-      if (this.firstReady) await this.firstReady;
+      if (this.firstReady.pending) await this.firstReady.pending;
       return await run();
     } catch (err) {
       throw this.translate(err);

@@ -12,7 +12,7 @@
  */
 import { type Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { backoff, connectionOptions, nodeOptions, type RedisTarget } from './connect.js';
+import { backoff, connectionOptions, FirstConnection, nodeOptions, type RedisTarget } from './connect.js';
 
 export interface SubscriberEvents {
   announcement(notify: string, payload: string): void;
@@ -25,8 +25,7 @@ export interface SubscriberEvents {
 /** One subscriber connection and the channels it listens to. */
 class Link {
   readonly notifies = new Set<string>();
-  /** Until its first connection: subscribing waits for it (a lost connection later fails at once instead). */
-  private firstReady: Promise<void> | undefined;
+  private readonly firstReady: FirstConnection;
   constructor(
     readonly where: string,
     readonly conn: Redis,
@@ -34,15 +33,7 @@ class Link {
     private readonly events: SubscriberEvents,
     timeoutMs: number,
   ) {
-    this.firstReady = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no connection to ${where} within ${timeoutMs} ms`)), timeoutMs);
-      conn.once('ready', () => {
-        clearTimeout(timer);
-        this.firstReady = undefined;
-        resolve();
-      });
-    });
-    this.firstReady.catch(() => {});
+    this.firstReady = new FirstConnection(conn, timeoutMs);
     conn.on(sharded ? 'smessage' : 'message', (notify: string, payload: string) => events.announcement(notify, payload));
     conn.on('ready', () => {
       events.connection(true, where);
@@ -53,7 +44,7 @@ class Link {
   }
 
   async add(notify: string): Promise<void> {
-    if (this.firstReady) await this.firstReady;
+    if (this.firstReady.pending) await this.firstReady.pending;
     await (this.sharded ? this.conn.ssubscribe(notify) : this.conn.subscribe(notify));
     this.notifies.add(notify);
   }
