@@ -26,12 +26,21 @@ function commandVersion(cmd, args, pattern) {
   return pattern.exec(`${r.stdout}${r.stderr}`)?.[1] ?? 'unknown';
 }
 
+/** " (git abc1234)", with a warning when src/ has uncommitted changes; '' outside a git checkout. */
+function gitOf(dir) {
+  const head = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (head.error || head.status !== 0) return '';
+  const dirty = spawnSync('git', ['-C', dir, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).stdout?.trim();
+  return ` (git ${head.stdout.trim()}${dirty ? ', with uncommitted changes in src/' : ''})`;
+}
+
 export function versions() {
   const own = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
   const dpkg = packageVersions(['libnginx-mod-nchan']);
   const nginx = findNginx();
   return {
-    'comet-server': own.version,
+    // a subset merged in later may have measured other code than the run it joins
+    'comet-server': `${own.version}${gitOf(repoRoot)}`,
     'uWebSockets.js': packageVersion('uWebSockets.js'),
     autocannon: packageVersion('autocannon'),
     nginx: nginx ? commandVersion(nginx, ['-v'], /nginx\/(\S+)/) : 'not installed',
