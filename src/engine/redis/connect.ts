@@ -26,6 +26,17 @@ export interface RedisTarget {
 
 const BACKOFF_FIRST_MS = 50;
 const BACKOFF_MAX_MS = 2000;
+/**
+ * How often a Cluster client reads the slot map unprompted. ioredis 5 turned
+ * this off by default (its documentation still says 5000): the command
+ * client then learns of a moved slot only from a MOVED reply, and a node
+ * whose gets on a channel are all parked sends that slot no command, so its
+ * subscription would not follow the slot (see Subscriber.rehome). The
+ * subscriber connections' own signal usually comes first; this bounds the
+ * delay when it is missed. Cost: one CLUSTER SLOTS, on a short-lived
+ * connection, per thread every 5 s.
+ */
+const SLOTS_REFRESH_MS = 5000;
 
 /** Delay before reconnection attempt `attempt` (1, 2, ...): doubling up to 2 s, with jitter so that nodes do not reconnect in step. */
 export function backoff(attempt: number): number {
@@ -95,6 +106,7 @@ export function commandClient(target: RedisTarget, timeoutMs: number): Redis | C
     enableOfflineQueue: false,
     clusterRetryStrategy: backoff,
     scaleReads: 'master',
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
     redisOptions,
   };
   return new Cluster(

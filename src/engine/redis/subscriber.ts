@@ -32,9 +32,16 @@ class Link {
     private readonly sharded: boolean,
     private readonly events: SubscriberEvents,
     timeoutMs: number,
+    onMoved: () => void,
   ) {
     this.firstReady = new FirstConnection(conn, timeoutMs);
     conn.on(sharded ? 'smessage' : 'message', (notify: string, payload: string) => events.announcement(notify, payload));
+    // ioredis (6) emits 'moved' when the master dropped one of our shard
+    // channels (the server-side SUNSUBSCRIBE of a slot that moved away) or
+    // refused one (MOVED). Nothing else tells this node promptly: its command
+    // client learns of a move only when one of its own commands meets a
+    // MOVED, and a node whose gets on the channel are all parked sends none.
+    if (sharded) conn.on('moved', onMoved);
     conn.on('ready', () => {
       events.connection(true, where);
       this.restore();
@@ -68,12 +75,18 @@ class Link {
   }
 }
 
+/** After a master dropped or refused a subscription: the slot map is read at once, then again after each of these delays. */
+const REREAD_DELAYS_MS = [300, 1200];
+
 export class Subscriber {
   private readonly links = new Map<string, Link>();
   /** Which link each subscribed channel is on. */
   private readonly linkOf = new Map<string, Link>();
   /** Channels whose slot moved to another master, being subscribed there. */
   private readonly moving = new Set<string>();
+  /** The next re-read of the slot map after a dropped subscription, while some are due. */
+  private rereadTimer: NodeJS.Timeout | undefined;
+  private rereading = false;
 
   constructor(
     private readonly target: RedisTarget,
@@ -105,6 +118,8 @@ export class Subscriber {
   }
 
   close(): void {
+    clearTimeout(this.rereadTimer);
+    this.rereading = false;
     this.moving.clear();
     for (const link of this.links.values()) link.conn.disconnect();
     this.links.clear();
@@ -115,7 +130,7 @@ export class Subscriber {
     const where = this.target.cluster ? this.nodeOf(notify) : this.target.urls[0]!;
     let link = this.links.get(where);
     if (link === undefined) {
-      link = new Link(where, this.connect(where), this.target.cluster, this.events, this.timeoutMs);
+      link = new Link(where, this.connect(where), this.target.cluster, this.events, this.timeoutMs, () => this.slotMoved());
       this.links.set(where, link);
     }
     return link;
@@ -132,6 +147,30 @@ export class Subscriber {
     const node = (this.commands as Cluster).slots[calculateSlot(notify)]?.[0];
     if (node === undefined) throw new Error('the Redis Cluster slot map is not known yet');
     return node;
+  }
+
+  /**
+   * A master dropped a subscription (its slot moved away) or refused one: the
+   * command client reads the slot map again, and its 'refresh' makes
+   * rehome() follow the move. The master that answers may not have heard of
+   * the move yet (the others learn it from whoever moves the slot, or by
+   * gossip, a moment later), so the map is read again shortly after, twice;
+   * the periodic refresh (connect.ts) is the last resort. One series at a
+   * time: a slot holding many channels drops them all at once.
+   */
+  private slotMoved(step = 0): void {
+    if (step === 0) {
+      if (this.rereading) return;
+      this.rereading = true;
+    }
+    (this.commands as Cluster).refreshSlotsCache();
+    const delay = REREAD_DELAYS_MS[step];
+    if (delay === undefined) {
+      this.rereading = false;
+      return;
+    }
+    this.rereadTimer = setTimeout(() => this.slotMoved(step + 1), delay);
+    this.rereadTimer.unref();
   }
 
   /**
