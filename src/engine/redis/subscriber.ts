@@ -62,16 +62,23 @@ class Link {
     (this.sharded ? this.conn.sunsubscribe(notify) : this.conn.unsubscribe(notify)).catch(() => {});
   }
 
-  /** After a reconnection: subscribe to everything again, then report it. */
+  /**
+   * After a reconnection: subscribe to everything again, then report what is
+   * in place. A sharded subscription can fail alone (its slot moved away
+   * meanwhile: the slot map's next reading moves it); the others are
+   * reported regardless, or nothing would be read back for them. If the
+   * connection dropped again, its next 'ready' restores them all.
+   */
   private restore(): void {
     const notifies = [...this.notifies];
     if (notifies.length === 0) return;
-    const subscribed = this.sharded ? Promise.all(notifies.map((n) => this.conn.ssubscribe(n))) : this.conn.subscribe(...notifies);
-    subscribed.then(
-      () => this.events.resubscribed(notifies.filter((n) => this.notifies.has(n))),
-      // The connection dropped again: its next 'ready' restores them.
-      () => {},
-    );
+    const settled = this.sharded
+      ? Promise.allSettled(notifies.map((n) => this.conn.ssubscribe(n))).then((results) => notifies.filter((_, i) => results[i]!.status === 'fulfilled'))
+      : this.conn.subscribe(...notifies).then(() => notifies, () => []);
+    settled.then((restored) => {
+      const current = restored.filter((n) => this.notifies.has(n));
+      if (current.length > 0) this.events.resubscribed(current);
+    });
   }
 }
 
