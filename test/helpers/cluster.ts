@@ -19,10 +19,10 @@ export function startNode(t: Test, redisUrl: string, threads: number, args: stri
 
 /**
  * Waits (bounded) until every Redis has been up for a whole second. Redis
- * knows its start only to the second, and the scripts (scripts.ts, "Known
- * since") report `missed` for a cursor handed out during a Redis server's
- * first second rather than risk hiding a loss: tests about something else
- * start their clients after that second.
+ * knows its start only to the second, so the scripts (scripts.ts, "Known
+ * since") vouch for times increasing across a restart, and for a loss being
+ * reported, only when the Redis server restarted had lived at least that
+ * second: tests that kill Redis start after it.
  */
 export async function redisPastFirstSecond(...servers: RedisServer[]): Promise<void> {
   await waitFor(

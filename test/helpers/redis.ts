@@ -191,14 +191,6 @@ export interface RedisOptions {
   cluster?: boolean;
   /** Extra redis-server arguments, after ours. */
   args?: string[];
-  /**
-   * Resolve as soon as it answers PING (default false: once it has also lived
-   * a whole second). Cluster-mode servers know a Redis server's start to the
-   * second only and report `missed` for a cursor handed out in that first
-   * second (see src/engine/redis/scripts.ts); tests that chain from a sync
-   * wait that second out.
-   */
-  firstSecond?: boolean;
   /** Deadline for the first PONG after each start or restart (default 10000 ms). */
   startTimeoutMs?: number;
   /** Deadline for each redis-cli call (default 10000 ms). */
@@ -334,8 +326,7 @@ class RedisInstance implements RedisServer {
         if (ours) {
           // INFO is answered while the data set loads, PING only after ('-LOADING ...' before)
           last = await inlineCommand(this.port, 'PING');
-          if (last === '+PONG' && (this.opts.firstSecond || /\r\nuptime_in_seconds:[1-9]/.test(await inlineCommand(this.port, 'INFO server')))) return;
-          if (last === '+PONG') last = 'PONG, still in its first second';
+          if (last === '+PONG') return;
         }
       } catch (err) {
         last = String(err);

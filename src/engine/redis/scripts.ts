@@ -16,9 +16,13 @@
  * expire at their last message's time plus the TTL), so a cursor below that
  * bound reports `missed`. A channel created by an append starts its floor
  * there too. Redis knows its start to the second only (uptime_in_seconds
- * counts whole seconds), so the start is taken as the end of that second:
- * a loss is never hidden, at the price of a cursor handed out in the first
- * second of a Redis server's life being reported `missed` once.
+ * counts whole seconds), so the start is taken as the end of that second, so
+ * that a loss is never hidden; and a channel's time is never below that
+ * start, so that a cursor handed out during that first second is not taken
+ * for one from before it (which made chaining clients loop on `missed` for
+ * the rest of that second). Times may so run up to a second ahead of the
+ * clock while a Redis server is in its first second; they still increase
+ * across a restart unless Redis lived less than a second before it.
  */
 
 const PRELUDE = `
@@ -55,7 +59,8 @@ if meta[1] then
   last, floor, bytes = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 else
   redis.call('DEL', KEYS[1])
-  floor = knownSince(started(now), now, ttl)
+  last = started(now)
+  floor = knownSince(last, now, ttl)
 end
 local time = now
 if time <= last then time = last + 1 end
@@ -92,17 +97,20 @@ return time
  * than `since`, oldest first, within the caps (at least one when any), and
  * the time of the last one, or the channel's current time (never below
  * `since`) when none. A channel with no keys has the current Redis time minus
- * one as its time: every later append is given a greater one.
+ * one (or the Redis start, if later) as its time: every later append is given
+ * a greater one.
  */
 export const READ = `${PRELUDE}
 local since = tonumber(ARGV[1])
 local meta = redis.call('HMGET', KEYS[2], 't', 'f')
 if not meta[1] then
   local now = clock()
-  if since < 0 then return { now - 1, 0 } end
+  local start = started(now)
+  local time = math.max(now - 1, start)
+  if since < 0 then return { time, 0 } end
   local missed = 0
-  if since < knownSince(started(now), now, tonumber(ARGV[4])) then missed = 1 end
-  return { math.max(now - 1, since), missed }
+  if since < knownSince(start, now, tonumber(ARGV[4])) then missed = 1 end
+  return { math.max(time, since), missed }
 end
 local last = tonumber(meta[1])
 if since < 0 then return { last, 0 } end
