@@ -2,5 +2,6 @@ export { startServer, type ServerHandle } from './threads/supervisor.js';
 export { parseCommandLine, helpText, ConfigError } from './config/parse.js';
 export { OPTIONS, type Config } from './config/options.js';
 export { CometError, ERROR_CODES, type ErrorCode } from './protocol/errors.js';
-export type { Engine, ReadResult, ReadLimits, EngineStats, MessageListener } from './engine/engine.js';
+export type { Engine, ReadResult, ReadLimits, EngineStats, MessageListener, GapListener } from './engine/engine.js';
 export { MemoryEngine } from './engine/memory-engine.js';
+export { RedisEngine, type RedisEngineOptions } from './engine/redis/redis-engine.js';

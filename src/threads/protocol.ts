@@ -27,10 +27,10 @@ export const OP_PARKED = 7; //  [OP_PARKED, requestId, cursor]
 export const OP_FAIL = 8; //    [OP_FAIL, requestId, error code, message]
 /** From the owner to every thread with gets waiting on the channel. */
 export const OP_NEWS = 9; //    [OP_NEWS, channel, time, body]
-/** From the owner to every thread with gets waiting on the channel: messages may have been lost, read again. */
-export const OP_GAP = 11; //    [OP_GAP, channel]
 /** Fault injection (tests only): the receiving thread throws. */
 export const OP_CRASH = 10; //  [OP_CRASH]
+/** From the owner to every thread with gets waiting on the channel: messages may have been lost, read again. */
+export const OP_GAP = 11; //    [OP_GAP, channel]
 
 export type Batch = (number | string | string[])[];
 
