@@ -15,6 +15,8 @@
  * engine reads back from the stream everything after the last message it
  * passed on, holding the announcements that arrive meanwhile, and only then
  * releases them: nothing is skipped, and repeats (time <= last) are dropped.
+ * Where the stream no longer holds what followed (Redis restarted without its
+ * data), the gap is reported, and the gets waiting re-read from their cursors.
  *
  * While Redis is unreachable every operation fails at once with
  * COMET_ERR_STORE_UNAVAILABLE (503); nothing is queued, and at most
@@ -66,9 +68,9 @@ interface Watch {
 const READ_BACK_MESSAGES = 1000;
 const READ_BACK_BYTES = 16 * 1024 * 1024;
 const HELD_MAX = 10_000;
-/** Redis errors that mean "not now" (out of memory, failing over, loading) rather than a bug of ours. */
 /** ioredis's ways of saying the connection is down. */
 const NOT_CONNECTED = /enableOfflineQueue|Connection is closed|MaxRetriesPerRequest|Cluster isn't ready/;
+/** Redis errors that mean "not now" (out of memory, failing over, loading) rather than a bug of ours. */
 const TRANSIENT_REPLY = /^(OOM|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MOVED|ASK)\b/;
 
 export class RedisEngine implements Engine {

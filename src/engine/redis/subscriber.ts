@@ -8,7 +8,7 @@
  * that shard. Subscriptions are managed here rather than by the client's
  * auto-resubscribe, because the engine must know when they are in place
  * again: only then can it read what was announced while they were down
- * without leaving a gap (see `Resubscribed`).
+ * without leaving a gap (see SubscriberEvents.resubscribed).
  */
 import { type Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
