@@ -8,103 +8,14 @@
  * Everything it writes goes to a tap testdir. The pure parts are in
  * test/unit/bench-cluster.test.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
+import { TINY, bench, describe, diag, outliving, stillRunning, wrkAvailable, type Entry, type Ran, type Results } from './helpers/bench.js';
 import { redisAvailable } from './helpers/redis.js';
-import { ROOT, childEnv, sleep } from './helpers/server.js';
-
-const CLI = path.join(ROOT, 'bench', 'cli.js');
-const TINY = ['--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2', '--connections', '10', '--quick'];
 
 t.setTimeout(180_000);
-
-type Run = Record<string, number | string>;
-interface Entry {
-  scenario: string;
-  target: string;
-  case?: string;
-  waiters?: number;
-  merge?: number;
-  runs: Run[];
-}
-interface Results {
-  meta: Record<string, any>;
-  targets: Array<{ id: string; kind: string; label: string; threads: number | null; nodes?: number }>;
-  entries: Entry[];
-  failures: Array<{ what: string; message: string }>;
-}
-interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stderr: string;
-  timedOut: boolean;
-  /** Every process the command started, seen while it ran: pid -> command line. */
-  seen: Map<number, string>;
-}
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
-function cmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return '';
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Runs comet-bench to its end (SIGKILL after timeoutMs), noting every process it starts, children of children included. */
-function bench(args: string[], timeoutMs: number): Promise<Ran> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
-    live.add(proc);
-    const seen = new Map<number, string>();
-    let running = true;
-    const watch = async () => {
-      while (running) {
-        const todo = [proc.pid!];
-        while (todo.length) {
-          for (const c of childrenOf(todo.pop()!)) {
-            if (!seen.has(c)) seen.set(c, cmdline(c));
-            todo.push(c);
-          }
-        }
-        await sleep(50);
-      }
-    };
-    const watching = watch();
-    let stderr = '';
-    let timedOut = false;
-    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill('SIGKILL');
-    }, timeoutMs);
-    proc.on('close', async (code, signal) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      running = false;
-      await watching;
-      resolve({ code, signal, stderr, timedOut, seen });
-    });
-  });
-}
-
-const diag = (r: Ran) => ({ code: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr.slice(-4000) });
-const describe = (e: Entry) => [e.scenario, e.case, e.waiters, e.target].filter((x) => x !== undefined).join(' ');
 
 /** The target's processes the command started: its redis-server and its nodes. */
 async function checkNothingLeft(t: Test, r: Ran, nodes: number): Promise<void> {
@@ -112,10 +23,8 @@ async function checkNothingLeft(t: Test, r: Ran, nodes: number): Promise<void> {
   t.ok(targets.some(([, cmd]) => /redis-server/.test(cmd)), 'a redis-server was started', { seen: [...r.seen.values()] });
   t.ok(targets.filter(([, cmd]) => /dist\/cli\/main\.js .*--redis redis:\/\/127\.0\.0\.1:\d+/.test(cmd)).length >= nodes, `${nodes} nodes on it were started`);
   t.notOk(targets.some(([, cmd]) => /:6379\b/.test(cmd)), 'never the system Redis on 6379');
-  const alive = () => targets.filter(([p, cmd]) => cmdline(p) === cmd).map(([p, cmd]) => `${p} ${cmd}`);
-  const deadline = Date.now() + 3000;
-  while (alive().length > 0 && Date.now() < deadline) await sleep(50);
-  t.same(alive(), [], 'no redis-server or node process outlives the command');
+  const alive = () => stillRunning(targets).map(([p, cmd]) => `${p} ${cmd}`);
+  t.same(await outliving(alive), [], 'no redis-server or node process outlives the command');
 }
 
 function checkRow(t: Test, e: Entry | undefined, what: string, redis: boolean): void {
@@ -144,7 +53,7 @@ function checkRow(t: Test, e: Entry | undefined, what: string, redis: boolean): 
 t.test('cluster-2 through put-many and fan-out', { timeout: 90_000 }, async (t) => {
   if (!redisAvailable(t)) return;
   const json = path.join(t.testdir(), 'results.json');
-  const r = await bench(['--target', 'cluster-2', '--scenario', 'throughput,fanout', '--case', 'put-many', '--waiters', '100', ...TINY, '--json', json], 80_000);
+  const r = await bench(['--target', 'cluster-2', '--scenario', 'throughput,fanout', '--case', 'put-many', '--waiters', '100', ...TINY, '--json', json], { timeoutMs: 80_000 });
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const results: Results = JSON.parse(fs.readFileSync(json, 'utf8'));
   t.same(results.failures, [], 'no failed runs');
@@ -157,12 +66,7 @@ t.test('cluster-2 through put-many and fan-out', { timeout: 90_000 }, async (t) 
 
 t.test('the cluster scenario with wrk, merged into a kept results file and rendered', { timeout: 90_000 }, async (t) => {
   if (!redisAvailable(t)) return;
-  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
-    const why = 'wrk is not installed: apt-get install wrk';
-    if (process.env.CI === 'true') t.fail(why);
-    else t.skip(why);
-    return;
-  }
+  if (!wrkAvailable(t)) return;
   // a kept results file with a row of another scenario and an old cluster row
   const kept: Results = {
     meta: { command: 'comet-bench (an earlier run)', date: 'earlier', settings: { runs: 1 } },
@@ -181,7 +85,7 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
       '--generator', 'wrk', '--scenario', 'cluster', '--cluster-targets', 'comet-1,cluster-2', '--cluster-waiters', '100', ...TINY,
       '--json', path.join(dir, 'fresh.json'), '--merge', merged, '--report', report, '--charts', path.join(dir, 'charts'),
     ],
-    80_000,
+    { timeoutMs: 80_000 },
   );
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const fresh: Results = JSON.parse(fs.readFileSync(path.join(dir, 'fresh.json'), 'utf8'));

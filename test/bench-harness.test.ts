@@ -6,84 +6,20 @@
  * bench/charts or bench/results. Its parts are unit-tested in
  * test/unit/bench-harness.test.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
 import { findNchanModule, findNginx } from '../bench/targets/nchan/start.js';
-import { ROOT, childEnv, sleep, startServer } from './helpers/server.js';
+import { GATE, TINY, bench, describe, diag, needs, outliving, processesMatching, runNode, stillRunning, wrkAvailable, type Results } from './helpers/bench.js';
+import { ROOT, startServer } from './helpers/server.js';
 
-const CLI = path.join(ROOT, 'bench', 'cli.js');
-const GATE = path.join(ROOT, 'bench', 'gate.js');
 const ADAPTER = path.join('test', 'fixtures', 'bench-adapter.js');
-/** One short run of everything (--quick only shortens the idle scenario's settling). */
-const TINY = ['--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2', '--connections', '10', '--quick'];
 const BOUNDS = ['server', 'load', 'both', 'neither'];
 
 // The runs below take about a minute in all; the file's default limit is .taprc's.
 t.setTimeout(240_000);
-
-type Run = Record<string, number | string>;
-interface Entry {
-  scenario: string;
-  target: string;
-  case?: string;
-  waiters?: number;
-  runs: Run[];
-}
-interface Results {
-  meta: Record<string, any>;
-  targets: Array<{ id: string; kind: string; label: string; threads: number | null }>;
-  entries: Entry[];
-  failures: Array<{ what: string; message: string }>;
-}
-interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  pid: number;
-  timedOut: boolean;
-}
-
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
-
-/** Runs `node script ...args` from the repository root until it exits (SIGKILL after timeoutMs). */
-function runNode(script: string, args: string[], opts: { timeoutMs: number; env?: Record<string, string>; onSpawn?: (pid: number) => void }): Promise<Ran> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    const proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    opts.onSpawn?.(proc.pid!);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill('SIGKILL');
-    }, opts.timeoutMs);
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started, pid: proc.pid!, timedOut });
-    });
-  });
-}
-
-const bench = (args: string[], opts: Parameters<typeof runNode>[2]) => runNode(CLI, args, opts);
-
-/** What a failed assertion shows of a run. */
-const diag = (r: Ran) => ({ code: r.code, signal: r.signal, timedOut: r.timedOut, stderr: r.stderr.slice(-4000), stdout: r.stdout.slice(-1000) });
-
-const describe = (e: Entry) => [e.scenario, e.case ?? e.waiters, e.target].join(' ');
 
 function readResults(t: Test, file: string): Results {
   t.ok(fs.existsSync(file), `results written to ${path.basename(file)}`);
@@ -142,27 +78,6 @@ function checkReport(t: Test, reportFile: string, chartsDir: string, sections: s
   }
 }
 
-/** Pids of the direct children of pid, with their command lines. */
-function childrenOf(pid: number): Map<number, string> {
-  const out = new Map<number, string>();
-  try {
-    for (const p of fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) {
-      out.set(p, cmdline(p));
-    }
-  } catch {
-    // gone
-  }
-  return out;
-}
-
-function cmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return '';
-  }
-}
-
 /** Reads a Prometheus sample (summed over labels matching `labels`) from the server's /metrics. */
 async function metric(url: string, name: string, labels = ''): Promise<number> {
   const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
@@ -210,12 +125,7 @@ t.test('comet-1 and the ceiling through every scenario but scaling', { timeout: 
 // ------------------------------------------------------------------ b. nginx + Nchan
 
 t.test('nginx + Nchan', { timeout: 60_000 }, async (t) => {
-  if (!findNginx() || !findNchanModule()) {
-    const why = 'nginx with the Nchan module is not installed: apt-get install nginx libnginx-mod-nchan';
-    if (process.env.CI === 'true') t.fail(why);
-    else t.skip(why);
-    return;
-  }
+  if (!needs(t, !!(findNginx() && findNchanModule()), 'nginx with the Nchan module is not installed: apt-get install nginx libnginx-mod-nchan')) return;
   const dir = t.testdir();
   const json = path.join(dir, 'results.json');
   const report = path.join(dir, 'BENCH.md');
@@ -234,12 +144,7 @@ t.test('nginx + Nchan', { timeout: 60_000 }, async (t) => {
 // ------------------------------------------------------------------ b2. wrk as the load generator
 
 t.test('--generator wrk', { timeout: 60_000 }, async (t) => {
-  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
-    const why = 'wrk is not installed: apt-get install wrk';
-    if (process.env.CI === 'true') t.fail(why);
-    else t.skip(why);
-    return;
-  }
+  if (!wrkAvailable(t)) return;
   // Nchan's requests carry headers and bodies: the generated Lua script must carry them too
   const targets = findNginx() && findNchanModule() ? ['comet-1', 'nchan-1'] : ['comet-1'];
   const json = path.join(t.testdir(), 'results.json');
@@ -283,19 +188,14 @@ t.test('external: a running server given by --url and --pid', { timeout: 60_000 
     const json = path.join(dir, 'results.json');
     const trace = path.join(dir, 'adapter-trace.txt');
     const puts0 = await metric(metricsUrl, 'comet_requests_total', '{method="put"}');
-    let cliPid = 0;
-    const r = await bench([...args, '--adapter', ADAPTER, '--json', json], {
-      timeoutMs: 40_000,
-      env: { BENCH_ADAPTER_TRACE: trace },
-      onSpawn: (p) => (cliPid = p),
-    });
+    const r = await bench([...args, '--adapter', ADAPTER, '--json', json], { timeoutMs: 40_000, env: { BENCH_ADAPTER_TRACE: trace } });
     t.equal(r.code, 0, 'exit code 0', diag(r));
     const results = readResults(t, json);
     checkResults(t, results, expected);
     t.ok(fs.existsSync(trace), 'the adapter module was loaded');
     const lines = fs.existsSync(trace) ? fs.readFileSync(trace, 'utf8').trim().split('\n') : [];
     const loaders = new Set(lines.filter((l) => l.endsWith(' load')).map((l) => Number(l.split(' ')[0])));
-    t.ok(loaders.has(cliPid), 'by the command itself');
+    t.ok(loaders.has(r.pid), 'by the command itself');
     t.ok(loaders.size >= 2, `and by its long-poll client processes (${loaders.size} processes)`);
     t.ok(lines.some((l) => l.endsWith(' put POST')), 'its publishes were used');
     // the publishes were POSTs the server accepted: every one was checked (readPut) and counted
@@ -339,22 +239,10 @@ for (const broken of BROKEN_TARGETS) t.test(`${broken.name}, and nothing is left
   const { port } = server.address() as { port: number };
   const json = path.join(t.testdir(), 'results.json');
 
-  // the command's child processes, as seen while it runs
-  const seen = new Map<number, string>();
-  let cliPid = 0;
-  let running = true;
-  const watcher = (async () => {
-    while (running) {
-      if (cliPid) for (const [p, cmd] of childrenOf(cliPid)) seen.set(p, cmd);
-      await sleep(100);
-    }
-  })();
   const r = await bench(
     ['--url', `http://127.0.0.1:${port}/`, '--scenario', 'fanout', '--waiters', '5', '--run-timeout', '8', '--runs', '1', '--json', json],
-    { timeoutMs: 45_000, onSpawn: (p) => (cliPid = p) },
+    { timeoutMs: 45_000 },
   );
-  running = false;
-  await watcher;
 
   t.notOk(r.timedOut, 'the command ended by itself', diag(r));
   t.equal(r.code, 1, 'exit code 1: a run failed', diag(r));
@@ -369,13 +257,9 @@ for (const broken of BROKEN_TARGETS) t.test(`${broken.name}, and nothing is left
   // Seen while it ran, or anywhere on the machine afterwards (a busy machine can hide a short-lived
   // child from the watcher; no other test file starts the harness's load processes).
   const LOAD = /longpoll-child\.js|autocannon-child\.js/;
-  const clients = [...seen].filter(([, cmd]) => LOAD.test(cmd));
-  const anyLoad = () =>
-    fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && LOAD.test(cmdline(Number(d)))).map(Number);
-  const deadline = Date.now() + 3000;
-  const alive = () => [...new Set([...clients.filter(([p, cmd]) => cmdline(p) === cmd).map(([p]) => p), ...anyLoad()])];
-  while (alive().length > 0 && Date.now() < deadline) await sleep(50);
-  t.same(alive(), [], `no load process outlives the command (seen while it ran: ${clients.length})`);
+  const clients = [...r.seen].filter(([, cmd]) => LOAD.test(cmd));
+  const alive = () => [...new Set([...stillRunning(clients).map(([p]) => p), ...processesMatching(LOAD)])];
+  t.same(await outliving(alive), [], `no load process outlives the command (seen while it ran: ${clients.length})`);
 });
 
 // ------------------------------------------------------------------ e. the release gate
