@@ -65,11 +65,15 @@ end
 local time = now
 if time <= last then time = last + 1 end
 local size = #body
-local kept = redis.call('XLEN', KEYS[1])
+local length = redis.call('XLEN', KEYS[1])
+local kept = length
 if kept >= cap or bytes + size > bytesCap then
   local from = '-'
+  -- A full channel drops exactly one per append: fetch just what the count bound drops, then more in batches while bytes are over.
+  local want = math.max(kept - cap + 1, 1)
   while kept > 0 and (kept >= cap or bytes + size > bytesCap) do
-    local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', math.max(kept - cap + 1, 16))
+    local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', want)
+    want = 16
     if #batch == 0 then break end
     for _, entry in ipairs(batch) do
       if not (kept > 0 and (kept >= cap or bytes + size > bytesCap)) then break end
@@ -79,10 +83,13 @@ if kept >= cap or bytes + size > bytesCap then
       from = '(' .. entry[1]
     end
   end
-  redis.call('XTRIM', KEYS[1], 'MAXLEN', kept)
 end
 local stamp = fmt(time)
-redis.call('XADD', KEYS[1], stamp .. '-0', 'b', body)
+if kept < length then
+  redis.call('XADD', KEYS[1], 'MAXLEN', kept + 1, stamp .. '-0', 'b', body)
+else
+  redis.call('XADD', KEYS[1], stamp .. '-0', 'b', body)
+end
 redis.call('HSET', KEYS[2], 't', stamp, 'f', fmt(floor), 'b', bytes + size)
 local expiry = math.floor(time / 1000) + 1 + ttl
 redis.call('PEXPIREAT', KEYS[1], expiry)
