@@ -22,7 +22,7 @@ import calculateSlot from 'cluster-key-slot';
 import { ownerOf } from '../src/threads/shard.js';
 import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, startProxy, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
-import { redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
+import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
 import { runCli, since, sleep, stillPending, within, type CometServer } from './helpers/server.js';
 
 /** Channel names whose owner thread on a 2-thread node is 0 and 1, `each` of both. */
@@ -88,6 +88,13 @@ t.test('one Redis, two then three nodes', { timeout: 60_000 }, async (t) => {
   const redis = await startRedis(t);
   const [a, b] = await Promise.all([startNode(t, redis.url, 2), startNode(t, redis.url, 1)]);
   await redisPastFirstSecond(redis);
+
+  await t.test('a seed list whose first URL is down: the node starts on the one that answers', async (t) => {
+    const dead = `redis://127.0.0.1:${await freePort()}`;
+    const node = await startNode(t, `${dead},${redis.url}`, 1);
+    const time = await node.put(uniq('seeds'), 'x');
+    t.ok(time > 0, 'puts are stored through the second URL');
+  });
 
   await t.test('a node serves as soon as it listens: no 503 while its Redis connections are made', async (t) => {
     // A node whose every connection to Redis takes 300 ms to open: its threads
@@ -308,9 +315,9 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
   const first = perMaster[0]![0]!;
   t.equal(await cluster.nodes[1]!.cli('-c', 'cluster', 'keyslot', notifyKey(first)), String(calculateSlot(notifyKey(first))), 'CLUSTER KEYSLOT agrees with cluster-key-slot');
 
-  // A knows every master, B and C one seed each (the rest is discovered).
+  // A knows every master (after a seed that is down), B and C one seed each (the rest is discovered).
   const [a, b, c] = await Promise.all([
-    startNode(t, cluster.urls.join(','), 2),
+    startNode(t, [`redis://127.0.0.1:${await freePort()}`, ...cluster.urls].join(','), 2),
     startNode(t, cluster.urls[1]!, 1),
     startNode(t, cluster.urls[2]!, 1),
   ]);

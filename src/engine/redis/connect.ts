@@ -119,22 +119,38 @@ export function commandClient(target: RedisTarget, timeoutMs: number): Redis | C
 }
 
 /**
- * Connects once to the first URL and reads whether it is a Cluster node and
- * whether its version has what the scripts use (exclusive stream ranges:
- * 6.2; sharded pub/sub in a Cluster: 7). Rejects when Redis cannot be reached within `timeoutMs`.
+ * Connects to the first URL that answers (any seed of a Cluster will do) and
+ * reads whether it is a Cluster node and whether its version has what the
+ * scripts use (exclusive stream ranges: 6.2; sharded pub/sub in a Cluster: 7).
+ * Rejects when none can be reached within `timeoutMs` each.
  */
 export async function probeRedis(urls: string[], timeoutMs: number): Promise<RedisTarget> {
-  const client = new Redis(urls[0]!, { ...connectionOptions(timeoutMs), retryStrategy: () => null, lazyConnect: true });
+  let unreachable: unknown;
+  for (const url of urls) {
+    let info: string;
+    try {
+      info = await readInfo(url, timeoutMs);
+    } catch (err) {
+      unreachable = err;
+      continue;
+    }
+    const cluster = /cluster_enabled:1/.test(info);
+    const [, major = '0', minor = '0'] = /redis_version:(\d+)\.(\d+)/.exec(info) ?? [];
+    const version = Number(major) * 1000 + Number(minor);
+    if (version < 6002) throw new UnsuitableRedisError(`Redis ${major}.${minor} is too old: cluster mode needs Redis 6.2 or later`);
+    if (cluster && version < 7000) throw new UnsuitableRedisError(`Redis Cluster ${major}.${minor} has no sharded pub/sub: it needs Redis 7 or later`);
+    // The one that answered first: a single Redis is reached at it, a Cluster from every seed.
+    return { urls: [url, ...urls.filter((u) => u !== url)], cluster };
+  }
+  throw unreachable;
+}
+
+async function readInfo(url: string, timeoutMs: number): Promise<string> {
+  const client = new Redis(url, { ...connectionOptions(timeoutMs), retryStrategy: () => null, lazyConnect: true });
   client.on('error', () => {});
   try {
     await client.connect();
-    const info = await client.info();
-    const cluster = /cluster_enabled:1/.test(info);
-    const [, major = '0', minor = '0'] = /redis_version:(\d+)\.(\d+)/.exec(info) ?? [];
-    const version = Number(major) + Number(minor) / 100;
-    if (version < 6.02) throw new UnsuitableRedisError(`Redis ${major}.${minor} is too old: cluster mode needs Redis 6.2 or later`);
-    if (cluster && version < 7) throw new UnsuitableRedisError(`Redis Cluster ${major}.${minor} has no sharded pub/sub: it needs Redis 7 or later`);
-    return { urls, cluster };
+    return await client.info();
   } finally {
     client.disconnect();
   }
