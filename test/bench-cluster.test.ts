@@ -4,7 +4,8 @@
  * own, through put-many and fan-out at tiny sizes; and the cluster scenario
  * merged into a kept results file and rendered. Asserts on the results JSON
  * (the rows, Redis's CPU counted), and that no redis-server or node process
- * of the command outlives it. Skipped without redis-server (failed under CI).
+ * of the command outlives it; and bench/redis-clients.js, the client
+ * comparison, at a tiny size. Skipped without redis-server (failed under CI).
  * Everything it writes goes to a tap testdir. The pure parts are in
  * test/unit/bench-cluster.test.ts.
  */
@@ -12,7 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { TINY, bench, describe, diag, outliving, stillRunning, wrkAvailable, type Entry, type Ran, type Results } from './helpers/bench.js';
+import { TINY, bench, describe, diag, outliving, runNode, stillRunning, wrkAvailable, type Entry, type Ran, type Results } from './helpers/bench.js';
+import { ROOT } from './helpers/server.js';
 import { redisAvailable } from './helpers/redis.js';
 
 t.setTimeout(180_000);
@@ -114,4 +116,15 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
   t.match(md, /^- Merged in later \(`--merge`\)/m);
   t.ok(fs.existsSync(path.join(dir, 'charts', 'cluster.svg')), 'the Cluster mode chart');
   await checkNothingLeft(t, r, 2);
+});
+
+t.test('bench/redis-clients.js compares the two clients on a redis-server of its own', { timeout: 60_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  const r = await runNode(path.join(ROOT, 'bench', 'redis-clients.js'), ['--calls', '2000', '--in-flight', '20', '--runs', '1'], { timeoutMs: 50_000 });
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  for (const client of ['ioredis', 'node-redis']) {
+    const row = new RegExp(`^\\| ${client} \\| (\\d+\\.\\d+) \\| ([\\d,]+) \\|$`, 'm').exec(r.stdout);
+    t.ok(row && Number(row[1]) > 0 && Number(row[2]!.replace(/,/g, '')) > 0, `${client}: CPU per call and calls/s measured`, { stdout: r.stdout });
+  }
+  t.same(stillRunning([...r.seen].filter(([, cmd]) => /redis-server/.test(cmd))), [], 'its redis-server is gone');
 });
