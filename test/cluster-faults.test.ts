@@ -298,3 +298,51 @@ t.test(
     );
   },
 );
+
+t.test('Redis hangs (SIGSTOP): requests answer 503 within --redis-timeout, held gets stay held, all recovers on SIGCONT', { timeout: 60_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  const redis = await startRedis(t);
+  const node = await startNode(t, redis.url, 2, ['--redis-timeout', '500']);
+  const channel = uniq('hang');
+  const from = await node.put(channel, 'before');
+  const held = node.get(channel, { time: from, timeout: 20 }, { timeoutMs: 30000 });
+  t.ok(await node.waitWaiting(1), 'a get waits');
+  await sleep(200); // parked, not still reading
+  const pid = Number(/process_id:(\d+)/.exec(await redis.cli('INFO', 'server'))?.[1]);
+  process.kill(pid, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // already gone
+    }
+  });
+  const started = Date.now();
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => node.call({ method: 'put', channel, message: `stuck:${i}` }, { timeoutMs: 10000 })));
+  const took = Date.now() - started;
+  for (const res of answers) checkError(t, res, 503, STORE_UNAVAILABLE, 'a put while Redis hangs');
+  t.ok(took < 3000, `answered within the command timeout, not held (${took} ms)`);
+  t.ok(await stillPending(held, 10), 'the waiting get is still held');
+  process.kill(pid, 'SIGCONT');
+  const after = await waitFor(async () => {
+    const res = await node.call({ method: 'put', channel, message: 'after' });
+    return res.status === 200 ? res.json.time : undefined;
+  }, { timeoutMs: 10000, what: 'a put answered 200 after SIGCONT' });
+  // Puts answered 503 were queued in Redis's socket when it stopped: Redis runs them once it
+  // resumes (a 503 means "may or may not be stored"), and the held get is woken by them or by 'after'.
+  const answer = await within(held, 5000, 'the held get is answered');
+  const seen: string[] = [...answer.messages];
+  let cursor = answer.time;
+  while (!seen.includes('after')) {
+    const next = await node.get(channel, { time: cursor, timeout: 5 });
+    t.ok(next.messages.length > 0, 'chaining on reaches more messages');
+    if (next.messages.length === 0) break;
+    seen.push(...next.messages);
+    cursor = next.time;
+  }
+  t.equal(seen.at(-1), 'after', "chaining from the held get's answer reaches 'after', last", { seen });
+  t.ok(seen.every((m) => m === 'after' || m.startsWith('stuck:')), 'only what was put meanwhile');
+  t.equal(new Set(seen).size, seen.length, 'no message twice');
+  t.equal(cursor, after, "the chain ends at 'after''s time");
+  t.ok(node.alive, 'the node is still running');
+});
