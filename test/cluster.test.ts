@@ -23,7 +23,7 @@ import { ownerOf } from '../src/threads/shard.js';
 import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, startProxy, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
-import { runCli, since, sleep, stillPending, within, type CometServer } from './helpers/server.js';
+import { runCli, since, sleep, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
 
 /** Channel names whose owner thread on a 2-thread node is 0 and 1, `each` of both. */
 function channelsOnBothThreads(prefix: string, each: number): string[] {
@@ -377,4 +377,24 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
     const masters = new Set(chs.map((ch) => masterOf(ch).port));
     t.equal(masters.size, 3, 'the channels live on all three masters');
   });
+});
+
+t.test('a Redis with a password: the node authenticates, and its password never reaches the log', { timeout: 60_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  const secret = 'pw-s3cret-x9';
+  const redis = await startRedis(t);
+  await redis.cli('CONFIG', 'SET', 'requirepass', secret); // after start: the helper's readiness check speaks no AUTH
+  const url = `redis://:${secret}@127.0.0.1:${redis.port}`;
+  const node = await startNode(t, url, 2);
+  const channel = uniq('auth');
+  const time = await node.put(channel, 'hello');
+  t.ok(time > 0, 'a put is stored');
+  t.equal(await redis.cli('-a', secret, '--no-auth-warning', 'EXISTS', `comet:{${channel}}:s`), '1', 'in the Redis that asked for the password');
+  // A dropped connection logs again on its way back: the log lines about Redis must name it without the password.
+  await redis.cli('-a', secret, '--no-auth-warning', 'CLIENT', 'KILL', 'TYPE', 'normal');
+  await waitFor(async () => (await node.call({ method: 'sync', channel })).status === 200, { timeoutMs: 5000, what: 'a sync answered after the reconnection' });
+  const lines = node.logs().filter((l) => typeof l.redis === 'string');
+  t.ok(lines.length > 0, 'log lines name the Redis');
+  t.notOk(node.outputTail(1_000_000).includes(secret), 'the password is nowhere in the output');
+  t.ok(lines.every((l) => String(l.redis).includes(':***@')), 'the URL is logged with the password masked', { lines: lines.map((l) => l.redis) });
 });

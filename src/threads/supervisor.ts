@@ -22,7 +22,7 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
-import { backoff, parseRedisUrls, probeRedis, type RedisTarget, UnsuitableRedisError } from '../engine/redis/connect.js';
+import { backoff, parseRedisUrls, probeRedis, type RedisTarget, redactUrls, UnsuitableRedisError } from '../engine/redis/connect.js';
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
@@ -162,11 +162,6 @@ async function reachRedis(config: Config, log: Logger): Promise<RedisTarget> {
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
-}
-
-/** URLs for the log, without their passwords. */
-function redactUrls(urls: string[]): string {
-  return urls.map((u) => u.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')).join(',');
 }
 
 function freePort(host: string): Promise<number> {

@@ -12,7 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Engine } from '../engine/engine.js';
 import { MemoryEngine } from '../engine/memory-engine.js';
-import type { RedisTarget } from '../engine/redis/connect.js';
+import { type RedisTarget, redactUrls } from '../engine/redis/connect.js';
 import { RedisEngine } from '../engine/redis/redis-engine.js';
 import { Responder } from '../http/respond.js';
 import { HttpFront } from '../http/server.js';
@@ -54,8 +54,8 @@ function redisEngine(target: RedisTarget): RedisEngine {
     onConnection(nowUp, where, err) {
       if (nowUp === up) return;
       up = nowUp;
-      if (nowUp) log.info({ redis: where }, 'Redis connection ready');
-      else log.warn({ redis: where, err: err?.message }, 'Redis connection lost; reconnecting');
+      if (nowUp) log.info({ redis: redactUrls(where) }, 'Redis connection ready');
+      else log.warn({ redis: redactUrls(where), err: err?.message }, 'Redis connection lost; reconnecting');
     },
   });
 }

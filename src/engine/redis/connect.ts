@@ -47,6 +47,11 @@ export function backoff(attempt: number): number {
 /** The Redis reached cannot serve cluster mode: retrying will not help. */
 export class UnsuitableRedisError extends Error {}
 
+/** Redis URLs (or "host:port" node keys) for the log, without their passwords. */
+export function redactUrls(urls: string | string[]): string {
+  return (typeof urls === 'string' ? [urls] : urls).map((u) => u.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')).join(',');
+}
+
 export function parseRedisUrls(value: string): string[] {
   return value.split(',').map((url) => url.trim()).filter((url) => url !== '');
 }
