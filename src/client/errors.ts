@@ -1,0 +1,42 @@
+/**
+ * What can go wrong talking to a comet server, as typed errors an application
+ * can tell apart: the server refused the request (4xx: retrying the same
+ * request will not help), the server could not serve it now (5xx: retry
+ * later), or no answer arrived at all (network, timeout). `retryable` says
+ * which; subscriptions retry exactly the retryable ones.
+ */
+export class CometClientError extends Error {
+  constructor(
+    message: string,
+    /** The server's error code (COMET_ERR_...), or COMET_CLIENT_NETWORK / COMET_CLIENT_TIMEOUT. */
+    readonly code: string,
+    /** HTTP status, or 0 when no answer arrived. */
+    readonly status: number,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A 4xx answer: the request itself was wrong (bad channel, message too large, ...). */
+export class CometRequestError extends CometClientError {}
+
+/** A 5xx answer: the server is overloaded, shutting down, or its store is unavailable. */
+export class CometServerError extends CometClientError {}
+
+/** No answer: the connection failed or was cut, or the answer took too long. */
+export class CometNetworkError extends CometClientError {}
+
+/** The error for an HTTP answer with this status and body (`{"error":...,"code":...}` when the server wrote it). */
+export function errorFromAnswer(status: number, body: unknown): CometClientError {
+  const fields = (typeof body === 'object' && body !== null ? body : {}) as { error?: unknown; code?: unknown };
+  const message = typeof fields.error === 'string' ? fields.error : `HTTP ${status}`;
+  const code = typeof fields.code === 'string' ? fields.code : `HTTP_${status}`;
+  if (status >= 400 && status < 500) return new CometRequestError(message, code, status, false);
+  return new CometServerError(message, code, status, true);
+}
+
+export function networkError(message: string, code = 'COMET_CLIENT_NETWORK'): CometNetworkError {
+  return new CometNetworkError(message, code, 0, true);
+}

@@ -1,0 +1,144 @@
+/**
+ * The comet client: publish, sync, and subscriptions that run the protocol's
+ * chain (sync once, then gets with `time` set to the last answer's), in
+ * browsers and in Node.js, with no dependencies.
+ *
+ * A subscription never loses or repeats a message while the server holds
+ * it: after any failure it asks again from the last time it delivered, so a
+ * dropped connection, a server restart or a load balancer switching nodes
+ * costs a retry, not data. When the server says it cannot vouch for what
+ * came before (`missed`: messages dropped from a full buffer, or lost with an
+ * in-memory server's restart), the application is told with the next batch.
+ * Retries back off exponentially with full jitter, so that thousands of
+ * clients cut off together do not come back together.
+ */
+import { CometClientError } from './errors.js';
+import { fetchTransport, jsonpTransport, type Params, type Transport } from './transport.js';
+
+export { CometClientError, CometNetworkError, CometRequestError, CometServerError } from './errors.js';
+
+export interface ClientOptions {
+  /** The protocol endpoint, e.g. `http://127.0.0.1:8080/`. */
+  url: string;
+  /** `fetch` (default) or `jsonp` (browsers only: for pages that can only load scripts from the server). */
+  transport?: 'fetch' | 'jsonp';
+  /** Seconds a get may wait on the server (it caps this by its own limit); default 30. */
+  pollTimeout?: number;
+  /** Retry delays: the first, and the most (ms); defaults 250 and 15,000. */
+  backoff?: { initialMs?: number; maxMs?: number };
+}
+
+export interface BatchInfo {
+  /** Time of the last message of the batch: where the subscription continues from. */
+  time: number;
+  /** The server could not vouch that nothing came between the previous batch and this one. */
+  missed: boolean;
+}
+
+export interface SubscribeOptions {
+  /** Continue after this time (the `time` of a batch seen earlier); default: from now (a sync). */
+  time?: number;
+  /** Stops the subscription: no request is sent after it fires. */
+  signal?: AbortSignal;
+  /** Told of every failed request; retryable ones are retried, a refused one (4xx) ends the subscription. */
+  onError?: (err: CometClientError) => void;
+}
+
+export interface Subscription {
+  stop(): void;
+  /** Resolves once the subscription stopped (stop(), the signal, or a refusal, which rejects it). */
+  done: Promise<void>;
+}
+
+export interface CometClient {
+  publish(channel: string, message: string, options?: { signal?: AbortSignal }): Promise<number>;
+  sync(channel: string, options?: { signal?: AbortSignal }): Promise<number>;
+  subscribe(channel: string, onMessages: (messages: string[], info: BatchInfo) => void, options?: SubscribeOptions): Subscription;
+}
+
+/** Margin over the poll timeout before a get with no answer counts as lost. */
+const DEADLINE_MARGIN_MS = 10_000;
+/** Deadline of a put or sync. */
+const QUICK_DEADLINE_MS = 15_000;
+
+export function createClient(options: ClientOptions): CometClient {
+  if (options.transport === 'jsonp' && typeof document === 'undefined') throw new TypeError('the jsonp transport needs a browser page (document)');
+  const transport: Transport = options.transport === 'jsonp' ? jsonpTransport(options.url) : fetchTransport(options.url);
+  const jsonp = options.transport === 'jsonp';
+  const pollTimeout = options.pollTimeout ?? 30;
+  const initialMs = options.backoff?.initialMs ?? 250;
+  const maxMs = options.backoff?.maxMs ?? 15_000;
+
+  const time = async (params: Params, post: boolean, signal?: AbortSignal): Promise<number> => {
+    const body = (await transport.request(params, { post, signal, deadlineMs: QUICK_DEADLINE_MS })) as { time: number };
+    return body.time;
+  };
+
+  const client: CometClient = {
+    publish: (channel, message, opts) => time({ method: 'put', channel, message }, !jsonp, opts?.signal),
+    sync: (channel, opts) => time({ method: 'sync', channel }, false, opts?.signal),
+    subscribe(channel, onMessages, opts = {}) {
+      const controller = new AbortController();
+      const stop = () => controller.abort(new DOMException('the subscription was stopped', 'AbortError'));
+      opts.signal?.addEventListener('abort', stop, { once: true });
+      if (opts.signal?.aborted) stop();
+      const signal = controller.signal;
+
+      /** Runs `attempt` until it succeeds, backing off after each retryable failure; undefined once stopped. */
+      const retrying = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
+        for (let failures = 0; !signal.aborted; failures++) {
+          try {
+            return await attempt();
+          } catch (err) {
+            if (signal.aborted) return undefined;
+            const error = err instanceof CometClientError ? err : new CometClientError(String(err), 'COMET_CLIENT_UNKNOWN', 0, true);
+            opts.onError?.(error);
+            if (!error.retryable) throw error;
+            await sleep(fullJitter(failures, initialMs, maxMs), signal);
+          }
+        }
+        return undefined;
+      };
+
+      const run = async (): Promise<void> => {
+        let cursor = opts.time ?? (await retrying(() => client.sync(channel, { signal })));
+        while (cursor !== undefined && !signal.aborted) {
+          const since: number = cursor;
+          const answer = await retrying(
+            async () =>
+              (await transport.request(
+                { method: 'get', channel, time: String(since), timeout: String(pollTimeout) },
+                { post: false, signal, deadlineMs: pollTimeout * 1000 + DEADLINE_MARGIN_MS },
+              )) as { time: number; messages: string[]; missed?: boolean },
+          );
+          if (answer === undefined) break;
+          const missed = answer.missed === true;
+          if (answer.messages.length > 0 || missed) onMessages(answer.messages, { time: answer.time, missed });
+          cursor = answer.time;
+        }
+      };
+
+      const done = run().finally(() => opts.signal?.removeEventListener('abort', stop));
+      return { stop, done };
+    },
+  };
+  return client;
+}
+
+/** Full jitter: uniform in [0, min(max, initial * 2^failures)). */
+function fullJitter(failures: number, initialMs: number, maxMs: number): number {
+  return Math.random() * Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30));
+}
+
+/** Resolves after `ms`, or at once when the signal fires. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

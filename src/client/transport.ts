@@ -1,0 +1,95 @@
+/**
+ * How a request reaches the server. `fetch` (the default) works in browsers
+ * and in Node.js and sends puts as a form body, so a message of any allowed
+ * size fits; `jsonp` loads the answer as a <script> from the server's origin,
+ * for pages that can load nothing else, and can only send GETs (a put's
+ * message then travels in the URL). A JSONP request cannot read an error
+ * answer (browsers do not run a script answered 4xx or 5xx), so its failures
+ * are network errors, retried by subscriptions like any other.
+ */
+import { CometClientError, errorFromAnswer, networkError } from './errors.js';
+
+export type Params = Record<string, string>;
+
+export interface Transport {
+  /** One request; resolves with the parsed JSON answer, rejects with a CometClientError or the signal's reason. */
+  request(params: Params, options: { post: boolean; signal?: AbortSignal; deadlineMs: number }): Promise<unknown>;
+}
+
+export function fetchTransport(url: string): Transport {
+  return {
+    async request(params, { post, signal, deadlineMs }) {
+      const deadline = AbortSignal.timeout(deadlineMs);
+      const both = signal ? anySignal([signal, deadline]) : deadline;
+      const form = new URLSearchParams(params).toString();
+      let res: Response;
+      try {
+        res = post
+          ? await fetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' }, signal: both, cache: 'no-store' })
+          : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal: both, cache: 'no-store' });
+      } catch (err) {
+        throw failure(err, signal, deadline, deadlineMs);
+      }
+      let body: unknown;
+      try {
+        body = await res.json();
+      } catch (err) {
+        if (signal?.aborted || deadline.aborted) throw failure(err, signal, deadline, deadlineMs);
+        body = undefined;
+      }
+      if (!res.ok) throw errorFromAnswer(res.status, body);
+      if (body === undefined) throw networkError(`the answer (HTTP ${res.status}) is not JSON`);
+      return body;
+    },
+  };
+}
+
+let jsonpSequence = 0;
+
+export function jsonpTransport(url: string): Transport {
+  return {
+    request(params, { signal, deadlineMs }) {
+      return new Promise((resolve, reject) => {
+        if (signal?.aborted) return reject(signal.reason);
+        const name = `__comet_jsonp_${Date.now().toString(36)}_${jsonpSequence++}`;
+        const callbacks = globalThis as unknown as Record<string, ((body: unknown) => void) | undefined>;
+        const script = document.createElement('script');
+        const finish = (outcome: () => void) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          script.remove();
+          // A late answer must still find a function: it becomes a no-op.
+          callbacks[name] = () => delete callbacks[name];
+          outcome();
+        };
+        const onAbort = () => finish(() => reject(signal!.reason));
+        const timer = setTimeout(() => finish(() => reject(networkError(`no answer within ${deadlineMs} ms`, 'COMET_CLIENT_TIMEOUT'))), deadlineMs);
+        callbacks[name] = (body) => finish(() => resolve(body));
+        script.onerror = () => finish(() => reject(networkError('the JSONP request failed (network error, or an error answer)')));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        script.src = `${url}${url.includes('?') ? '&' : '?'}${new URLSearchParams({ ...params, callback: name }).toString()}`;
+        document.head.appendChild(script);
+      });
+    },
+  };
+}
+
+/** Aborts when any of the signals does (AbortSignal.any is not in every runtime this supports). */
+function anySignal(signals: AbortSignal[]): AbortSignal {
+  const controller = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) {
+      controller.abort(s.reason);
+      break;
+    }
+    s.addEventListener('abort', () => controller.abort(s.reason), { once: true, signal: controller.signal });
+  }
+  return controller.signal;
+}
+
+function failure(err: unknown, signal: AbortSignal | undefined, deadline: AbortSignal, deadlineMs: number): unknown {
+  if (signal?.aborted) return signal.reason;
+  if (deadline.aborted) return networkError(`no answer within ${deadlineMs} ms`, 'COMET_CLIENT_TIMEOUT');
+  if (err instanceof CometClientError) return err;
+  return networkError(`the request failed: ${(err as Error)?.message ?? String(err)}`);
+}
