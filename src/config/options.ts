@@ -30,6 +30,7 @@ export interface Config {
   redisPrefix: string;
   redisTimeout: number;
   redisMaxPending: number;
+  demo: string;
 }
 
 interface OptionBase<K extends keyof Config> {
@@ -117,4 +118,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   { key: 'redisTimeout', flag: 'redis-timeout', env: 'COMET_REDIS_TIMEOUT', kind: 'int', min: 10, max: 600_000, default: 2000, describe: 'Milliseconds a Redis command or connection attempt may take before the request is answered 503.' },
   { key: 'redisMaxPending', flag: 'redis-max-pending', env: 'COMET_REDIS_MAX_PENDING', kind: 'int', min: 1, default: 10_000, describe: 'Most Redis commands in flight per thread; past it requests are answered 503 at once, bounding memory when Redis is slow.' },
+  {
+    key: 'demo', flag: 'demo', env: 'COMET_DEMO', kind: 'string', default: 'off', choices: ['on', 'off'],
+    describe: 'on: serve the live chat demo (built on the client library) under /demo/.',
+  },
 ];

@@ -11,6 +11,7 @@ import { wrapJsonp } from '../protocol/jsonp.js';
 const STATUS: Record<number, string> = {
   200: '200 OK',
   204: '204 No Content',
+  301: '301 Moved Permanently',
   400: '400 Bad Request',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
@@ -85,6 +86,23 @@ export class Responder {
 
   plain(res: HttpResponse, status: number, contentType: string, body: string): void {
     this.write(res, status, contentType, body, false);
+  }
+
+  /**
+   * A static file (the demo's): revalidated on every load (no-cache), since
+   * a server restarted with a newer build serves new files at the same paths.
+   */
+  file(res: HttpResponse, status: number, contentType: string, body: Buffer | string, head: boolean, extraHeader?: [string, string]): void {
+    this.corked(res, () => {
+      if (status !== 200) res.writeStatus(STATUS[status]!);
+      res.writeHeader('Content-Type', contentType);
+      res.writeHeader('Cache-Control', 'no-cache');
+      res.writeHeader('X-Content-Type-Options', 'nosniff');
+      if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
+      // endWithoutBody(length) leaves the response unended in this uWS build (the process aborts).
+      if (head) res.endWithoutBody();
+      else res.end(body);
+    });
   }
 
   private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean): void {

@@ -15,6 +15,7 @@ import { scriptSafeJson } from '../protocol/jsonp.js';
 import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, readParams, utf8Length } from '../protocol/params.js';
 import type { ReplyHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
+import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ALLOWED_METHODS, Responder } from './respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from './uws.js';
 
@@ -66,10 +67,13 @@ export class HttpFront {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
   private readonly limits: ParamLimits;
+  /** The demo's files (--demo on), read once here at thread start. */
+  private readonly demo: Map<string, DemoFile> | undefined;
 
   constructor(private readonly options: FrontEndOptions) {
     this.responder = options.responder;
     this.limits = options.config;
+    this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
     this.app = uws.App().any('/*', this.onRequest);
   }
 
@@ -136,6 +140,7 @@ export class HttpFront {
       const { metricsBuffer, config } = this.options;
       return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== ''));
     }
+    if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method);
     if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
     this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
   }
@@ -221,6 +226,16 @@ export class HttpFront {
     if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
     if (head) return this.responder.head(res, undefined);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
+  }
+
+  private demoFile(res: HttpResponse, url: string, method: string): void {
+    if (method !== 'get' && method !== 'head') {
+      return this.refuse(res, new CometError('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed here`), ['Allow', 'GET, HEAD']);
+    }
+    if (url === '/demo') return this.responder.file(res, 301, 'text/plain; charset=utf-8', '', method === 'head', ['Location', DEMO_PREFIX]);
+    const file = this.demo!.get(url);
+    if (file === undefined) return this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
+    this.responder.file(res, 200, file.contentType, file.body, method === 'head');
   }
 
   private crash(res: HttpResponse, query: string): void {

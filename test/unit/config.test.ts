@@ -62,6 +62,8 @@ function otherValue(key: keyof Config): string {
       return 'redis://127.0.0.1:6390,redis://127.0.0.1:6391';
     case 'redisPrefix':
       return 'app1:';
+    case 'demo':
+      return 'on';
     default:
       return '12345';
   }
