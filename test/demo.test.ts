@@ -1,0 +1,157 @@
+/**
+ * The live demo (--demo on): its files as served, then the chat room in real
+ * headless Chromium (Debian's chromium, driven by playwright-core): two tabs
+ * on one room see each other's messages through the server, once over fetch
+ * and once over JSONP, each run checked to have used the transport it claims
+ * from the page's own network requests. A screenshot of a room with a few
+ * messages goes to the testdir (and to $DEMO_SCREENSHOT when set: `npm run
+ * demo:screenshot` regenerates docs/demo.png that way).
+ */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
+import t, { type Test } from 'tap';
+import { chromiumAvailable, launchBrowser } from './helpers/browser.js';
+import { ROOT, startServer, waitFor } from './helpers/server.js';
+
+t.test('demo files: served from memory with their types, no-cache, 404 for anything else', async (t) => {
+  const srv = await startServer({ t, args: ['--demo', 'on'] });
+  const index = await srv.request({ path: '/demo/' });
+  t.equal(index.status, 200);
+  t.match(index.headers['content-type'], /^text\/html; charset=utf-8/);
+  t.equal(index.headers['cache-control'], 'no-cache');
+  t.match(index.body, /<meta name="comet-path" content="\/">/, 'the endpoint path is filled in');
+  t.match(index.body, /src="app\.js"/);
+  t.equal((await srv.request({ path: '/demo/index.html' })).body, index.body);
+  const app = await srv.request({ path: '/demo/app.js' });
+  t.equal(app.status, 200);
+  t.match(app.headers['content-type'], /^text\/javascript; charset=utf-8/);
+  t.match(app.body, /from '\.\/client\/index\.js'/);
+  const client = await srv.request({ path: '/demo/client/index.js' });
+  t.equal(client.status, 200);
+  t.match(client.headers['content-type'], /^text\/javascript/);
+  t.match(client.body, /export function createClient/);
+  t.equal(client.headers['cache-control'], 'no-cache');
+  const head = await srv.request({ method: 'HEAD', path: '/demo/app.js' });
+  t.equal(head.status, 200);
+  t.equal(head.body, '');
+  t.equal(head.headers['content-type'], app.headers['content-type'], 'HEAD: the headers a GET would carry, no body');
+  for (const p of ['/demo/nope.js', '/demo/client/', '/demo/client/index.js.map', '/demo/../package.json', '/demo/client/../../package.json']) {
+    const res = await srv.request({ path: p });
+    t.equal(res.status, 404, `${p} is not found`);
+  }
+  const bare = await srv.request({ path: '/demo' });
+  t.equal(bare.status, 301);
+  t.equal(bare.headers.location, '/demo/');
+  const post = await srv.request({ method: 'POST', path: '/demo/', body: 'x' });
+  t.equal(post.status, 405);
+  t.equal((await srv.request({ path: '/', query: { method: 'sync', channel: 'c' } })).status, 200, 'the protocol still answers');
+
+  const off = await startServer({ t });
+  t.equal((await off.request({ path: '/demo/' })).status, 404, 'without --demo there is no demo');
+
+  const moved = await startServer({ t, args: ['--demo', 'on', '--path', '/comet'] });
+  t.match((await moved.request({ path: '/demo/' })).body, /<meta name="comet-path" content="\/comet">/, 'the page follows --path');
+});
+
+interface Seen {
+  url: URL;
+  type: string;
+}
+
+/** A tab on the room, recording the protocol requests it makes and any script error. */
+async function openRoom(t: Test, context: BrowserContext, url: string): Promise<{ page: Page; requests: Seen[]; errors: string[] }> {
+  const page = await context.newPage();
+  page.setDefaultTimeout(5000);
+  const requests: Seen[] = [];
+  const errors: string[] = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname !== '/') return;
+    // A put over fetch may carry its parameters in a form body: they count as the query here.
+    for (const [k, v] of new URLSearchParams(r.postData() ?? '')) u.searchParams.set(k, v);
+    requests.push({ url: u, type: r.resourceType() });
+  });
+  page.on('pageerror', (err) => errors.push(String(err)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  t.teardown(() => page.close().catch(() => {}));
+  await page.goto(url, { timeout: 10000 });
+  // Subscribed: its first get has left (the page reads the room from time 0,
+  // so a message sent before that get is parked is shown all the same).
+  await waitFor(() => requests.some((r) => r.url.searchParams.get('method') === 'get'), { timeoutMs: 5000, what: `a get from ${url}` });
+  return { page, requests, errors };
+}
+
+async function send(page: Page, name: string, text: string): Promise<void> {
+  await page.fill('#name', name);
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+async function waitForMessage(page: Page, name: string, text: string): Promise<void> {
+  await page.locator('#messages li.message', { hasText: text }).filter({ hasText: name }).waitFor({ timeout: 5000 });
+}
+
+const messagesOf = (page: Page) => page.$$eval('#messages li.message', (lis) => lis.map((li) => `${li.querySelector('.name')?.textContent}: ${li.querySelector('.text')?.textContent}`));
+
+t.test('chat in headless Chromium: two tabs see each other, over fetch and over JSONP', async (t) => {
+  if (!chromiumAvailable(t)) return;
+  const srv = await startServer({ t, threads: 2, args: ['--demo', 'on'] });
+  const browser = await launchBrowser(t);
+
+  for (const transport of ['fetch', 'jsonp'] as const) {
+    await t.test(transport, async (t) => {
+      const room = transport === 'fetch' ? 'lobby' : 'jsonp-room';
+      const url = `${srv.url}/demo/?room=${room}${transport === 'jsonp' ? '&transport=jsonp' : ''}`;
+      const a = await openRoom(t, browser, url);
+      const b = await openRoom(t, browser, url);
+      t.equal(await a.page.textContent('#transport'), transport === 'jsonp' ? 'JSONP' : 'fetch', 'the page says which transport it uses');
+
+      await send(a.page, 'alice', `hello from A over ${transport}`);
+      await waitForMessage(b.page, 'alice', `hello from A over ${transport}`);
+      await send(b.page, 'bob', `and hello back from B`);
+      await waitForMessage(a.page, 'bob', 'and hello back from B');
+      await send(a.page, 'alice', 'Long-polling: each tab keeps a get waiting for the next message.');
+      await send(b.page, 'bob', '<b>no markup</b> is ever interpreted');
+      for (const p of [a.page, b.page]) await waitForMessage(p, 'bob', '<b>no markup</b> is ever interpreted');
+      const expected = [
+        `alice: hello from A over ${transport}`,
+        'bob: and hello back from B',
+        'alice: Long-polling: each tab keeps a get waiting for the next message.',
+        'bob: <b>no markup</b> is ever interpreted',
+      ];
+      t.same(await messagesOf(a.page), expected, 'tab A shows every message once, in order');
+      t.same(await messagesOf(b.page), expected, 'tab B shows every message once, in order');
+      t.equal(await b.page.locator('#messages b').count(), 0, 'a message is text, not HTML');
+
+      const all = [...a.requests, ...b.requests];
+      const methods = (m: string) => all.filter((r) => r.url.searchParams.get('method') === m);
+      t.ok(methods('get').length >= 4 && methods('put').length === 4, `gets and 4 puts seen (${all.length} requests)`);
+      if (transport === 'jsonp') {
+        t.ok(all.every((r) => r.type === 'script' && /^[\w.$]+$/.test(r.url.searchParams.get('callback') ?? '')), 'every protocol request was a <script> with callback=');
+      } else {
+        t.ok(all.every((r) => r.type === 'fetch' && !r.url.searchParams.has('callback')), 'every protocol request was a fetch, without callback=');
+      }
+      t.same([...a.errors, ...b.errors], [], 'no script errors');
+
+      if (transport === 'fetch') {
+        await send(b.page, 'bob', 'Open this page in two tabs and chat!');
+        await waitForMessage(a.page, 'bob', 'Open this page in two tabs and chat');
+        await a.page.fill('#name', 'alice');
+        await a.page.fill('#text', 'typing…');
+        const shot = path.join(t.testdir(), 'demo.png');
+        await a.page.screenshot({ path: shot, timeout: 5000 });
+        t.pass('screenshot taken');
+        const keep = process.env.DEMO_SCREENSHOT;
+        if (keep) {
+          const target = path.resolve(ROOT, keep);
+          mkdirSync(path.dirname(target), { recursive: true });
+          copyFileSync(shot, target);
+          t.comment(`screenshot copied to ${target}`);
+        }
+      }
+    });
+  }
+});
