@@ -119,6 +119,10 @@ export function createClient(options: ClientOptions): CometClient {
       };
 
       const done = run().finally(() => opts.signal?.removeEventListener('abort', stop));
+      // An application told of the refusal by onError may never look at done:
+      // its rejection must not then count as unhandled (which ends a Node.js
+      // process). Awaiting done still sees it.
+      if (opts.onError) done.catch(() => undefined);
       return { stop, done };
     },
   };

@@ -20,26 +20,31 @@ export function fetchTransport(url: string): Transport {
   return {
     async request(params, { post, signal, deadlineMs }) {
       const deadline = AbortSignal.timeout(deadlineMs);
-      const both = signal ? anySignal([signal, deadline]) : deadline;
-      const form = new URLSearchParams(params).toString();
-      let res: Response;
+      const [both, release] = signal ? anySignal([signal, deadline]) : [deadline, () => undefined];
       try {
-        res = post
-          ? await fetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' }, signal: both, cache: 'no-store' })
-          : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal: both, cache: 'no-store' });
-      } catch (err) {
-        throw failure(err, signal, deadline, deadlineMs);
+        const form = new URLSearchParams(params).toString();
+        let res: Response;
+        try {
+          res = post
+            ? await fetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' }, signal: both, cache: 'no-store' })
+            : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal: both, cache: 'no-store' });
+        } catch (err) {
+          throw failure(err, signal, deadline, deadlineMs);
+        }
+        let body: unknown;
+        try {
+          body = await res.json();
+        } catch (err) {
+          if (signal?.aborted || deadline.aborted) throw failure(err, signal, deadline, deadlineMs);
+          body = undefined;
+        }
+        if (!res.ok) throw errorFromAnswer(res.status, body);
+        if (body === undefined) throw networkError(`the answer (HTTP ${res.status}) is not JSON`);
+        return body;
+      } finally {
+        // A subscription's signal outlives thousands of requests: each must take its listener off it.
+        release();
       }
-      let body: unknown;
-      try {
-        body = await res.json();
-      } catch (err) {
-        if (signal?.aborted || deadline.aborted) throw failure(err, signal, deadline, deadlineMs);
-        body = undefined;
-      }
-      if (!res.ok) throw errorFromAnswer(res.status, body);
-      if (body === undefined) throw networkError(`the answer (HTTP ${res.status}) is not JSON`);
-      return body;
     },
   };
 }
@@ -74,17 +79,22 @@ export function jsonpTransport(url: string): Transport {
   };
 }
 
-/** Aborts when any of the signals does (AbortSignal.any is not in every runtime this supports). */
-function anySignal(signals: AbortSignal[]): AbortSignal {
+/**
+ * Aborts when any of the signals does (AbortSignal.any is not in every runtime
+ * this supports); release() takes its listeners off them, which the request
+ * must do when it ends: they would otherwise stay until a signal fires.
+ */
+function anySignal(signals: AbortSignal[]): [AbortSignal, () => void] {
   const controller = new AbortController();
+  const unhook = new AbortController();
   for (const s of signals) {
     if (s.aborted) {
       controller.abort(s.reason);
       break;
     }
-    s.addEventListener('abort', () => controller.abort(s.reason), { once: true, signal: controller.signal });
+    s.addEventListener('abort', () => controller.abort(s.reason), { once: true, signal: unhook.signal });
   }
-  return controller.signal;
+  return [controller.signal, () => unhook.abort()];
 }
 
 function failure(err: unknown, signal: AbortSignal | undefined, deadline: AbortSignal, deadlineMs: number): unknown {
