@@ -338,6 +338,8 @@ export interface Proxy {
   url: string;
   /** Connections currently forwarded. */
   readonly connections: number;
+  /** Every connection the proxy received since it started, those closed at once while cut included. */
+  readonly accepted: number;
   /** A partition: every forwarded connection is cut, and new ones are closed at once, until heal(). */
   cut(): void;
   heal(): void;
@@ -347,12 +349,16 @@ export interface Proxy {
  * A TCP proxy to 127.0.0.1:target, for faults between one node and Redis
  * only: cut() partitions that node from Redis while the others keep working.
  * `delayMs` holds each new connection that long before connecting it (a slow
- * network). Closed at the end of `t`.
+ * network). Closed at the end of `t`. It forwards any TCP protocol: the
+ * client tests put it between the client library and a server (HTTP), and
+ * count the connection attempts of a client backing off with `accepted`.
  */
 export async function startProxy(t: Test, target: number, { delayMs = 0 } = {}): Promise<Proxy> {
   const pairs = new Set<[net.Socket, net.Socket | undefined]>();
   let down = false;
+  let accepted = 0;
   const server = net.createServer((client) => {
+    accepted++;
     if (down) {
       client.destroy();
       return;
@@ -405,6 +411,9 @@ export async function startProxy(t: Test, target: number, { delayMs = 0 } = {}):
     url: `redis://127.0.0.1:${port}`,
     get connections() {
       return pairs.size;
+    },
+    get accepted() {
+      return accepted;
     },
     cut() {
       down = true;

@@ -1,0 +1,462 @@
+/**
+ * The client library (src/client) against the real server, over real sockets,
+ * with the fetch transport (JSONP runs in the browser test). Faults come from
+ * a TCP proxy between the client and the server (test/helpers/cluster.ts
+ * startProxy: cut() drops every connection and refuses new ones until heal())
+ * and from restarting the server; publishers talk to the server directly, so
+ * only the subscription sees the faults. Every wait is bounded.
+ */
+import net from 'node:net';
+import t from 'tap';
+import type { Test } from 'tap';
+import {
+  CometClientError,
+  CometNetworkError,
+  CometRequestError,
+  CometServerError,
+  createClient,
+  type BatchInfo,
+  type SubscribeOptions,
+  type Subscription,
+} from '../src/client/index.js';
+import { startProxy } from './helpers/cluster.js';
+import { sleep, startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
+
+/** Warnings the process emitted: a listener left behind per request shows up as MaxListenersExceededWarning. */
+const warnings: Error[] = [];
+process.on('warning', (w) => warnings.push(w));
+const leakWarnings = (): string[] => warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message);
+
+const urlOf = (port: number): string => `http://127.0.0.1:${port}/`;
+
+/** A port nothing listens on (taken from the kernel, then released). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Recorder {
+  messages: string[];
+  batches: Array<{ messages: string[]; info: BatchInfo; at: number }>;
+  errors: Array<{ error: CometClientError; at: number }>;
+  sub: Subscription;
+}
+
+/** Subscribes and records every batch and every error, with when they arrived (performance.now()). */
+function record(client: ReturnType<typeof createClient>, channel: string, opts: SubscribeOptions = {}): Recorder {
+  const rec = { messages: [], batches: [], errors: [] } as unknown as Recorder;
+  rec.sub = client.subscribe(
+    channel,
+    (messages, info) => {
+      rec.messages.push(...messages);
+      rec.batches.push({ messages, info, at: performance.now() });
+    },
+    { ...opts, onError: (error) => rec.errors.push({ error, at: performance.now() }) },
+  );
+  return rec;
+}
+
+/** Stops a subscription at the end of `t` whatever happened (a failed assertion must not leave it polling). */
+function cleanup(t: Test, rec: Recorder): Recorder {
+  t.teardown(() => {
+    rec.sub.stop();
+    return rec.sub.done.catch(() => undefined);
+  });
+  return rec;
+}
+
+async function requestsTotal(srv: CometServer): Promise<number> {
+  const m = await srv.metrics();
+  return m.value('comet_requests_total', { method: 'get' }) + m.value('comet_requests_total', { method: 'sync' }) + m.value('comet_requests_total', { method: 'put' });
+}
+
+async function errorsTotal(srv: CometServer, code: string): Promise<number> {
+  return (await srv.metrics()).value('comet_errors_total', { code });
+}
+
+const range = (prefix: string, n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `${prefix}:${from + i}`);
+
+/** Checks a subscription's record against what was published: every message once, in order, never missed. */
+function exactlyOnceInOrder(t: Test, rec: Recorder, expected: string[], label: string): void {
+  const dups = rec.messages.filter((m, i) => rec.messages.indexOf(m) !== i);
+  t.strictSame(dups.slice(0, 10), [], `${label}: no message twice`, { dups: dups.length });
+  const seen = new Set(rec.messages);
+  const lost = expected.filter((m) => !seen.has(m));
+  t.strictSame(lost.slice(0, 10), [], `${label}: no message lost`, { lost: lost.length });
+  t.ok(
+    rec.messages.length === expected.length && rec.messages.every((m, i) => m === expected[i]),
+    `${label}: all ${expected.length} delivered, in order`,
+    { got: rec.messages.length },
+  );
+  t.equal(rec.batches.filter((b) => b.info.missed).length, 0, `${label}: missed never reported`);
+}
+
+t.test('basics, independent subscriptions, typed errors', async (t) => {
+  const srv = await startServer({ t, args: ['--max-message-bytes', '100000'] });
+  const client = createClient({ url: urlOf(srv.port), pollTimeout: 10 });
+
+  t.test('the package exports the client as comet-server/client', async (t) => {
+    const exported = await import('comet-server/client');
+    t.equal(typeof exported.createClient, 'function');
+    t.equal(typeof exported.CometRequestError, 'function');
+  });
+
+  t.test('publish and sync answer times', async (t) => {
+    const t0 = await client.sync('c1');
+    t.ok(Number.isSafeInteger(t0), 'sync: an integer time');
+    const t1 = await client.publish('c1', 'hello');
+    t.ok(Number.isSafeInteger(t1) && t1 > t0, 'publish: a time after the sync');
+    const t2 = await client.publish('c1', 'again');
+    t.ok(t2 > t1, 'a later publish has a later time');
+    t.ok((await client.sync('c1')) >= t2, 'sync after them: at least the last put');
+  });
+
+  t.test('several subscriptions: each gets its own channel, and stopping one leaves the others', async (t) => {
+    const other = createClient({ url: urlOf(srv.port), pollTimeout: 10 });
+    const x1 = cleanup(t, record(client, 'multi-x'));
+    const x2 = cleanup(t, record(client, 'multi-x'));
+    const y = cleanup(t, record(client, 'multi-y'));
+    const x3 = cleanup(t, record(other, 'multi-x'));
+    t.ok(await srv.waitWaiting(4, { exact: true }), 'four gets waiting');
+    const xs = range('x', 10);
+    const ys = range('y', 10);
+    for (let i = 0; i < 10; i++) {
+      await client.publish('multi-x', xs[i]!);
+      await other.publish('multi-y', ys[i]!);
+    }
+    await waitFor(() => [x1, x2, x3].every((r) => r.messages.length >= 10) && y.messages.length >= 10, { timeoutMs: 3000, what: 'every subscription got its 10' });
+    t.strictSame(x1.messages, xs, 'first subscription on x');
+    t.strictSame(x2.messages, xs, 'second subscription on x, same client');
+    t.strictSame(x3.messages, xs, 'subscription on x from another client');
+    t.strictSame(y.messages, ys, 'subscription on y: only y');
+
+    x1.sub.stop();
+    await within(x1.sub.done, 1000, 'the stopped subscription ends');
+    await client.publish('multi-x', 'x:10');
+    await client.publish('multi-y', 'y:10');
+    await waitFor(() => x2.messages.length >= 11 && x3.messages.length >= 11 && y.messages.length >= 11, { timeoutMs: 3000, what: 'the others got the next' });
+    await sleep(100);
+    t.equal(x1.messages.length, 10, 'the stopped one got nothing more');
+    t.strictSame(x2.messages.slice(10), ['x:10'], 'the other one on the same channel and client goes on');
+    t.strictSame(x3.messages.slice(10), ['x:10']);
+    t.strictSame(y.messages.slice(10), ['y:10']);
+    for (const r of [x1, x2, x3, y]) t.strictSame(r.errors, [], 'no errors');
+  });
+
+  t.test('subscribe from a given time: the messages after it, at once', async (t) => {
+    const from = await client.publish('from-time', 'z:0');
+    await client.publish('from-time', 'z:1');
+    const last = await client.publish('from-time', 'z:2');
+    const r = cleanup(t, record(client, 'from-time', { time: from }));
+    await waitFor(() => r.messages.length >= 2, { timeoutMs: 2000, what: 'the two messages after the time' });
+    t.strictSame(r.messages, ['z:1', 'z:2']);
+    t.equal(r.batches[0]!.info.time, last, "the batch's time is its last message's");
+    t.equal(r.batches[0]!.info.missed, false);
+  });
+
+  t.test('messages round-trip byte for byte, a large one included (a form body)', async (t) => {
+    const r = cleanup(t, record(client, 'payloads'));
+    t.ok(await srv.waitWaiting(1), 'get waiting');
+    const large = 'L'.repeat(90_000);
+    const payloads = ['', 'a&b=c?d+e%20f#g', 'line\nbreak\ttab "quotes" \\', 'é中😀 \u2028\u2029', '{"json":[1,2]}', large];
+    for (const p of payloads) await client.publish('payloads', p);
+    await waitFor(() => r.messages.length >= payloads.length, { timeoutMs: 3000, what: 'every payload' });
+    t.equal(r.messages.length, payloads.length);
+    t.ok(
+      r.messages.every((m, i) => m === payloads[i]),
+      'each identical',
+      { got: r.messages.map((m) => m.slice(0, 40)) },
+    );
+  });
+
+  t.test('a 400 or 413 is a CometRequestError with the server code, not retryable', async (t) => {
+    const check = async (p: Promise<unknown>, status: number, code: string, what: string) => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      t.type(err, CometRequestError, `${what}: CometRequestError`);
+      t.type(err, CometClientError, `${what}: a CometClientError`);
+      t.notOk(err instanceof CometServerError || err instanceof CometNetworkError, `${what}: no other kind`);
+      const e = err as CometRequestError;
+      t.match({ status: e.status, code: e.code, retryable: e.retryable }, { status, code, retryable: false }, what);
+      t.ok(typeof e.message === 'string' && e.message.length > 0, `${what}: the server's message`);
+    };
+    await check(client.publish('', 'x'), 400, 'COMET_ERR_BAD_CHANNEL', 'publish on an empty channel');
+    await check(client.sync(''), 400, 'COMET_ERR_BAD_CHANNEL', 'sync on an empty channel');
+    await check(client.publish('big', 'x'.repeat(100_001)), 413, 'COMET_ERR_MESSAGE_TOO_LARGE', 'a message over --max-message-bytes');
+  });
+
+  t.test('a 503 is a CometServerError, retryable, and the subscription retries until it gets in', async (t) => {
+    const small = await startServer({ t, args: ['--max-waiting', '1'] });
+    const c = createClient({ url: urlOf(small.port), pollTimeout: 10, backoff: { initialMs: 50, maxMs: 100 } });
+    const first = cleanup(t, record(c, 'w'));
+    t.ok(await small.waitWaiting(1, { exact: true }), 'the first subscription holds the only slot');
+    const second = cleanup(t, record(c, 'w'));
+    await waitFor(() => second.errors.length >= 2, { timeoutMs: 3000, what: 'the second subscription refused twice' });
+    const e = second.errors[0]!.error;
+    t.type(e, CometServerError, 'CometServerError');
+    t.match({ status: e.status, code: e.code, retryable: e.retryable }, { status: 503, code: 'COMET_ERR_TOO_MANY_WAITING', retryable: true });
+    t.ok(await stillPending(second.sub.done, 50), 'a 503 does not end the subscription');
+    first.sub.stop();
+    await within(first.sub.done, 1000, 'first stopped');
+    t.ok(await small.waitWaiting(1, { exact: true }), 'the second subscription got the slot');
+    await c.publish('w', 'w:0');
+    await waitFor(() => second.messages.length >= 1, { timeoutMs: 3000, what: 'the second subscription delivers' });
+    t.strictSame(second.messages, ['w:0']);
+    t.ok(second.errors.every((x) => x.error instanceof CometServerError), 'only 503s on the way');
+    second.sub.stop();
+    await t.resolves(within(second.sub.done, 1000, 'second stopped'), 'done resolves after retries');
+  });
+
+  t.test('connection refused is a CometNetworkError, retryable', async (t) => {
+    const c = createClient({ url: urlOf(await freePort()), backoff: { initialMs: 20, maxMs: 50 } });
+    for (const [what, call] of [
+      ['publish', () => c.publish('c', 'x')],
+      ['sync', () => c.sync('c')],
+    ] as const) {
+      const err = (await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as CometNetworkError;
+      t.type(err, CometNetworkError, `${what}: CometNetworkError`);
+      t.match({ status: err.status, code: err.code, retryable: err.retryable }, { status: 0, code: 'COMET_CLIENT_NETWORK', retryable: true }, what);
+    }
+    const r = cleanup(t, record(c, 'c'));
+    await waitFor(() => r.errors.length >= 3, { timeoutMs: 3000, what: 'the subscription retrying' });
+    t.ok(r.errors.every((x) => x.error instanceof CometNetworkError), 'network errors, retried');
+    r.sub.stop();
+    await t.resolves(within(r.sub.done, 1000, 'stopped'), 'done resolves');
+  });
+});
+
+t.test('nothing lost or repeated while a proxy cuts every connection, again and again', async (t) => {
+  const srv = await startServer({ t });
+  const proxy = await startProxy(t, srv.port);
+  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 20, maxMs: 200 } });
+  const N = 300;
+  const expected = range('m', N);
+  const r = cleanup(t, record(client, 'cuts'));
+  t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
+
+  let publishing = true;
+  const published = (async () => {
+    for (let i = 0; i < N; i++) {
+      await srv.put('cuts', expected[i]!);
+      if (i % 2 === 0) await sleep(5);
+    }
+    publishing = false;
+  })();
+  let cuts = 0;
+  let cutsWithTraffic = 0;
+  for (let k = 0; publishing && k < 40; k++) {
+    await sleep(100);
+    if (proxy.connections > 0) cutsWithTraffic++;
+    proxy.cut();
+    cuts++;
+    // Half the cuts also refuse new connections for a moment.
+    if (k % 2 === 1) await sleep(40);
+    proxy.heal();
+  }
+  await within(published, 10_000, 'publisher');
+  await waitFor(() => r.messages.length >= N, { timeoutMs: 5000, what: `${N} messages` }).catch(() => undefined);
+  await sleep(200); // anything repeated late would arrive now
+  r.sub.stop();
+  await within(r.sub.done, 1000, 'stopped');
+
+  t.ok(cuts >= 4 && cutsWithTraffic >= 3, `cut ${cuts} times, ${cutsWithTraffic} with connections open`);
+  t.ok(r.errors.length >= 3, `the cuts hit the subscription (${r.errors.length} failed requests)`);
+  t.ok(r.errors.every((e) => e.error instanceof CometNetworkError && e.error.retryable), 'the failures are network errors');
+  exactlyOnceInOrder(t, r, expected, 'through the cuts');
+  t.ok(r.batches.length > 1, `delivered over ${r.batches.length} batches`);
+  t.strictSame(leakWarnings(), [], 'no listener left behind per request (MaxListenersExceededWarning)');
+});
+
+t.test('a server unreachable for a second: the subscription backs off, then resumes without loss', async (t) => {
+  const srv = await startServer({ t });
+  const proxy = await startProxy(t, srv.port);
+  const backoff = { initialMs: 100, maxMs: 1000 };
+  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff });
+  const r = cleanup(t, record(client, 'down'));
+  t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
+
+  const expected = range('d', 100);
+  const published = (async () => {
+    for (const m of expected) {
+      await srv.put('down', m);
+      await sleep(20);
+    }
+  })();
+  await sleep(300);
+  const acceptedBefore = proxy.accepted;
+  const errorsBefore = r.errors.length;
+  proxy.cut();
+  await sleep(1000);
+  const attempts = proxy.accepted - acceptedBefore;
+  const failures = r.errors.slice(errorsBefore);
+  const healedAt = performance.now();
+  proxy.heal();
+  await within(published, 10_000, 'publisher');
+  await waitFor(() => r.messages.length >= expected.length, { timeoutMs: 5000, what: 'every message' }).catch(() => undefined);
+  await sleep(100);
+  r.sub.stop();
+  await within(r.sub.done, 1000, 'stopped');
+
+  // Full jitter from 100 ms doubling to 1 s: the attempts after the cut come
+  // within at most 0.1, 0.3 and 0.7 s (so at least 3 in the second), and
+  // a dozen would take 7+ draws summing under 1 s (p < 0.001); a loop
+  // without the sleep makes hundreds.
+  t.ok(attempts >= 3 && attempts <= 12, `connection attempts while refused: ${attempts} in 1 s (3..12)`);
+  t.ok(failures.length >= 3 && failures.length <= 13, `failed requests told to onError: ${failures.length}`);
+  t.ok(failures.every((f) => f.error instanceof CometNetworkError), 'network errors');
+  // The k-th wait after the cut is drawn below min(maxMs, initialMs * 2^k);
+  // the slack is the refused request's own round trip.
+  const gaps = failures.slice(1).map((f, i) => Math.round(f.at - failures[i]!.at));
+  const caps = gaps.map((_, k) => Math.min(backoff.maxMs, backoff.initialMs * 2 ** k) + 100);
+  t.ok(
+    gaps.every((g, k) => g <= caps[k]!),
+    `each wait within its exponential bound: ${gaps.join(', ')} ms`,
+    { caps },
+  );
+  const firstAfter = r.batches.find((b) => b.at > healedAt);
+  t.ok(firstAfter && firstAfter.at - healedAt < backoff.maxMs + 1000, `resumed ${firstAfter ? Math.round(firstAfter.at - healedAt) : '-'} ms after the heal`);
+  exactlyOnceInOrder(t, r, expected, 'across the outage');
+});
+
+t.test('after a restart of an in-memory server, missed reaches the application', async (t) => {
+  const port = await freePort();
+  const first = await startServer({ t, args: ['--port', String(port)] });
+  const proxy = await startProxy(t, port);
+  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 50, maxMs: 200 } });
+  const r = cleanup(t, record(client, 'restart'));
+  t.ok(await first.waitWaiting(1, { exact: true }), 'subscribed');
+  for (const m of range('before', 3)) await first.put('restart', m);
+  await waitFor(() => r.messages.length >= 3, { timeoutMs: 3000, what: 'the first three' });
+
+  // The client is cut off while more are put: only the old server ever holds them.
+  proxy.cut();
+  for (const m of range('lost', 5)) await first.put('restart', m);
+  const stopped = await first.stop('SIGTERM');
+  t.equal(stopped.code, 0, 'the first server stopped');
+  const second = await startServer({ t, args: ['--port', String(port)] });
+  t.equal(second.port, port, 'the new server on the same port');
+  const batchesBefore = r.batches.length;
+  proxy.heal();
+  await waitFor(() => r.batches.some((b) => b.info.missed), { timeoutMs: 3000, what: 'a batch with missed' }).catch(() => undefined);
+  for (const m of range('after', 3)) await second.put('restart', m);
+  await waitFor(() => r.messages.length >= 6, { timeoutMs: 3000, what: 'the messages after the restart' }).catch(() => undefined);
+  await sleep(100);
+  r.sub.stop();
+  await within(r.sub.done, 1000, 'stopped');
+
+  const missed = r.batches.filter((b) => b.info.missed);
+  t.equal(missed.length, 1, 'missed reported once');
+  t.equal(r.batches.indexOf(missed[0]!), batchesBefore, "it is the first batch after the restart (the server's first answer)");
+  t.strictSame(r.messages, [...range('before', 3), ...range('after', 3)], 'the lost messages are gone; the rest arrived once, in order');
+  t.ok(r.batches.every((b, i) => i === 0 || b.info.time > r.batches[i - 1]!.info.time), 'batch times increase across the restart');
+});
+
+t.test('stopping a subscription stops all traffic', async (t) => {
+  const srv = await startServer({ t });
+  const url = urlOf(srv.port);
+
+  const stopsEverything = async (t: Test, channel: string, stop: (rec: Recorder) => void, opts: SubscribeOptions = {}) => {
+    const client = createClient({ url, pollTimeout: 10 });
+    const r = cleanup(t, record(client, channel, opts));
+    t.ok(await srv.waitWaiting(1, { exact: true }), 'a get waiting');
+    await client.publish(channel, 'one');
+    await waitFor(() => r.messages.length === 1, { timeoutMs: 2000, what: 'delivered' });
+    t.ok(await srv.waitWaiting(1, { exact: true }), 'the next get waiting');
+    const before = await requestsTotal(srv);
+    const at = performance.now();
+    stop(r);
+    await t.resolves(within(r.sub.done, 500, 'done'), 'done resolves at once');
+    t.ok(performance.now() - at < 500, 'within half a second');
+    t.ok(await srv.waitWaiting(0, { exact: true, timeoutMs: 1000 }), 'the get in flight was aborted: its socket closed, no get waiting');
+    await sleep(1000);
+    t.equal((await requestsTotal(srv)) - before, 0, 'no request reached the server after the stop');
+    t.equal(await srv.waiting(), 0, 'still no get waiting');
+    t.strictSame(r.errors, [], 'stopping is not an error');
+  };
+
+  t.test('stop()', (t) => stopsEverything(t, 'stop', (r) => r.sub.stop()));
+
+  t.test('the AbortSignal given in the options', async (t) => {
+    const controller = new AbortController();
+    await stopsEverything(t, 'signal', () => controller.abort(), { signal: controller.signal });
+  });
+
+  t.test('stopped while backing off: no further attempt', async (t) => {
+    const proxy = await startProxy(t, srv.port);
+    const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 200, maxMs: 400 } });
+    const r = cleanup(t, record(client, 'backing-off'));
+    t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
+    proxy.cut();
+    await waitFor(() => r.errors.length >= 2, { timeoutMs: 3000, what: 'two failures' });
+    const accepted = proxy.accepted;
+    const at = performance.now();
+    r.sub.stop();
+    await within(r.sub.done, 500, 'done');
+    t.ok(performance.now() - at < 100, 'done resolves without waiting out the backoff');
+    await sleep(1000);
+    t.equal(proxy.accepted - accepted, 0, 'no connection attempt after the stop');
+  });
+
+  t.test('a signal already aborted: no request at all', async (t) => {
+    const proxy = await startProxy(t, srv.port);
+    const client = createClient({ url: urlOf(proxy.port) });
+    const r = cleanup(t, record(client, 'aborted', { signal: AbortSignal.abort() }));
+    await t.resolves(within(r.sub.done, 500, 'done'), 'done resolves');
+    await sleep(300);
+    t.equal(proxy.accepted, 0, 'nothing reached the server');
+    t.strictSame(r.errors, []);
+  });
+});
+
+t.test('a refusal ends the subscription: onError, then done rejects, no retry', async (t) => {
+  const srv = await startServer({ t });
+  const client = createClient({ url: urlOf(srv.port), backoff: { initialMs: 10, maxMs: 20 } });
+
+  const refused = async (t: Test, channel: string, opts: SubscribeOptions, firstRequest: string) => {
+    const before = await errorsTotal(srv, 'COMET_ERR_BAD_CHANNEL');
+    const r = record(client, channel, opts);
+    const err = await within(
+      r.sub.done.then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      2000,
+      'done settles',
+    );
+    t.type(err, CometRequestError, `done rejects with a CometRequestError (${firstRequest})`);
+    t.equal(r.errors.length, 1, 'onError told once');
+    t.equal(r.errors[0]?.error, err, 'with the same error');
+    t.match(err, { status: 400, code: 'COMET_ERR_BAD_CHANNEL', retryable: false });
+    await sleep(300);
+    t.equal(r.errors.length, 1, 'no retry afterwards');
+    t.equal((await errorsTotal(srv, 'COMET_ERR_BAD_CHANNEL')) - before, 1, 'the server saw one request');
+    t.strictSame(r.messages, []);
+  };
+
+  t.test('a channel over the limit (refused at the sync)', (t) => refused(t, 'x'.repeat(300), {}, 'sync'));
+  t.test('an empty channel from a given time (refused at the get)', (t) => refused(t, '', { time: 1 }, 'get'));
+
+  t.test("an application that never looks at done is not crashed by the refusal (it heard of it in onError)", async (t) => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+    const errors: CometClientError[] = [];
+    client.subscribe('', () => undefined, { time: 1, onError: (e) => errors.push(e) });
+    await waitFor(() => errors.length === 1, { timeoutMs: 2000, what: 'onError' });
+    await sleep(100);
+    t.strictSame(unhandled, [], 'no unhandled rejection');
+  });
+});
+
+t.test('no listener leak over the whole file', async (t) => {
+  t.strictSame(leakWarnings(), [], 'no MaxListenersExceededWarning');
+});
