@@ -1,0 +1,219 @@
+/**
+ * The `comet` command-line tool (dist/cli/comet.js) run as child processes
+ * against a real server: pub, sync, sub (plain, --json, --time), the URL from
+ * --url and COMET_URL, usage errors, refusals, and a server that is down.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { freePort } from './helpers/redis.js';
+import { childEnv, ROOT, startServer, waitFor, within, type CometServer, type ExitInfo } from './helpers/server.js';
+
+const COMET = path.join(ROOT, 'dist', 'cli', 'comet.js');
+const live = new Set<ChildProcess>();
+t.teardown(() => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+interface CometRun extends ExitInfo {
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs `comet ...args` until it exits (killed after timeoutMs). */
+function runComet(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CometRun> {
+  const sub = spawnComet(args, opts.env);
+  return new Promise((resolve) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      sub.proc.kill('SIGKILL');
+    }, opts.timeoutMs ?? 10000);
+    void sub.exited.then((e) => {
+      clearTimeout(timer);
+      resolve({ ...e, stdout: sub.stdout, stderr: sub.stderr, timedOut });
+    });
+  });
+}
+
+/** A `comet` process left running (sub): its output so far, and its exit. */
+function spawnComet(args: string[], env: Record<string, string | undefined> = {}) {
+  if (!existsSync(COMET)) throw new Error(`${COMET} does not exist: run \`npm run build\` first`);
+  const proc = spawn(process.execPath, [COMET, ...args], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  const out = { proc, stdout: '', stderr: '', exited: undefined as unknown as Promise<ExitInfo> };
+  proc.stdout.setEncoding('utf8').on('data', (c: string) => (out.stdout += c));
+  proc.stderr.setEncoding('utf8').on('data', (c: string) => (out.stderr += c));
+  // 'close', not 'exit': all output has been read by then.
+  out.exited = new Promise((resolve) =>
+    proc.on('close', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
+  return out;
+}
+type Running = ReturnType<typeof spawnComet>;
+
+/** Waits (bounded) for `n` lines on stdout, and returns them. */
+async function lines(sub: Running, n: number, timeoutMs = 5000): Promise<string[]> {
+  const got = () => sub.stdout.split('\n').slice(0, -1);
+  await waitFor(() => got().length >= n, { timeoutMs, what: `${n} lines from comet sub; stdout ${JSON.stringify(sub.stdout)}, stderr ${JSON.stringify(sub.stderr)}` });
+  return got();
+}
+
+/** Sends a signal and expects a clean exit within 5 s. */
+async function stopped(t: Test, sub: Running, signal: NodeJS.Signals): Promise<void> {
+  sub.proc.kill(signal);
+  const exit = await within(sub.exited, 5000, `comet sub exit after ${signal}`);
+  t.strictSame(exit, { code: 0, signal: null }, `${signal}: exit code 0`, { stderr: sub.stderr });
+}
+
+const MAX_CHANNEL_BYTES = 24;
+let srv: CometServer;
+t.before(async () => {
+  srv = await startServer({ args: ['--max-channel-bytes', String(MAX_CHANNEL_BYTES)] });
+});
+const url = () => `${srv.url}/`;
+
+t.test('pub prints the time, and sync then agrees', async (t) => {
+  const pub = await runComet(['pub', 'cli-pub', 'hello world', '--url', url()]);
+  t.equal(pub.code, 0, 'pub exits 0', { pub });
+  t.match(pub.stdout, /^\d+\n$/, 'pub prints one time');
+  const sync = await runComet(['sync', 'cli-pub', '--url', url()]);
+  t.equal(sync.code, 0, 'sync exits 0', { sync });
+  t.equal(sync.stdout, pub.stdout, 'sync prints the time pub printed');
+  const stored = await srv.get('cli-pub', { time: 0, timeout: 0 });
+  t.strictSame(stored.messages, ['hello world'], 'the server holds the message');
+  const empty = await runComet(['pub', 'cli-pub', '', '--url', url()]);
+  t.equal(empty.code, 0, 'an empty message is a message', { empty });
+  const dash = await runComet(['pub', '--url', url(), 'cli-pub', '--', '-1']);
+  t.equal(dash.code, 0, 'a message starting with "-" after --', { dash });
+  t.strictSame((await srv.get('cli-pub', { time: Number(pub.stdout), timeout: 0 })).messages, ['', '-1']);
+});
+
+t.test('sub prints the messages published after it started, in order, until SIGINT', async (t) => {
+  const sub = spawnComet(['sub', 'cli-sub', '--url', url()]);
+  t.ok(await srv.waitWaiting(1, { timeoutMs: 5000 }), 'the subscription is waiting');
+  const sent = ['one', 'two words', 'drei ü ✓', 'four'];
+  for (const m of sent) await srv.put('cli-sub', m);
+  t.strictSame(await lines(sub, sent.length), sent, 'every message, once, in order');
+  await stopped(t, sub, 'SIGINT');
+  t.equal(sub.stderr, '', 'nothing on stderr');
+});
+
+t.test('sub --json: one JSON object per message, newlines and all', async (t) => {
+  const sub = spawnComet(['sub', 'cli-json', '--json', '--url', url()]);
+  t.ok(await srv.waitWaiting(1, { timeoutMs: 5000 }), 'the subscription is waiting');
+  const sent = ['a', 'two\nlines', '{"not":"parsed"}'];
+  const times: number[] = [];
+  for (const m of sent) times.push(await srv.put('cli-json', m));
+  const got = (await lines(sub, sent.length)).map((l) => JSON.parse(l));
+  t.strictSame(got.map((j) => j.message), sent, 'the messages, as sent');
+  for (const j of got) {
+    t.equal(j.channel, 'cli-json', 'channel');
+    t.ok(Number.isSafeInteger(j.time) && j.time >= times[0]! && j.time <= times.at(-1)!, 'time: one of the answers\' times', { j, times });
+    t.notOk('missed' in j, 'not missed');
+  }
+  t.equal(got.at(-1).time, times.at(-1), 'the last line carries the last message\'s time');
+  await stopped(t, sub, 'SIGTERM');
+});
+
+t.test('sub --time T prints exactly the messages after T', async (t) => {
+  const times: number[] = [];
+  for (const m of ['first', 'second', 'third']) {
+    const pub = await runComet(['pub', 'cli-time', m, '--url', url()]);
+    t.equal(pub.code, 0, `pub ${m}`, { pub });
+    times.push(Number(pub.stdout));
+  }
+  const sub = spawnComet(['sub', 'cli-time', '--json', '--time', String(times[0]), '--url', url()]);
+  const got = (await lines(sub, 2)).map((l) => JSON.parse(l));
+  t.strictSame(got.map((j) => j.message), ['second', 'third'], 'the two messages after the first');
+  t.equal(got[1].time, times[2], 'ending at the third\'s time');
+  t.notOk(got.some((j) => j.missed), 'nothing missed');
+  await srv.put('cli-time', 'fourth');
+  t.strictSame((await lines(sub, 3)).map((l) => JSON.parse(l).message), ['second', 'third', 'fourth'], 'then what comes next');
+  await stopped(t, sub, 'SIGINT');
+});
+
+t.test('sub --time 0 reports the gap: "missed" in --json, a note on stderr in plain mode', async (t) => {
+  await srv.put('cli-missed', 'old');
+  const json = spawnComet(['sub', 'cli-missed', '--json', '--time', '0', '--url', url()]);
+  const [line] = await lines(json, 1);
+  t.match(JSON.parse(line!), { channel: 'cli-missed', message: 'old', missed: true }, 'missed on the first line');
+  await stopped(t, json, 'SIGINT');
+  const plain = spawnComet(['sub', 'cli-missed', '--time', '0', '--url', url()]);
+  t.strictSame(await lines(plain, 1), ['old'], 'the message on stdout');
+  await waitFor(() => plain.stderr.includes('lost'), { timeoutMs: 5000, what: 'the missed note' });
+  await stopped(t, plain, 'SIGINT');
+});
+
+t.test('COMET_URL names the server; --url wins over it', async (t) => {
+  const fromEnv = await runComet(['sync', 'cli-env'], { env: { COMET_URL: url() } });
+  t.equal(fromEnv.code, 0, 'COMET_URL alone works', { fromEnv });
+  t.match(fromEnv.stdout, /^\d+\n$/);
+  const dead = `http://127.0.0.1:${await freePort()}/`;
+  const flagWins = await runComet(['sync', 'cli-env', '--url', url()], { env: { COMET_URL: dead } });
+  t.equal(flagWins.code, 0, '--url wins over a dead COMET_URL', { flagWins });
+  const envUsed = await runComet(['sync', 'cli-env'], { env: { COMET_URL: dead } });
+  t.equal(envUsed.code, 1, 'a dead COMET_URL is used (and fails)', { envUsed });
+  t.match(envUsed.stderr, dead, 'naming it');
+});
+
+t.test('bad usage exits 2 naming what is wrong; --help exits 0', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[], /missing command/],
+    [['sub'], /missing CHANNEL/],
+    [['pub', 'ch'], /missing MESSAGE/],
+    [['pub', 'ch', 'a', 'b'], /unexpected argument "b"/],
+    [['frob', 'ch'], /unknown command "frob"/],
+    [['sub', 'ch', '--bogus'], /--bogus/],
+    [['sub', 'ch', '--time', 'soon'], /--time must be/],
+    [['sync', 'ch', '--json'], /--json only applies to sub/],
+    [['sync', 'ch', '--url', 'ftp://x/'], /--url must be an http/],
+    [['sync', 'ch', '--url'], /--url/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runComet(args, { env: { COMET_URL: url() } });
+    t.equal(r.code, 2, `comet ${args.join(' ')}: exit 2`, { r });
+    t.match(r.stderr, message, `comet ${args.join(' ')}: says so`);
+    t.equal(r.stdout, '', 'nothing on stdout');
+  }
+  const badEnv = await runComet(['sync', 'ch'], { env: { COMET_URL: 'not a url' } });
+  t.equal(badEnv.code, 2, 'a bad COMET_URL: exit 2', { badEnv });
+  t.match(badEnv.stderr, /COMET_URL/);
+  const help = await runComet(['--help']);
+  t.equal(help.code, 0, '--help exits 0');
+  t.match(help.stdout, /comet pub CHANNEL MESSAGE[\s\S]*COMET_URL[\s\S]*--json[\s\S]*newlines/, 'the usage, the URL, and the advice on newlines');
+});
+
+t.test('a refusal (4xx) exits 1 with the server\'s message', async (t) => {
+  const long = 'x'.repeat(MAX_CHANNEL_BYTES + 1);
+  const said = (await srv.call({ method: 'sync', channel: long })).json?.error as string;
+  t.ok(said, 'the server refuses the channel', { said });
+  for (const args of [['pub', long, 'm'], ['sync', long], ['sub', long]]) {
+    const r = await runComet([...args, '--url', url()]);
+    t.equal(r.code, 1, `${args[0]}: exit 1`, { r });
+    t.ok(r.stderr.includes(said), `${args[0]}: the server's message on stderr`, { stderr: r.stderr });
+  }
+});
+
+t.test('a server that is down: pub fails at once; sub retries and recovers when it comes up', async (t) => {
+  const port = await freePort();
+  const down = `http://127.0.0.1:${port}/`;
+  const pub = await runComet(['pub', 'cli-down', 'm', '--url', down]);
+  t.equal(pub.code, 1, 'pub exits 1', { pub });
+  t.match(pub.stderr, `no answer from ${down}`, 'with a network error naming the URL');
+
+  const sub = spawnComet(['sub', 'cli-down', '--url', down]);
+  await waitFor(() => sub.stderr.includes('retrying'), { timeoutMs: 5000, what: 'a retry reported on stderr' });
+  t.match(sub.stderr, `no answer from ${down}`, 'the failure reported');
+  const up = await startServer({ t, args: ['--port', String(port)] });
+  // The subscription syncs first once the server is up; a message put before that would not be "after it started".
+  t.ok(await up.waitWaiting(1, { timeoutMs: 10000 }), 'the subscription reached the server');
+  await up.put('cli-down', 'back');
+  t.strictSame(await lines(sub, 1), ['back'], 'the message published once the server was up');
+  await stopped(t, sub, 'SIGINT');
+});
