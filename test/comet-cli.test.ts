@@ -78,6 +78,18 @@ t.before(async () => {
 });
 const url = () => `${srv.url}/`;
 
+/**
+ * Starts `comet sub` and waits until its get waits on the server: messages put
+ * after that are after its sync. The previous test's subscriber must be gone
+ * first, or its get would be taken for this one's.
+ */
+async function subscribed(t: Test, args: string[]): Promise<Running> {
+  t.ok(await srv.waitWaiting(0, { exact: true, timeoutMs: 5000 }), 'no get waiting before');
+  const sub = spawnComet([...args, '--url', url()]);
+  t.ok(await srv.waitWaiting(1, { timeoutMs: 5000 }), 'the subscription is waiting', { stderr: sub.stderr });
+  return sub;
+}
+
 t.test('pub prints the time, and sync then agrees', async (t) => {
   const pub = await runComet(['pub', 'cli-pub', 'hello world', '--url', url()]);
   t.equal(pub.code, 0, 'pub exits 0', { pub });
@@ -95,8 +107,7 @@ t.test('pub prints the time, and sync then agrees', async (t) => {
 });
 
 t.test('sub prints the messages published after it started, in order, until SIGINT', async (t) => {
-  const sub = spawnComet(['sub', 'cli-sub', '--url', url()]);
-  t.ok(await srv.waitWaiting(1, { timeoutMs: 5000 }), 'the subscription is waiting');
+  const sub = await subscribed(t, ['sub', 'cli-sub']);
   const sent = ['one', 'two words', 'drei ü ✓', 'four'];
   for (const m of sent) await srv.put('cli-sub', m);
   t.strictSame(await lines(sub, sent.length), sent, 'every message, once, in order');
@@ -105,8 +116,7 @@ t.test('sub prints the messages published after it started, in order, until SIGI
 });
 
 t.test('sub --json: one JSON object per message, newlines and all', async (t) => {
-  const sub = spawnComet(['sub', 'cli-json', '--json', '--url', url()]);
-  t.ok(await srv.waitWaiting(1, { timeoutMs: 5000 }), 'the subscription is waiting');
+  const sub = await subscribed(t, ['sub', 'cli-json', '--json']);
   const sent = ['a', 'two\nlines', '{"not":"parsed"}'];
   const times: number[] = [];
   for (const m of sent) times.push(await srv.put('cli-json', m));
