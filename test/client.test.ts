@@ -224,6 +224,7 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
       )) as CometNetworkError;
       t.type(err, CometNetworkError, `${what}: CometNetworkError`);
       t.match({ status: err.status, code: err.code, retryable: err.retryable }, { status: 0, code: 'COMET_CLIENT_NETWORK', retryable: true }, what);
+      t.match(err.message, /ECONNREFUSED/, `${what}: the message says what failed`);
     }
     const r = cleanup(t, record(c, 'c'));
     await waitFor(() => r.errors.length >= 3, { timeoutMs: 3000, what: 'the subscription retrying' });

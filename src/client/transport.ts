@@ -101,5 +101,7 @@ function failure(err: unknown, signal: AbortSignal | undefined, deadline: AbortS
   if (signal?.aborted) return signal.reason;
   if (deadline.aborted) return networkError(`no answer within ${deadlineMs} ms`, 'COMET_CLIENT_TIMEOUT');
   if (err instanceof CometClientError) return err;
-  return networkError(`the request failed: ${(err as Error)?.message ?? String(err)}`);
+  // Node's fetch says only "fetch failed"; what failed (ECONNREFUSED, ...) is in its cause.
+  const cause = (err as { cause?: { message?: string } })?.cause?.message;
+  return networkError(`the request failed: ${(err as Error)?.message ?? String(err)}${cause ? ` (${cause})` : ''}`);
 }
