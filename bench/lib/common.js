@@ -2,6 +2,7 @@
 // info, statistics, markdown output. Plain ESM, no dependencies.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -219,4 +220,17 @@ export function procCpuUs(pid) {
   } catch {
     return 0;
   }
+}
+
+/** A loopback port that was free a moment ago (the kernel's pick, released at once). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }

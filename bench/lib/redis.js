@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { sleep } from './common.js';
+import { freePort, sleep } from './common.js';
 
 /** The redis-server binary on PATH or in /usr/bin, or null. */
 export function findRedisServer() {
@@ -32,19 +32,6 @@ export function redisVersion() {
   if (!bin) return 'not installed';
   const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
   return /v=(\S+)/.exec(r.stdout ?? '')?.[1] ?? 'unknown';
-}
-
-/** A loopback port nothing listens on now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Sends one inline command, resolves the first reply line (bounded). */

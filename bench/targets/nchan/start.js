@@ -20,6 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../lib/common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const templatePath = path.join(here, 'nginx.conf.template');
@@ -54,18 +55,6 @@ export function packageVersions(names = ['nginx', 'nginx-common', 'libnginx-mod-
     out[n] = r.status === 0 && r.stdout ? r.stdout : 'not installed';
   }
   return out;
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Pids of the direct children of pid (from /proc/PID/task/PID/children, else a /proc scan). */
