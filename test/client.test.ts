@@ -6,7 +6,6 @@
  * and from restarting the server; publishers talk to the server directly, so
  * only the subscription sees the faults. Every wait is bounded.
  */
-import net from 'node:net';
 import t from 'tap';
 import type { Test } from 'tap';
 import {
@@ -20,6 +19,7 @@ import {
   type Subscription,
 } from '../src/client/index.js';
 import { startProxy } from './helpers/cluster.js';
+import { freePort } from './helpers/redis.js';
 import { sleep, startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
 
 /** Warnings the process emitted: a listener left behind per request shows up as MaxListenersExceededWarning. */
@@ -28,15 +28,6 @@ process.on('warning', (w) => warnings.push(w));
 const leakWarnings = (): string[] => warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message);
 
 const urlOf = (port: number): string => `http://127.0.0.1:${port}/`;
-
-/** A port nothing listens on (taken from the kernel, then released). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Recorder {
   messages: string[];

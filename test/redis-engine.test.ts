@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { CometError } from '../src/protocol/errors.js';
 import type { ReadLimits } from '../src/engine/engine.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-engine.js';
+import { redisPastFirstSecond } from './helpers/cluster.js';
 import { redisAvailable, type RedisServer, startRedis } from './helpers/redis.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -28,11 +29,6 @@ function engine(t: Test, redis: RedisServer, options: Partial<RedisEngineOptions
   });
   t.teardown(() => e.close());
   return e;
-}
-
-/** Redis knows its start to the second: what scripts.ts vouches for across a restart needs a server that lived that second. */
-async function livedASecond(redis: RedisServer): Promise<void> {
-  await waitFor(async () => /\r?\nuptime_in_seconds:[1-9]/.test(await redis.cli('INFO', 'server')), { timeoutMs: 3000, what: 'a second of uptime' });
 }
 
 /** Resolves once the engine's command connection is ready. */
@@ -112,7 +108,7 @@ if (redisAvailable(t)) {
     const redis = await startRedis(t);
     const e = engine(t, redis, { channelTtlMs: 1500 });
     await ready(e);
-    await livedASecond(redis); // in its first second times, and so expiries, may run up to a second ahead
+    await redisPastFirstSecond(redis); // in its first second times, and so expiries, may run up to a second ahead
     const first = await e.append('idle', '"a"');
     const ttl = Number(await redis.cli('PTTL', 'test:{idle}:s'));
     t.ok(ttl > 0 && ttl <= 1500, `the stream expires (PTTL ${ttl})`);
@@ -128,7 +124,7 @@ if (redisAvailable(t)) {
     const redis = await startRedis(t);
     const e = engine(t, redis);
     await ready(e);
-    await livedASecond(redis);
+    await redisPastFirstSecond(redis);
     const time = await e.append('lost', '"a"');
     await redis.kill();
     await t.rejects(e.append('lost', '"b"'), { code: 'COMET_ERR_STORE_UNAVAILABLE' }, 'down: 503 at once');
