@@ -29,17 +29,17 @@ export interface DemoFile {
  */
 export function loadDemoFiles(protocolPath: string, root = ROOT): Map<string, DemoFile> {
   const files = new Map<string, DemoFile>();
-  const add = (urlPath: string, file: string, transform?: (text: string) => string) => {
+  const add = (urlPaths: string[], file: string, transform?: (text: string) => string) => {
     const type = TYPES[path.extname(file)];
     if (type === undefined) return;
     const raw = readFileSync(file);
-    files.set(urlPath, { contentType: type, body: transform ? Buffer.from(transform(raw.toString('utf8'))) : raw });
+    const entry = { contentType: type, body: transform ? Buffer.from(transform(raw.toString('utf8'))) : raw };
+    for (const urlPath of urlPaths) files.set(urlPath, entry);
   };
   const escaped = protocolPath.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
   const html = (text: string) => text.replace('%COMET_PATH%', escaped);
-  add(DEMO_PREFIX, path.join(root, 'demo', 'index.html'), html);
-  add(`${DEMO_PREFIX}index.html`, path.join(root, 'demo', 'index.html'), html);
-  add(`${DEMO_PREFIX}app.js`, path.join(root, 'demo', 'app.js'));
+  add([DEMO_PREFIX, `${DEMO_PREFIX}index.html`], path.join(root, 'demo', 'index.html'), html);
+  add([`${DEMO_PREFIX}app.js`], path.join(root, 'demo', 'app.js'));
   const clientDir = path.join(root, 'dist', 'client');
   let names: string[];
   try {
@@ -48,7 +48,7 @@ export function loadDemoFiles(protocolPath: string, root = ROOT): Map<string, De
     throw new Error(`--demo on needs the built client library in ${clientDir} (npm run build): ${(err as Error).message}`);
   }
   for (const name of names) {
-    if (name.endsWith('.js')) add(`${DEMO_PREFIX}client/${name}`, path.join(clientDir, name));
+    if (name.endsWith('.js')) add([`${DEMO_PREFIX}client/${name}`], path.join(clientDir, name));
   }
   return files;
 }
