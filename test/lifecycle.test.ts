@@ -2,8 +2,14 @@
  * Process lifecycle: graceful shutdown, the crash policy, times across
  * restarts, the native-binary guard, and the command line.
  */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import t from 'tap';
-import { connectionRefused, runCli, startServer, within, type CometServer, type HttpResponse } from './helpers/server.js';
+import type { Test } from 'tap';
+import { UWS_BUILDS } from '../src/http/uws.js';
+import { connectionRefused, parseLogLines, runCli, startServer, within, type CliResult, type CometServer, type HttpResponse } from './helpers/server.js';
 import { channels, checkMessages, uniq } from './helpers/protocol.js';
 
 /** Starts `n` gets waiting on distinct channels; half from a put time, half without time. */
@@ -125,12 +131,59 @@ for (const threads of [1, 3]) {
   });
 }
 
-t.test('refuses to start on the uWebSockets.js JavaScript fallback (UWS_USE_FALLBACK=1)', async (t) => {
-  const r = await runCli(['--port', '0', '--host', '127.0.0.1', '--threads', '1'], { env: { UWS_USE_FALLBACK: '1' } });
-  t.notOk(r.listened, 'never listens');
-  t.notOk(r.timedOut, 'exits by itself');
-  t.ok(r.code !== 0 && r.code !== null, 'non-zero exit code', { code: r.code, signal: r.signal });
-  t.match(r.stdout + r.stderr, /uWebSockets|native/i, 'says why (uWebSockets.js / native binary)');
+/** A refusal is one line on stderr, exit 1: no stack trace, no JSON log to dig through. */
+function oneLineRefusal(t: Test, r: CliResult, what: string): void {
+  t.notOk(r.listened, `${what}: never listens`);
+  t.notOk(r.timedOut, `${what}: exits by itself`);
+  t.equal(r.code, 1, `${what}: exit code 1`, { code: r.code, signal: r.signal });
+  t.equal(r.stdout, '', `${what}: nothing on stdout`);
+  t.match(r.stderr, /^comet-server: [^\n]*uWebSockets\.js[^\n]*\n$/, `${what}: one line on stderr saying why`, { stderr: r.stderr.slice(0, 600) });
+  t.notMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
+}
+
+t.test('refuses the uWebSockets.js JavaScript fallback (UWS_USE_FALLBACK=1) in one line, for every command', async (t) => {
+  for (const args of [['--port', '0', '--host', '127.0.0.1', '--threads', '1'], ['--help']]) {
+    const r = await runCli(args, { env: { UWS_USE_FALLBACK: '1' } });
+    oneLineRefusal(t, r, args.join(' '));
+  }
+});
+
+/** Whether a binary loads in a fresh Node of this version: what the server's choice must agree with. */
+function loadsHere(binary: string): boolean {
+  return spawnSync(process.execPath, ['-e', `require(${JSON.stringify(binary)})`], { stdio: 'ignore' }).status === 0;
+}
+
+t.test('runs on the newest uWebSockets.js build that loads here; a pinned one that cannot is refused in one line', async (t) => {
+  const require = createRequire(import.meta.url);
+  const abi = process.versions.modules;
+  const loadable = UWS_BUILDS.map((build) => {
+    const binary = path.join(path.dirname(require.resolve(build.alias)), `uws_${process.platform}_${process.arch}_${abi}.node`);
+    return { build, loads: build.node[abi] !== undefined && existsSync(binary) && loadsHere(binary) };
+  });
+  t.comment(`Node ${process.version}: ${loadable.map((l) => `${l.build.version} ${l.loads ? 'loads' : 'does not load'}`).join(', ')}`);
+  const newest = loadable.find((l) => l.loads);
+  t.ok(newest, 'some shipped build loads on this Node.js and C library');
+
+  const srv = await startServer({ t, threads: 2 });
+  const listening = parseLogLines(srv.stdout).find((l) => l.msg === 'listening');
+  t.equal(listening?.uws, newest?.build.version, 'auto: the newest build that loads');
+  t.equal(listening?.node, process.version, 'the listening line names the Node.js version');
+  const info = (await srv.metrics()).value('comet_build_info', { node: process.version, uws: newest!.build.version });
+  t.equal(info, 1, 'and /metrics says so, from a worker thread');
+
+  for (const { build, loads } of loadable) {
+    const pin = build.version.replace(/\.0$/, '');
+    const r = await runCli(['--port', '0', '--host', '127.0.0.1', '--threads', '1', '--uws-build', pin]);
+    if (loads) {
+      t.ok(r.listened, `--uws-build ${pin} listens here`, { stderr: r.stderr.slice(0, 300) });
+      t.equal(parseLogLines(r.stdout).find((l) => l.msg === 'listening')?.uws, build.version, `--uws-build ${pin} runs on it`);
+    } else {
+      oneLineRefusal(t, r, `--uws-build ${pin}`);
+      t.match(r.stderr, /runs on Node\.js 20, 22, 24 or 25 with glibc 2\.38 or newer .*Node\.js 20 or 22 with glibc 2\.27 or newer/, 'names what works');
+      const help = await runCli(['--help', '--uws-build', pin]);
+      oneLineRefusal(t, help, `--help --uws-build ${pin}`);
+    }
+  }
 });
 
 t.test('--help prints the options and exits 0', async (t) => {
@@ -149,6 +202,8 @@ t.test('--help prints the options and exits 0', async (t) => {
     '--max-channel-bytes',
     '--max-callback-length',
     '--cors-origin',
+    '--max-header-bytes',
+    '--uws-build',
   ]) {
     t.ok(r.stdout.includes(opt), `mentions ${opt}`);
   }

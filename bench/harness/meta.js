@@ -9,6 +9,7 @@ import { loadAverage, machineInfo } from '../lib/common.js';
 import { redisVersion } from '../lib/redis.js';
 import { repoRoot } from '../lib/server.js';
 import { findNginx, packageVersions } from '../targets/nchan/start.js';
+import { loadUws } from '../../dist/http/uws.js';
 
 const require = createRequire(import.meta.url);
 
@@ -17,6 +18,16 @@ function packageVersion(name) {
     return require(`${name}/package.json`).version;
   } catch {
     return 'not installed';
+  }
+}
+
+/** The build comet-server and the ceiling load here (COMET_UWS_BUILD pins one for both). */
+function uwsBuild() {
+  try {
+    const { build } = loadUws(process.env.COMET_UWS_BUILD || 'auto');
+    return `${build.version} (${build.source})`;
+  } catch (err) {
+    return `none loads: ${err.message}`;
   }
 }
 
@@ -41,7 +52,8 @@ export function versions() {
   return {
     // a subset merged in later may have measured other code than the run it joins
     'comet-server': `${own.version}${gitOf(repoRoot)}`,
-    'uWebSockets.js': packageVersion('uWebSockets.js'),
+    node: process.version,
+    'uWebSockets.js': uwsBuild(),
     autocannon: packageVersion('autocannon'),
     nginx: nginx ? commandVersion(nginx, ['-v'], /nginx\/(\S+)/) : 'not installed',
     'libnginx-mod-nchan': dpkg['libnginx-mod-nchan'],

@@ -13,16 +13,14 @@
 //   node bench/targets/raw-uws.js --port 0 --host 127.0.0.1
 //
 // Logs one JSON line {"msg":"listening","port":P} on stdout, like comet-server.
-// Loads the native binary the way comet-server does (never the JS fallback).
+// Runs on the same uWebSockets.js build as comet-server would (the server's
+// own loader; COMET_UWS_BUILD pins one, as it does for the server), so that
+// the ratios compare the server with the ceiling of the stack it runs on.
 
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import * as runtime from '../../dist/http/uws.js';
 
-const require = createRequire(import.meta.url);
-const packageDir = path.dirname(require.resolve('uWebSockets.js/package.json'));
-const uws = require(
-  path.join(packageDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`),
-);
+const { build } = runtime.loadUws(process.env.COMET_UWS_BUILD || 'auto');
+const uws = runtime.uws;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.stdout.write('usage: node bench/targets/raw-uws.js [--port 0] [--host 127.0.0.1]\n');
@@ -122,7 +120,7 @@ app.listen(host, port, (listenSocket) => {
     log({ level: 50, msg: 'listen failed', host, port });
     process.exit(1);
   }
-  log({ msg: 'listening', host, port: uws.us_socket_local_port(listenSocket) });
+  log({ msg: 'listening', host, port: uws.us_socket_local_port(listenSocket), node: process.version, uws: build.version });
   const stop = () => {
     uws.us_listen_socket_close(listenSocket);
     process.exit(0);

@@ -4,7 +4,7 @@
  * signals into a graceful shutdown (a second signal forces the exit).
  */
 import { ConfigError, helpText, parseCommandLine } from '../config/parse.js';
-import { NativeUwsUnavailableError } from '../http/uws.js';
+import { loadUws, NativeUwsUnavailableError } from '../http/uws.js';
 import { createLogger } from '../log.js';
 
 async function main(): Promise<number> {
@@ -16,31 +16,36 @@ async function main(): Promise<number> {
     process.stderr.write(`comet-server: ${err.message}\n`);
     return 2;
   }
+  const { config } = parsed;
+  // Before anything else, --help included: a machine that cannot run the
+  // server hears so in one line, whatever it asked for.
+  let runtime;
+  try {
+    runtime = loadUws(config.uwsBuild, config.maxHeaderBytes);
+  } catch (err) {
+    if (!(err instanceof NativeUwsUnavailableError)) throw err;
+    process.stderr.write(`comet-server: ${err.message}\n`);
+    return 1;
+  }
   if (parsed.help) {
     process.stdout.write(helpText());
     return 0;
   }
-  const { config } = parsed;
   const log = createLogger(config.logLevel, { thread: 'main' });
-  try {
-    // Checked here, in the main thread, so that a missing native binary is one clear error.
-    await import('../http/uws.js');
-  } catch (err) {
-    if (!(err instanceof NativeUwsUnavailableError)) throw err;
-    log.fatal(err.message);
-    process.stderr.write(`comet-server: ${err.message}\n`);
-    return 1;
-  }
   const { startServer } = await import('../threads/supervisor.js');
   const faultInjection = process.env.COMET_FAULT_INJECTION === '1';
   let server;
   try {
-    server = await startServer(config, log, faultInjection);
+    // The threads load the very build this thread chose.
+    server = await startServer({ ...config, uwsBuild: runtime.build.version }, log, faultInjection);
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
-  log.info({ host: config.host, port: server.port, threads: config.threads, path: config.path }, 'listening');
+  log.info(
+    { host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.build.version },
+    'listening',
+  );
   if (faultInjection) log.warn('fault injection is enabled (COMET_FAULT_INJECTION=1): POST /_fault/crash crashes a thread');
 
   let signals = 0;

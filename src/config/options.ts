@@ -4,6 +4,7 @@
  * an option cannot exist in one place and be missing from another.
  */
 import os from 'node:os';
+import { UWS_CHOICES } from '../http/uws.js';
 
 export interface Config {
   host: string;
@@ -16,6 +17,7 @@ export interface Config {
   maxChannelBytes: number;
   maxBodyBytes: number;
   maxCallbackLength: number;
+  maxHeaderBytes: number;
   bufferSize: number;
   bufferBytes: number;
   maxAnswerMessages: number;
@@ -31,6 +33,7 @@ export interface Config {
   redisTimeout: number;
   redisMaxPending: number;
   demo: string;
+  uwsBuild: string;
 }
 
 interface OptionBase<K extends keyof Config> {
@@ -92,6 +95,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxChannelBytes', flag: 'max-channel-bytes', env: 'COMET_MAX_CHANNEL_BYTES', kind: 'int', min: 1, max: 64 * KiB, default: 256, describe: 'Longest channel id, in UTF-8 bytes (400 above).' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'COMET_MAX_BODY_BYTES', kind: 'int', min: 1, default: 256 * KiB, describe: 'Largest POST body, in bytes (413 above). Percent-encoding can triple a message: keep it above 3x max-message-bytes.' },
   { key: 'maxCallbackLength', flag: 'max-callback-length', env: 'COMET_MAX_CALLBACK_LENGTH', kind: 'int', min: 1, max: 4096, default: 128, describe: 'Longest JSONP callback name (400 above).' },
+  {
+    key: 'maxHeaderBytes', flag: 'max-header-bytes', env: 'COMET_MAX_HEADER_BYTES', kind: 'int', min: 1 * KiB, max: 1 * MiB, default: 16 * KiB,
+    describe: 'Largest request head (request line, query string and headers), in bytes (431 above; so are more than 98 header lines, a limit built into uWebSockets.js). It also bounds a message sent in the URL (JSONP puts); larger ones go in a POST body.',
+  },
   { key: 'bufferSize', flag: 'buffer-size', env: 'COMET_BUFFER_SIZE', kind: 'int', min: 1, max: 1 << 24, default: 1000, describe: 'Messages kept per channel; older ones are dropped (gets from before them see "missed").' },
   { key: 'bufferBytes', flag: 'buffer-bytes', env: 'COMET_BUFFER_BYTES', kind: 'int', min: 1, default: 16 * MiB, describe: 'Size of the JSON-encoded messages kept per channel, in characters; older messages are dropped past it.' },
   { key: 'maxAnswerMessages', flag: 'max-answer-messages', env: 'COMET_MAX_ANSWER_MESSAGES', kind: 'int', min: 1, default: 1000, describe: 'Most messages in one get answer; the client asks again for the rest.' },
@@ -121,5 +128,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     key: 'demo', flag: 'demo', env: 'COMET_DEMO', kind: 'string', default: 'off', choices: ['on', 'off'],
     describe: 'on: serve the live chat demo (built on the client library) under /demo/.',
+  },
+  {
+    key: 'uwsBuild', flag: 'uws-build', env: 'COMET_UWS_BUILD', kind: 'string', default: 'auto', choices: UWS_CHOICES,
+    describe: 'uWebSockets.js build to run on: auto takes the newest that loads on this Node.js and C library (20.57: Node 20, 22, 24, 25 with glibc 2.38+; 20.51: Node 20, 22 with glibc 2.27+).',
   },
 ];

@@ -8,8 +8,11 @@ import { errorSlot, type MetricsSnapshot, readMetrics, SLOT } from './counters.j
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-/** `sharedStore`: the engine is Redis (cluster mode), whose connection and subscription gauges are then shown. */
-export function renderMetrics(buffer: SharedArrayBuffer, threads: number, sharedStore: boolean): string {
+/**
+ * `sharedStore`: the engine is Redis (cluster mode), whose connection and subscription gauges are then shown.
+ * `uwsVersion`: the uWebSockets.js build the threads run on.
+ */
+export function renderMetrics(buffer: SharedArrayBuffer, threads: number, sharedStore: boolean, uwsVersion: string): string {
   const snap = readMetrics(buffer, threads);
   const out: string[] = [];
   const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
@@ -18,6 +21,9 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   };
   const sum = (slot: number) => total(snap, slot);
 
+  metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [
+    [`{node="${process.version}",uws="${uwsVersion}"}`, 1],
+  ]);
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
   metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
   if (!Number.isNaN(snap.connections)) {

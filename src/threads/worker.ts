@@ -16,6 +16,7 @@ import { type RedisTarget, redactUrls } from '../engine/redis/connect.js';
 import { RedisEngine } from '../engine/redis/redis-engine.js';
 import { Responder } from '../http/respond.js';
 import { HttpFront } from '../http/server.js';
+import { loadUws } from '../http/uws.js';
 import { createLogger } from '../log.js';
 import { SLOT, ThreadMetrics } from '../metrics/counters.js';
 import { CometError } from '../protocol/errors.js';
@@ -30,6 +31,8 @@ const { config, index } = data;
 const parent = parentPort!;
 const log = createLogger(config.logLevel, { thread: index });
 const report = (message: WorkerReport) => parent.postMessage(message);
+// The main thread loaded this build already: it cannot fail here.
+loadUws(config.uwsBuild);
 
 const metrics = new ThreadMetrics(data.metrics, index);
 const engine: Engine = data.redis ? redisEngine(data.redis) : new MemoryEngine({

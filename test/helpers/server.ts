@@ -233,9 +233,15 @@ export class CometServer implements Endpoint {
     return res.json.time as number;
   }
 
-  /** put; returns the message's time (throws on anything but a 200 with a time). */
+  /**
+   * put; returns the message's time (throws on anything but a 200 with a time).
+   * A message too long for a URL under the default --max-header-bytes goes in
+   * a form body, as the protocol and the client library do.
+   */
   async put(channel: string, message: string, extra: Params = {}): Promise<number> {
-    return CometServer.time(await this.call({ method: 'put', channel, message, ...extra }), `put ${channel}`);
+    const params = { method: 'put', channel, message, ...extra };
+    const res = message.length > 8 * 1024 ? await this.post(params) : await this.call(params);
+    return CometServer.time(res, `put ${channel}`);
   }
 
   /** sync; returns the channel's current time. */

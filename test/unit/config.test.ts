@@ -64,6 +64,8 @@ function otherValue(key: keyof Config): string {
       return 'app1:';
     case 'demo':
       return 'on';
+    case 'uwsBuild':
+      return '20.51';
     default:
       return '12345';
   }
