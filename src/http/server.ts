@@ -16,6 +16,7 @@ import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolReq
 import type { ReplyHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
+import { ambiguousFraming } from './framing.js';
 import { ALLOWED_METHODS, Responder } from './respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from './uws.js';
 
@@ -105,9 +106,31 @@ export class HttpFront {
     (this.app as TemplatedApp & { close(): void }).close();
   }
 
+  /**
+   * Closes the connection after the answer when what follows on it cannot be
+   * trusted to start a request: an unread body (413, 415) or an ambiguous one.
+   */
   refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
     this.options.metrics.error(err.code);
-    this.responder.error(res, err, this.closing || err.statusCode === 413 || err.statusCode === 415, extraHeader);
+    const close = this.closing || err.statusCode === 413 || err.statusCode === 415 || err.code === 'COMET_ERR_BAD_FRAMING';
+    this.responder.error(res, err, close, extraHeader);
+  }
+
+  /**
+   * Answered on the next turn of the loop, not in the handler: once a handler
+   * has answered, uWS goes on parsing whatever follows in the same read, even
+   * after Connection: close, and would serve a request smuggled behind this
+   * one. While this answer is owed, uWS drops the connection instead when
+   * more follows; otherwise the client gets its 400 and the connection closes.
+   */
+  private refuseAmbiguous(res: HttpResponse): void {
+    const err = new CometError('COMET_ERR_BAD_FRAMING', 'conflicting Content-Length headers, or Content-Length with Transfer-Encoding');
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    setImmediate(() => {
+      if (aborted) this.options.metrics.error(err.code);
+      else this.refuse(res, err);
+    });
   }
 
   /**
@@ -134,11 +157,14 @@ export class HttpFront {
   private route(res: HttpResponse, req: HttpRequest): void {
     const url = req.getUrl();
     const method = req.getMethod();
+    // Only requests that may carry a body are scanned: a get without
+    // Content-Length (every long-poll) pays one header look-up.
+    if ((method === 'post' || req.getHeader('content-length') !== '') && ambiguousFraming(req)) return this.refuseAmbiguous(res);
     if (url === this.options.config.path) return this.protocol(res, req, method);
     if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res, method === 'head');
     if (url === '/metrics' && method === 'get') {
       const { metricsBuffer, config } = this.options;
-      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== ''));
+      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== '', config.uwsBuild));
     }
     if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method);
     if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
