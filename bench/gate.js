@@ -12,7 +12,7 @@
 
 import { markdownTable, progress } from './lib/common.js';
 import { measure, writeJson } from './harness/bench.js';
-import { evaluate, loadChecks } from './harness/gate.js';
+import { evaluate, gateArguments, loadChecks } from './harness/gate.js';
 import { parseOptions } from './harness/settings.js';
 
 const COMMAND = 'npm run bench:gate';
@@ -22,22 +22,7 @@ try {
 
   const short = process.argv.includes('--short');
   const argv = process.argv.slice(2).filter((a, i, all) => a !== '--short' && a !== '--checks' && all[i - 1] !== '--checks');
-  const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
-  const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
-  const o = parseOptions(
-    [
-      '--scenario', 'throughput,fanout',
-      '--target', 'comet-1,ceiling',
-      '--case', cases.join(','),
-      '--waiters', waiters.join(','),
-      '--runs', '3',
-      '--duration', short ? '2' : '5',
-      '--rounds', short ? '3' : '5',
-      '--json', 'bench/results/gate.json',
-      ...argv,
-    ],
-    COMMAND,
-  );
+  const o = parseOptions([...gateArguments(checks, short), '--json', 'bench/results/gate.json', ...argv], COMMAND);
   const results = await measure(o, `${COMMAND}${short ? ' -- --short' : ''}`);
   writeJson(o.json, results);
   const verdicts = evaluate(results, checks);

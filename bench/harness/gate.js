@@ -29,3 +29,21 @@ export function evaluate(results, checks) {
     return { check, comet, ceiling, ratio, pass: ratio >= check.minRatio };
   });
 }
+
+/**
+ * The harness arguments of a gate measurement: comet-1 and the ceiling, on the
+ * throughput cases and fan-out sizes the checks name; `short` loads for CI.
+ */
+export function gateArguments(checks, short) {
+  const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
+  const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
+  return [
+    '--scenario', 'throughput,fanout',
+    '--target', 'comet-1,ceiling',
+    '--case', cases.join(','),
+    '--waiters', waiters.join(','),
+    '--runs', '3',
+    '--duration', short ? '2' : '5',
+    '--rounds', short ? '3' : '5',
+  ];
+}
