@@ -109,20 +109,108 @@ export class ProtocolFailure extends Error {
   }
 }
 
-export class CometServer implements Endpoint {
-  readonly host = '127.0.0.1';
-  port = 0;
+/**
+ * The protocol spoken over HTTP to host:port: comet-server itself (CometServer
+ * below) or anything in front of it, such as a reverse proxy.
+ */
+export class CometEndpoint implements Endpoint {
+  readonly agent: http.Agent = makeAgent();
+
+  constructor(
+    readonly host = '127.0.0.1',
+    public port = 0,
+  ) {}
+
+  get url(): string {
+    return `http://${this.host}:${this.port}`;
+  }
+
+  request(opts: RequestOptions = {}): Promise<HttpResponse> {
+    return httpRequest(this, { agent: this.agent, ...opts });
+  }
+
+  /** GET / with the given protocol parameters in the query string. */
+  call(params: Params, opts: RequestOptions = {}): Promise<HttpResponse> {
+    return this.request({ ...opts, query: params });
+  }
+
+  /** POST / with the parameters as an application/x-www-form-urlencoded body. */
+  post(form: Params, opts: RequestOptions = {}): Promise<HttpResponse> {
+    return this.request({ method: 'POST', ...opts, form });
+  }
+
+  private static time(res: HttpResponse, what: string): number {
+    if (res.status !== 200 || !res.json || !Number.isSafeInteger(res.json.time)) throw new ProtocolFailure(what, res);
+    return res.json.time as number;
+  }
+
+  /**
+   * put; returns the message's time (throws on anything but a 200 with a time).
+   * A message too long for a URL under the default --max-header-bytes goes in
+   * a form body, as the protocol and the client library do.
+   */
+  async put(channel: string, message: string, extra: Params = {}): Promise<number> {
+    const params = { method: 'put', channel, message, ...extra };
+    const res = message.length > 8 * 1024 ? await this.post(params) : await this.call(params);
+    return CometEndpoint.time(res, `put ${channel}`);
+  }
+
+  /** sync; returns the channel's current time. */
+  async sync(channel: string): Promise<number> {
+    return CometEndpoint.time(await this.call({ method: 'sync', channel }), `sync ${channel}`);
+  }
+
+  /** get; throws on anything but a 200 with time and messages. */
+  async get(channel: string, params: Params = {}, opts: RequestOptions = {}): Promise<GetAnswer> {
+    const res = await this.call({ method: 'get', channel, ...params }, opts);
+    const j = res.json;
+    if (res.status !== 200 || !j || !Number.isSafeInteger(j.time) || !Array.isArray(j.messages)) {
+      throw new ProtocolFailure(`get ${channel} ${JSON.stringify(params)}`, res);
+    }
+    return { time: j.time, messages: j.messages, missed: j.missed, res };
+  }
+
+  async metrics(): Promise<Metrics> {
+    const res = await this.request({ path: '/metrics', timeoutMs: 5000 });
+    if (res.status !== 200) throw new ProtocolFailure('GET /metrics', res);
+    return new Metrics(res.body);
+  }
+
+  /** Current value of comet_waiting_gets (summed over threads). */
+  async waiting(): Promise<number> {
+    return (await this.metrics()).value('comet_waiting_gets');
+  }
+
+  /**
+   * Waits (bounded) until comet_waiting_gets >= n (or === n with exact).
+   * Returns whether it got there; protocol tests use it only to know that
+   * their gets have arrived, and go on either way after the deadline.
+   */
+  async waitWaiting(n: number, { exact = false, timeoutMs = 3000 } = {}): Promise<boolean> {
+    try {
+      await waitFor(async () => {
+        const w = await this.waiting();
+        return exact ? w === n : w >= n;
+      }, { timeoutMs, what: `comet_waiting_gets ${exact ? '==' : '>='} ${n}` });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export class CometServer extends CometEndpoint {
   readonly threads: number;
   readonly proc: ChildProcess;
   stdout = '';
   stderr = '';
   readonly exited: Promise<ExitInfo>;
   exit: ExitInfo | undefined;
-  readonly agent: http.Agent = makeAgent();
   /** Date.now() * 1000 taken just before spawning: a time older than the server's start. */
   readonly spawnedAtMicros: number;
 
   constructor(args: string[], env: NodeJS.ProcessEnv, threads: number) {
+    super();
     this.threads = threads;
     this.spawnedAtMicros = Date.now() * 1000;
     this.proc = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -138,10 +226,6 @@ export class CometServer implements Endpoint {
         resolve(this.exit);
       });
     });
-  }
-
-  get url(): string {
-    return `http://${this.host}:${this.port}`;
   }
 
   get alive(): boolean {
@@ -210,81 +294,6 @@ export class CometServer implements Endpoint {
     if (this.exit) return;
     this.proc.kill('SIGKILL');
     await Promise.race([this.exited, sleep(5000, undefined, { ref: false })]);
-  }
-
-  // ------------------------------------------------------------------ HTTP
-
-  request(opts: RequestOptions = {}): Promise<HttpResponse> {
-    return httpRequest(this, { agent: this.agent, ...opts });
-  }
-
-  /** GET / with the given protocol parameters in the query string. */
-  call(params: Params, opts: RequestOptions = {}): Promise<HttpResponse> {
-    return this.request({ ...opts, query: params });
-  }
-
-  /** POST / with the parameters as an application/x-www-form-urlencoded body. */
-  post(form: Params, opts: RequestOptions = {}): Promise<HttpResponse> {
-    return this.request({ method: 'POST', ...opts, form });
-  }
-
-  private static time(res: HttpResponse, what: string): number {
-    if (res.status !== 200 || !res.json || !Number.isSafeInteger(res.json.time)) throw new ProtocolFailure(what, res);
-    return res.json.time as number;
-  }
-
-  /**
-   * put; returns the message's time (throws on anything but a 200 with a time).
-   * A message too long for a URL under the default --max-header-bytes goes in
-   * a form body, as the protocol and the client library do.
-   */
-  async put(channel: string, message: string, extra: Params = {}): Promise<number> {
-    const params = { method: 'put', channel, message, ...extra };
-    const res = message.length > 8 * 1024 ? await this.post(params) : await this.call(params);
-    return CometServer.time(res, `put ${channel}`);
-  }
-
-  /** sync; returns the channel's current time. */
-  async sync(channel: string): Promise<number> {
-    return CometServer.time(await this.call({ method: 'sync', channel }), `sync ${channel}`);
-  }
-
-  /** get; throws on anything but a 200 with time and messages. */
-  async get(channel: string, params: Params = {}, opts: RequestOptions = {}): Promise<GetAnswer> {
-    const res = await this.call({ method: 'get', channel, ...params }, opts);
-    const j = res.json;
-    if (res.status !== 200 || !j || !Number.isSafeInteger(j.time) || !Array.isArray(j.messages)) {
-      throw new ProtocolFailure(`get ${channel} ${JSON.stringify(params)}`, res);
-    }
-    return { time: j.time, messages: j.messages, missed: j.missed, res };
-  }
-
-  async metrics(): Promise<Metrics> {
-    const res = await this.request({ path: '/metrics', timeoutMs: 5000 });
-    if (res.status !== 200) throw new ProtocolFailure('GET /metrics', res);
-    return new Metrics(res.body);
-  }
-
-  /** Current value of comet_waiting_gets (summed over threads). */
-  async waiting(): Promise<number> {
-    return (await this.metrics()).value('comet_waiting_gets');
-  }
-
-  /**
-   * Waits (bounded) until comet_waiting_gets >= n (or === n with exact).
-   * Returns whether it got there; protocol tests use it only to know that
-   * their gets have arrived, and go on either way after the deadline.
-   */
-  async waitWaiting(n: number, { exact = false, timeoutMs = 3000 } = {}): Promise<boolean> {
-    try {
-      await waitFor(async () => {
-        const w = await this.waiting();
-        return exact ? w === n : w >= n;
-      }, { timeoutMs, what: `comet_waiting_gets ${exact ? '==' : '>='} ${n}` });
-      return true;
-    } catch {
-      return false;
-    }
   }
 }
 
