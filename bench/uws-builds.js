@@ -14,7 +14,7 @@
 // of .ci/with-node gives one); elsewhere there is one.
 
 import { spawnSync } from 'node:child_process';
-import { UWS_BUILDS } from '../dist/http/uws.js';
+import { shortVersion, UWS_BUILDS } from '../dist/http/uws.js';
 import { measure, writeJson } from './harness/bench.js';
 import { evaluate, gateArguments, loadChecks } from './harness/gate.js';
 import { parseOptions } from './harness/settings.js';
@@ -36,7 +36,7 @@ function option(name, fallback) {
 try {
   const short = process.argv.includes('--short');
   const rounds = Number(option('rounds', '3'));
-  const pins = UWS_BUILDS.map((b) => b.version.replace(/\.0$/, '')).filter(loadsHere);
+  const pins = UWS_BUILDS.map(shortVersion).filter(loadsHere);
   if (pins.length === 0) throw new Error('no shipped uWebSockets.js build loads here');
   progress(`Node ${process.version}: builds ${pins.join(', ')}; ${rounds} rounds`);
   const checks = loadChecks();

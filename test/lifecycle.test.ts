@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { UWS_BUILDS } from '../src/http/uws.js';
+import { shortVersion, UWS_BUILDS } from '../src/http/uws.js';
 import { connectionRefused, parseLogLines, runCli, startServer, within, type CliResult, type CometServer, type HttpResponse } from './helpers/server.js';
 import { channels, checkMessages, uniq } from './helpers/protocol.js';
 
@@ -172,7 +172,7 @@ t.test('runs on the newest uWebSockets.js build that loads here; a pinned one th
   t.equal(info, 1, 'and /metrics says so, from a worker thread');
 
   for (const { build, loads } of loadable) {
-    const pin = build.version.replace(/\.0$/, '');
+    const pin = shortVersion(build);
     const r = await runCli(['--port', '0', '--host', '127.0.0.1', '--threads', '1', '--uws-build', pin]);
     if (loads) {
       t.ok(r.listened, `--uws-build ${pin} listens here`, { stderr: r.stderr.slice(0, 300) });

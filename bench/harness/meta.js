@@ -24,7 +24,7 @@ function packageVersion(name) {
 /** The build comet-server and the ceiling load here (COMET_UWS_BUILD pins one for both). */
 function uwsBuild() {
   try {
-    const { build } = loadUws(process.env.COMET_UWS_BUILD || 'auto');
+    const build = loadUws(process.env.COMET_UWS_BUILD || 'auto');
     return `${build.version} (${build.source})`;
   } catch (err) {
     return `none loads: ${err.message}`;

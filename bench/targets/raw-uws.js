@@ -19,7 +19,7 @@
 
 import * as runtime from '../../dist/http/uws.js';
 
-const { build } = runtime.loadUws(process.env.COMET_UWS_BUILD || 'auto');
+const build = runtime.loadUws(process.env.COMET_UWS_BUILD || 'auto');
 const uws = runtime.uws;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {

@@ -37,13 +37,13 @@ async function main(): Promise<number> {
   let server;
   try {
     // The threads load the very build this thread chose.
-    server = await startServer({ ...config, uwsBuild: runtime.build.version }, log, faultInjection);
+    server = await startServer({ ...config, uwsBuild: runtime.version }, log, faultInjection);
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
   log.info(
-    { host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.build.version },
+    { host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.version },
     'listening',
   );
   if (faultInjection) log.warn('fault injection is enabled (COMET_FAULT_INJECTION=1): POST /_fault/crash crashes a thread');

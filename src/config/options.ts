@@ -4,7 +4,7 @@
  * an option cannot exist in one place and be missing from another.
  */
 import os from 'node:os';
-import { UWS_CHOICES } from '../http/uws.js';
+import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../http/uws.js';
 
 export interface Config {
   host: string;
@@ -131,6 +131,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'uwsBuild', flag: 'uws-build', env: 'COMET_UWS_BUILD', kind: 'string', default: 'auto', choices: UWS_CHOICES,
-    describe: 'uWebSockets.js build to run on: auto takes the newest that loads on this Node.js and C library (20.57: Node 20, 22, 24, 25 with glibc 2.38+; 20.51: Node 20, 22 with glibc 2.27+).',
+    describe: `uWebSockets.js build to run on: auto takes the newest that loads on this Node.js and C library (${UWS_BUILDS.map(
+      (b) => `${shortVersion(b)}: Node ${Object.values(b.node).join(', ')} with glibc ${b.glibc}+`,
+    ).join('; ')}).`,
   },
 ];

@@ -45,33 +45,28 @@ export const UWS_BUILDS: readonly UwsBuild[] = [
 
 export const UWS_CHOICES = ['auto', ...UWS_BUILDS.map((b) => shortVersion(b))] as const;
 
-/** What the server runs on, once loadUws() succeeded. */
-export interface LoadedUws {
-  build: UwsBuild;
-  binary: string;
-}
-
 /**
  * The loaded module. Only loadUws() sets it; the HTTP front end reads it after
  * its thread called loadUws().
  */
 export let uws: typeof UWS;
-let loaded: LoadedUws | undefined;
+let loaded: UwsBuild | undefined;
 
 const require = createRequire(import.meta.url);
 
-function shortVersion(build: UwsBuild): string {
+/** How --uws-build names a build: its release without the trailing .0. */
+export function shortVersion(build: UwsBuild): string {
   return build.version.replace(/\.0$/, '');
 }
 
 /**
  * Loads the build asked for ('auto': the newest that loads here) and returns
- * which one it is. Throws NativeUwsUnavailableError, with one line saying
+ * it. Throws NativeUwsUnavailableError, with one line saying
  * what would work, when none does. `maxHeaderBytes` bounds a request's head
  * (431 above); uWS reads it from its environment variable once, when the
  * binary loads into the process, so it is set before.
  */
-export function loadUws(choice: string, maxHeaderBytes?: number): LoadedUws {
+export function loadUws(choice: string, maxHeaderBytes?: number): UwsBuild {
   if (loaded) return loaded;
   refuseFallbackRequest();
   if (maxHeaderBytes !== undefined) process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(maxHeaderBytes);
@@ -82,8 +77,8 @@ export function loadUws(choice: string, maxHeaderBytes?: number): LoadedUws {
     const attempt = tryLoad(build);
     if ('module' in attempt) {
       uws = attempt.module;
-      loaded = { build, binary: attempt.binary };
-      return loaded;
+      loaded = build;
+      return build;
     }
     failures.push(`${build.version}: ${attempt.reason}`);
   }
@@ -93,8 +88,8 @@ export function loadUws(choice: string, maxHeaderBytes?: number): LoadedUws {
   );
 }
 
-/** The combinations the shipped builds cover, in words, for messages and --help. */
-export function supportedCombinations(): string {
+/** The combinations the shipped builds cover, in words, for the refusal. */
+function supportedCombinations(): string {
   return UWS_BUILDS.map((b) => `Node.js ${majors(b)} with glibc ${b.glibc} or newer (${distributionsFor(b.glibc)})`).join(', or ');
 }
 
@@ -117,7 +112,7 @@ function refuseFallbackRequest(): void {
   }
 }
 
-function tryLoad(build: UwsBuild): { module: typeof UWS; binary: string } | { reason: string } {
+function tryLoad(build: UwsBuild): { module: typeof UWS } | { reason: string } {
   const abi = process.versions.modules;
   if (build.node[abi] === undefined) return { reason: `no binary for Node.js ABI ${abi}` };
   let packageDir: string;
@@ -129,7 +124,7 @@ function tryLoad(build: UwsBuild): { module: typeof UWS; binary: string } | { re
   const binary = path.join(packageDir, `uws_${process.platform}_${process.arch}_${abi}.node`);
   if (!existsSync(binary)) return { reason: `no binary for ${process.platform}-${process.arch}` };
   try {
-    return { module: require(binary) as typeof UWS, binary };
+    return { module: require(binary) as typeof UWS };
   } catch (err) {
     return { reason: loadError(err as Error, binary) };
   }
