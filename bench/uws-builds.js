@@ -14,7 +14,7 @@
 // of .ci/with-node gives one); elsewhere there is one.
 
 import { spawnSync } from 'node:child_process';
-import { shortVersion, UWS_BUILDS } from '../dist/http/uws.js';
+import { shortVersion, UWS_BUILDS } from '../dist/uws.js';
 import { measure, writeJson } from './harness/bench.js';
 import { evaluate, gateArguments, loadChecks } from './harness/gate.js';
 import { parseOptions } from './harness/settings.js';

@@ -1,4 +1,4 @@
-export { startServer, type ServerHandle } from './threads/supervisor.js';
+export { startServer, type ServerHandle } from './server/supervisor.js';
 export { parseCommandLine, helpText, ConfigError } from './config/parse.js';
 export { OPTIONS, type Config } from './config/options.js';
 export { CometError, ERROR_CODES, type ErrorCode } from './protocol/errors.js';

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { shortVersion, UWS_BUILDS } from '../src/http/uws.js';
+import { shortVersion, UWS_BUILDS } from '../src/uws.js';
 import { connectionRefused, parseLogLines, runCli, startServer, within, type CliResult, type CometServer, type HttpResponse } from './helpers/server.js';
 import { channels, checkMessages, uniq } from './helpers/protocol.js';
 

@@ -9,7 +9,7 @@ import { loadAverage, machineInfo } from '../lib/common.js';
 import { redisVersion } from '../lib/redis.js';
 import { repoRoot } from '../lib/server.js';
 import { findNginx, packageVersions } from '../targets/nchan/start.js';
-import { loadUws } from '../../dist/http/uws.js';
+import { loadUws } from '../../dist/uws.js';
 
 const require = createRequire(import.meta.url);
 

@@ -17,7 +17,7 @@
 // own loader; COMET_UWS_BUILD pins one, as it does for the server), so that
 // the ratios compare the server with the ceiling of the stack it runs on.
 
-import * as runtime from '../../dist/http/uws.js';
+import * as runtime from '../../dist/uws.js';
 
 const build = runtime.loadUws(process.env.COMET_UWS_BUILD || 'auto');
 const uws = runtime.uws;

@@ -4,7 +4,7 @@
  * signals into a graceful shutdown (a second signal forces the exit).
  */
 import { ConfigError, helpText, parseCommandLine } from '../config/parse.js';
-import { loadUws, NativeUwsUnavailableError } from '../http/uws.js';
+import { loadUws, NativeUwsUnavailableError } from '../uws.js';
 import { createLogger } from '../log.js';
 
 async function main(): Promise<number> {
@@ -32,7 +32,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = createLogger(config.logLevel, { thread: 'main' });
-  const { startServer } = await import('../threads/supervisor.js');
+  const { startServer } = await import('../server/supervisor.js');
   const faultInjection = process.env.COMET_FAULT_INJECTION === '1';
   let server;
   try {

@@ -4,7 +4,7 @@
  * an option cannot exist in one place and be missing from another.
  */
 import os from 'node:os';
-import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../http/uws.js';
+import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../uws.js';
 
 export interface Config {
   host: string;

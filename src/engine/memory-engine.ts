@@ -20,7 +20,7 @@
 import { nextTime } from './clock.js';
 import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from './engine.js';
 import { RingBuffer } from './ring-buffer.js';
-import { hashChannel } from '../threads/shard.js';
+import { hashChannel } from './channel-hash.js';
 
 export interface MemoryEngineOptions {
   /** Messages kept per channel. */

@@ -5,7 +5,7 @@
  * boundary than this server. A request that can be framed two ways is refused
  * (and its connection closed) instead of guessed at.
  */
-import type { HttpRequest } from './uws.js';
+import type { HttpRequest } from '../uws.js';
 
 // Module state rather than a closure per call: forEach takes a callback.
 let lengths = 0;

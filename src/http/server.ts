@@ -17,8 +17,8 @@ import type { ReplyHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
-import { ALLOWED_METHODS, Responder } from './respond.js';
-import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from './uws.js';
+import { ALLOWED_METHODS, Responder } from '../protocol/respond.js';
+import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from '../uws.js';
 
 export interface FrontEndOptions {
   config: Config;

@@ -1,7 +1,7 @@
 /**
  * Every way a request can fail, as typed values with a stable code and an HTTP
  * status. Parsing throws these; the HTTP front end maps them to an answer in
- * one place (see http/respond.ts). Codes are also the `code` label of the
+ * one place (see protocol/respond.ts). Codes are also the `code` label of the
  * `comet_errors_total` metric, so they are part of the public surface.
  */
 export const ERROR_CODES = {

@@ -8,7 +8,7 @@
  * would send each of them uncorked).
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Batch } from './protocol.js';
+import type { Batch } from './messages.js';
 
 export type BatchHandler = (batch: Batch, from: number) => void;
 

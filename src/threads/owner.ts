@@ -13,7 +13,7 @@ import type { Engine, Eventually, ReadLimits, ReadResult } from '../engine/engin
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { CometError, type ErrorCode } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
-import { OP_ANSWER, OP_FAIL, OP_GAP, OP_NEWS, OP_PARKED, OP_TIME } from './protocol.js';
+import { OP_ANSWER, OP_FAIL, OP_GAP, OP_NEWS, OP_PARKED, OP_TIME } from './messages.js';
 
 /** The requesting side of this same thread (threads/router.ts): replies to it skip the mesh. */
 export interface LocalRequester {

@@ -20,7 +20,7 @@ import {
   OP_SYNC,
   OP_TIME,
   OP_UNWATCH,
-} from './protocol.js';
+} from './messages.js';
 import { ownerOf } from './shard.js';
 
 /** Whoever waits for a reply: a put or sync in flight, or a get (waiters/waiter.ts). */

@@ -13,14 +13,14 @@
  * chaining their gets do not make this thread unwatch and re-watch the channel
  * at the owner on every message.
  */
-import type { HttpResponse } from '../http/uws.js';
-import type { Responder } from '../http/respond.js';
+import type { HttpResponse } from '../uws.js';
+import type { Responder } from '../protocol/respond.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { messagesAnswer } from '../protocol/answers.js';
 import { CometError } from '../protocol/errors.js';
 import { wrapJsonp } from '../protocol/jsonp.js';
 import type { GetRequest } from '../protocol/params.js';
-import { OP_ANSWER } from '../threads/protocol.js';
+import { OP_ANSWER } from '../threads/messages.js';
 import type { NewsSink, Router } from '../threads/router.js';
 import { Waiter } from './waiter.js';
 

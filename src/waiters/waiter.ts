@@ -3,7 +3,7 @@
  * reply, while parked, to its answer. The only per-waiting-get allocation is
  * this object and its abort callback.
  */
-import type { HttpResponse } from '../http/uws.js';
+import type { HttpResponse } from '../uws.js';
 import type { CometError } from '../protocol/errors.js';
 import type { ReplyHandler } from '../threads/router.js';
 import type { ChannelEntry, WaitRoom } from './wait-room.js';

@@ -11,10 +11,6 @@
  * of a later message on that channel can never overtake each other.
  */
 
-import type { MessagePort } from 'node:worker_threads';
-import type { Config } from '../config/options.js';
-import type { RedisTarget } from '../engine/redis/connect.js';
-
 /** Requests, to the channel's owner. */
 export const OP_PUT = 1; //     [OP_PUT, requestId, channel, body]
 export const OP_SYNC = 2; //    [OP_SYNC, requestId, channel]
@@ -33,30 +29,3 @@ export const OP_CRASH = 10; //  [OP_CRASH]
 export const OP_GAP = 11; //    [OP_GAP, channel]
 
 export type Batch = (number | string | string[])[];
-
-/** Sent by the main thread to a worker. */
-export type ControlMessage = { type: 'drain' } | { type: 'exit' };
-
-/** Sent by a worker to the main thread. */
-export type WorkerReport =
-  | { type: 'listening'; port: number }
-  | { type: 'listen-failed'; message: string }
-  | { type: 'drained' }
-  | { type: 'fatal'; message: string; stack?: string };
-
-/** What the main thread hands each worker thread at start (workerData). */
-export interface WorkerStartData {
-  config: Config;
-  index: number;
-  /** This thread's ends of the mesh: ports[i] links to thread i, null for itself. */
-  ports: (MessagePort | null)[];
-  /** Wall-clock microseconds at which the server started. */
-  startTime: number;
-  /** Port to listen on: the configured one, or the one thread 0 was given for port 0. */
-  port: number;
-  /** SharedArrayBuffer with the metrics of every thread, see metrics/counters.ts. */
-  metrics: SharedArrayBuffer;
-  faultInjection: boolean;
-  /** Cluster mode: the Redis to keep channels in, as probed by the main thread; absent for the in-memory engine. */
-  redis?: RedisTarget;
-}

@@ -3,10 +3,10 @@
  * contract requires, JSON or JSONP framing, all corked so that the whole
  * answer leaves in one write.
  */
-import type { HttpResponse } from './uws.js';
-import { errorAnswer } from '../protocol/answers.js';
-import type { CometError } from '../protocol/errors.js';
-import { wrapJsonp } from '../protocol/jsonp.js';
+import type { HttpResponse } from '../uws.js';
+import { errorAnswer } from './answers.js';
+import type { CometError } from './errors.js';
+import { wrapJsonp } from './jsonp.js';
 
 const STATUS: Record<number, string> = {
   200: '200 OK',

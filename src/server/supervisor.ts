@@ -26,7 +26,7 @@ import { backoff, parseRedisUrls, probeRedis, type RedisTarget, redactUrls, Unsu
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
-import type { ControlMessage, WorkerReport, WorkerStartData } from './protocol.js';
+import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
 
 export interface ServerHandle {
   port: number;
