@@ -52,7 +52,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
 }
 
 t.test('crash policy: a worker thread crash shuts the whole server down with exit code 1', async (t) => {
-  const srv = await startServer({ t, threads: 3, env: { COMET_FAULT_INJECTION: '1' } });
+  const srv = await startServer({ t, threads: 3, env: { COMET_FAULT_INJECTION: 'on' } });
   const n = 12;
   const { gets } = await waitingGets(srv, n);
   t.ok(await srv.waitWaiting(n, { exact: true, timeoutMs: 5000 }), `${n} gets waiting`);
@@ -86,7 +86,7 @@ t.test('crash policy: a worker thread crash shuts the whole server down with exi
 });
 
 t.test('crash policy with a single thread: exit code 1', async (t) => {
-  const srv = await startServer({ t, threads: 1, env: { COMET_FAULT_INJECTION: '1' } });
+  const srv = await startServer({ t, threads: 1, env: { COMET_FAULT_INJECTION: 'on' } });
   await srv.request({ method: 'POST', path: '/_fault/crash', query: { thread: 0 }, timeoutMs: 5000 }).catch(() => undefined);
   const exit = await srv.waitExit(10000);
   t.equal(exit?.code, 1, 'exit code 1', { exit, out: srv.outputTail(1000) });

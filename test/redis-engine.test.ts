@@ -6,7 +6,7 @@
  * black-box tests of whole nodes are in cluster*.test.ts.
  */
 import t, { type Test } from 'tap';
-import { CometError } from '../src/protocol/errors.js';
+import { StoreFailure } from '../src/engine/engine.js';
 import type { ReadLimits } from '../src/engine/engine.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-engine.js';
 import { redisPastFirstSecond } from './helpers/cluster.js';
@@ -127,7 +127,7 @@ if (redisAvailable(t)) {
     await redisPastFirstSecond(redis);
     const time = await e.append('lost', '"a"');
     await redis.kill();
-    await t.rejects(e.append('lost', '"b"'), { code: 'COMET_ERR_STORE_UNAVAILABLE' }, 'down: 503 at once');
+    await t.rejects(e.append('lost', '"b"'), { kind: 'unavailable' }, 'down: unavailable at once');
     await redis.restart(); // at once, within the same second: Redis knows its start to the second only, which must not hide the loss
     await ready(e);
     const read = await waitFor(() => e.read('lost', time, ALL).catch(() => undefined), { timeoutMs: 5000, what: 'reads work again' });
@@ -179,7 +179,7 @@ if (redisAvailable(t)) {
     t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'test:{cut}:n'), 'test:{cut}:n\n1', 'subscribed again, once');
   });
 
-  t.test('Redis down: every operation fails at once with COMET_ERR_STORE_UNAVAILABLE; then recovers by itself', async (t) => {
+  t.test('Redis down: every operation fails at once as unavailable, saying why; then recovers by itself', async (t) => {
     const redis = await startRedis(t);
     const e = engine(t, redis, { timeoutMs: 3000 });
     await ready(e);
@@ -189,9 +189,9 @@ if (redisAvailable(t)) {
     const started = Date.now();
     for (const op of [() => e.append('d', '"b"'), () => e.currentTime('d'), () => e.read('d', 0, ALL), () => e.watch('d')]) {
       const err = await (op() as Promise<unknown>).then(() => undefined, (err: unknown) => err);
-      t.ok(err instanceof CometError, 'a CometError');
-      t.equal((err as CometError).code, 'COMET_ERR_STORE_UNAVAILABLE');
-      t.equal((err as CometError).statusCode, 503);
+      t.ok(err instanceof StoreFailure, 'a StoreFailure');
+      t.equal((err as StoreFailure).kind, 'unavailable');
+      t.match((err as StoreFailure).message, /^the message store \(Redis\) is unavailable: /);
     }
     t.ok(Date.now() - started < 1000, 'at once, not after the command timeout');
     t.equal(e.stats().subscriptions, 0, 'a failed watch holds no subscription');
@@ -200,13 +200,13 @@ if (redisAvailable(t)) {
     t.ok((await e.append('d', '"c"')) > 0, 'appends again');
   });
 
-  t.test('at most maxPending commands in flight; past it, 503 at once', async (t) => {
+  t.test('at most maxPending commands in flight; past it, unavailable at once', async (t) => {
     const redis = await startRedis(t);
     const e = engine(t, redis, { maxPending: 2 });
     await ready(e);
     const results = await Promise.allSettled([e.append('p', '"1"'), e.append('p', '"2"'), e.append('p', '"3"')]);
     t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected']);
-    t.equal(((results[2] as PromiseRejectedResult).reason as CometError).code, 'COMET_ERR_STORE_UNAVAILABLE');
+    t.equal(((results[2] as PromiseRejectedResult).reason as StoreFailure).kind, 'unavailable');
     t.ok((await e.append('p', '"4"')) > 0, 'fine again once they completed');
   });
 

@@ -33,11 +33,10 @@ async function main(): Promise<number> {
   }
   const log = createLogger(config.logLevel, { thread: 'main' });
   const { startServer } = await import('../server/supervisor.js');
-  const faultInjection = process.env.COMET_FAULT_INJECTION === '1';
   let server;
   try {
     // The threads load the very build this thread chose.
-    server = await startServer({ ...config, uwsBuild: runtime.version }, log, faultInjection);
+    server = await startServer({ ...config, uwsBuild: runtime.version }, log);
   } catch (err) {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
@@ -46,7 +45,7 @@ async function main(): Promise<number> {
     { host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.version },
     'listening',
   );
-  if (faultInjection) log.warn('fault injection is enabled (COMET_FAULT_INJECTION=1): POST /_fault/crash crashes a thread');
+  if (config.faultInjection === 'on') log.warn('fault injection is enabled (--fault-injection on): POST /_fault/crash crashes a thread');
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

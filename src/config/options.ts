@@ -34,6 +34,7 @@ export interface Config {
   redisMaxPending: number;
   demo: string;
   uwsBuild: string;
+  faultInjection: string;
 }
 
 interface OptionBase<K extends keyof Config> {
@@ -134,5 +135,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: `uWebSockets.js build to run on: auto takes the newest that loads on this Node.js and C library (${UWS_BUILDS.map(
       (b) => `${shortVersion(b)}: Node ${Object.values(b.node).join(', ')} with glibc ${b.glibc}+`,
     ).join('; ')}).`,
+  },
+  {
+    key: 'faultInjection', flag: 'fault-injection', env: 'COMET_FAULT_INJECTION', kind: 'string', default: 'off', choices: ['on', 'off'],
+    describe: 'Tests only. on: POST /_fault/crash?thread=N makes worker thread N throw, to exercise the crash policy.',
   },
 ];

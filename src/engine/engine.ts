@@ -24,8 +24,29 @@
  * (the in-memory one) returns the value itself, sparing the hot path a
  * promise and a microtask per request; one that must wait (Redis) returns a
  * promise. Callers handle both; promises of one channel resolve in call order.
+ * A promise that fails rejects with a StoreFailure.
  */
 export type Eventually<T> = T | Promise<T>;
+
+/**
+ * Why the store could not carry out an operation, as a value: the engines
+ * know nothing of HTTP, and the owner of the channel (threads/owner.ts) turns
+ * the kind into the answer's code.
+ * - `unavailable`: cannot be reached, or not keeping up, for now; retrying later may work.
+ * - `refused`: the store answered the operation with an error that retrying will not cure.
+ * - `closed`: the engine was closed (the server is stopping).
+ */
+export type StoreFailureKind = 'unavailable' | 'refused' | 'closed';
+
+export class StoreFailure extends Error {
+  constructor(
+    readonly kind: StoreFailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreFailure';
+  }
+}
 
 export interface ReadLimits {
   maxMessages: number;

@@ -1,40 +1,87 @@
 /**
- * Every way a request can fail, as typed values with a stable code and an HTTP
- * status. Parsing throws these; the HTTP front end maps them to an answer in
- * one place (see protocol/respond.ts). Codes are also the `code` label of the
- * `comet_errors_total` metric, so they are part of the public surface.
+ * Every way a request can fail: one table of codes (with the HTTP status of
+ * each, and whether the connection must close after the answer), and beside
+ * it a factory per refusal, the one place each message is worded. Parsing
+ * throws these; protocol/respond.ts writes them. Codes are also the `code`
+ * label of the `comet_errors_total` metric, so they are part of the public
+ * surface.
  */
-export const ERROR_CODES = {
-  COMET_ERR_BAD_METHOD: 400,
-  COMET_ERR_BAD_CHANNEL: 400,
-  COMET_ERR_MISSING_MESSAGE: 400,
-  COMET_ERR_BAD_TIME: 400,
-  COMET_ERR_BAD_TIMEOUT: 400,
-  COMET_ERR_BAD_CALLBACK: 400,
-  COMET_ERR_BAD_ENCODING: 400,
-  COMET_ERR_BAD_FRAMING: 400,
-  COMET_ERR_NOT_FOUND: 404,
-  COMET_ERR_HTTP_METHOD: 405,
-  COMET_ERR_MESSAGE_TOO_LARGE: 413,
-  COMET_ERR_BODY_TOO_LARGE: 413,
-  COMET_ERR_UNSUPPORTED_MEDIA_TYPE: 415,
-  COMET_ERR_INTERNAL: 500,
-  COMET_ERR_TOO_MANY_WAITING: 503,
-  COMET_ERR_SHUTTING_DOWN: 503,
-  COMET_ERR_STORE_UNAVAILABLE: 503,
+
+/**
+ * `closes`: what follows the request on its connection cannot be trusted to
+ * start the next request (an unread body, or a body of ambiguous length), so
+ * the connection closes after the answer.
+ */
+const ERROR_TABLE = {
+  COMET_ERR_BAD_METHOD: { status: 400, closes: false },
+  COMET_ERR_BAD_CHANNEL: { status: 400, closes: false },
+  COMET_ERR_MISSING_MESSAGE: { status: 400, closes: false },
+  COMET_ERR_BAD_TIME: { status: 400, closes: false },
+  COMET_ERR_BAD_TIMEOUT: { status: 400, closes: false },
+  COMET_ERR_BAD_CALLBACK: { status: 400, closes: false },
+  COMET_ERR_BAD_ENCODING: { status: 400, closes: false },
+  COMET_ERR_BAD_FRAMING: { status: 400, closes: true },
+  COMET_ERR_NOT_FOUND: { status: 404, closes: false },
+  COMET_ERR_HTTP_METHOD: { status: 405, closes: false },
+  COMET_ERR_MESSAGE_TOO_LARGE: { status: 413, closes: false },
+  COMET_ERR_BODY_TOO_LARGE: { status: 413, closes: true },
+  COMET_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, closes: true },
+  COMET_ERR_INTERNAL: { status: 500, closes: false },
+  COMET_ERR_TOO_MANY_WAITING: { status: 503, closes: false },
+  COMET_ERR_SHUTTING_DOWN: { status: 503, closes: false },
+  COMET_ERR_STORE_UNAVAILABLE: { status: 503, closes: false },
 } as const;
 
-export type ErrorCode = keyof typeof ERROR_CODES;
-export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as ErrorCode[];
+export type ErrorCode = keyof typeof ERROR_TABLE;
+export const ERROR_CODE_LIST = Object.keys(ERROR_TABLE) as ErrorCode[];
+/** Code to HTTP status (public: exported by the package). */
+export const ERROR_CODES = Object.fromEntries(ERROR_CODE_LIST.map((code) => [code, ERROR_TABLE[code].status])) as {
+  readonly [C in ErrorCode]: (typeof ERROR_TABLE)[C]['status'];
+};
 
 export class CometError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
+  /** Whether the connection closes after this answer (see ERROR_TABLE). */
+  readonly closesConnection: boolean;
 
   constructor(code: ErrorCode, message: string) {
     super(message);
     this.name = 'CometError';
     this.code = code;
-    this.statusCode = ERROR_CODES[code];
+    this.statusCode = ERROR_TABLE[code].status;
+    this.closesConnection = ERROR_TABLE[code].closes;
   }
 }
+
+const refusal = (code: ErrorCode, message: string) => new CometError(code, message);
+
+/** The refusals, by what went wrong. */
+export const refusals = {
+  methodMissing: () => refusal('COMET_ERR_BAD_METHOD', 'method is required (put, get or sync)'),
+  methodUnknown: () => refusal('COMET_ERR_BAD_METHOD', 'method must be one of put, get, sync'),
+  channelMissing: () => refusal('COMET_ERR_BAD_CHANNEL', 'channel is required'),
+  channelTooLong: (maxBytes: number) => refusal('COMET_ERR_BAD_CHANNEL', `channel is longer than ${maxBytes} bytes`),
+  messageMissing: () => refusal('COMET_ERR_MISSING_MESSAGE', 'message is required for put'),
+  messageTooLarge: (maxBytes: number) => refusal('COMET_ERR_MESSAGE_TOO_LARGE', `message is larger than ${maxBytes} bytes`),
+  badInteger: (param: 'time' | 'timeout', max: number) =>
+    refusal(param === 'time' ? 'COMET_ERR_BAD_TIME' : 'COMET_ERR_BAD_TIMEOUT', `${param} must be a non-negative integer of at most ${max}`),
+  callbackTooLong: (maxLength: number) => refusal('COMET_ERR_BAD_CALLBACK', `callback is longer than ${maxLength} characters`),
+  callbackNotIdentifier: () => refusal('COMET_ERR_BAD_CALLBACK', 'callback must be a JavaScript identifier or a dotted path of identifiers'),
+  paramsNotUtf8: () => refusal('COMET_ERR_BAD_ENCODING', 'invalid UTF-8 in the parameters (percent-encode non-ASCII characters)'),
+  paramsMalformed: () => refusal('COMET_ERR_BAD_ENCODING', 'malformed percent-encoding or invalid UTF-8 in the parameters'),
+  bodyNotUtf8: () => refusal('COMET_ERR_BAD_ENCODING', 'request body is not valid UTF-8'),
+  ambiguousFraming: () => refusal('COMET_ERR_BAD_FRAMING', 'conflicting Content-Length headers, or Content-Length with Transfer-Encoding'),
+  noSuchPath: (url: string) => refusal('COMET_ERR_NOT_FOUND', `no such path: ${url}`),
+  noSuchThread: (thread: number) => refusal('COMET_ERR_NOT_FOUND', `no thread ${thread}`),
+  httpMethod: (method: string, where = '') => refusal('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed${where}`),
+  bodyTooLarge: (maxBytes: number) => refusal('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBytes} bytes`),
+  unsupportedMediaType: () => refusal('COMET_ERR_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be application/x-www-form-urlencoded'),
+  internal: () => refusal('COMET_ERR_INTERNAL', 'internal error'),
+  tooManyWaiting: () => refusal('COMET_ERR_TOO_MANY_WAITING', 'too many waiting gets, try again later'),
+  shuttingDown: () => refusal('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'),
+  /** The store's own words, which say which store and why. */
+  storeUnavailable: (reason: string) => refusal('COMET_ERR_STORE_UNAVAILABLE', reason),
+  storeRefused: (reason: string) => refusal('COMET_ERR_INTERNAL', reason),
+  storeFailed: (reason: string) => refusal('COMET_ERR_INTERNAL', `the channel store failed: ${reason}`),
+} as const;

@@ -3,7 +3,7 @@
  * and throws CometError, so a request is either fully valid before anything is
  * stored or it is refused with a 4xx answer and changes nothing.
  */
-import { CometError } from './errors.js';
+import { refusals } from './errors.js';
 import { isValidCallback } from './jsonp.js';
 
 export const MAX_TIME = Number.MAX_SAFE_INTEGER;
@@ -65,7 +65,7 @@ export function readParams(encoded: string): RawParams {
   // message must never be stored mangled, so a raw U+FFFD is refused (a
   // client that means the character percent-encodes it: %EF%BF%BD).
   if (!plain && encoded.indexOf('\uFFFD') !== -1) {
-    throw new CometError('COMET_ERR_BAD_ENCODING', 'invalid UTF-8 in the parameters (percent-encode non-ASCII characters)');
+    throw refusals.paramsNotUtf8();
   }
   const params: RawParams = { method: undefined, channel: undefined, message: undefined, time: undefined, timeout: undefined, callback: undefined };
   // The next '=' at or after `start`, searched again only once passed, so
@@ -127,49 +127,49 @@ function decodeComponent(text: string): string {
   try {
     return decodeURIComponent(text.replace(/\+/g, ' '));
   } catch {
-    throw new CometError('COMET_ERR_BAD_ENCODING', 'malformed percent-encoding or invalid UTF-8 in the parameters');
+    throw refusals.paramsMalformed();
   }
 }
 
 export function parseProtocolRequest(raw: RawParams, limits: ParamLimits): ProtocolRequest {
   const method = raw.method;
   if (method !== 'put' && method !== 'get' && method !== 'sync') {
-    throw new CometError('COMET_ERR_BAD_METHOD', method === undefined ? 'method is required (put, get or sync)' : 'method must be one of put, get, sync');
+    throw method === undefined ? refusals.methodMissing() : refusals.methodUnknown();
   }
   const channel = raw.channel;
-  if (channel === undefined || channel === '') throw new CometError('COMET_ERR_BAD_CHANNEL', 'channel is required');
+  if (channel === undefined || channel === '') throw refusals.channelMissing();
   if (utf8Length(channel) > limits.maxChannelBytes) {
-    throw new CometError('COMET_ERR_BAD_CHANNEL', `channel is longer than ${limits.maxChannelBytes} bytes`);
+    throw refusals.channelTooLong(limits.maxChannelBytes);
   }
   const callback = parseCallback(raw.callback, limits.maxCallbackLength);
   if (method === 'put') {
     const message = raw.message;
-    if (message === undefined) throw new CometError('COMET_ERR_MISSING_MESSAGE', 'message is required for put');
+    if (message === undefined) throw refusals.messageMissing();
     if (utf8Length(message) > limits.maxMessageBytes) {
-      throw new CometError('COMET_ERR_MESSAGE_TOO_LARGE', `message is larger than ${limits.maxMessageBytes} bytes`);
+      throw refusals.messageTooLarge(limits.maxMessageBytes);
     }
     return { method, channel, message, callback };
   }
   if (method === 'sync') return { method, channel, callback };
-  const since = raw.time === undefined ? -1 : parseNonNegativeInteger(raw.time, 'COMET_ERR_BAD_TIME', 'time');
-  const asked = raw.timeout === undefined ? limits.pollTimeout : parseNonNegativeInteger(raw.timeout, 'COMET_ERR_BAD_TIMEOUT', 'timeout');
+  const since = raw.time === undefined ? -1 : parseNonNegativeInteger(raw.time, 'time');
+  const asked = raw.timeout === undefined ? limits.pollTimeout : parseNonNegativeInteger(raw.timeout, 'timeout');
   return { method, channel, since, timeout: Math.min(asked, limits.pollTimeout), callback };
 }
 
 function parseCallback(callback: string | undefined, maxLength: number): string | undefined {
   if (callback === undefined) return undefined;
-  if (callback.length > maxLength) throw new CometError('COMET_ERR_BAD_CALLBACK', `callback is longer than ${maxLength} characters`);
+  if (callback.length > maxLength) throw refusals.callbackTooLong(maxLength);
   if (!isValidCallback(callback)) {
-    throw new CometError('COMET_ERR_BAD_CALLBACK', 'callback must be a JavaScript identifier or a dotted path of identifiers');
+    throw refusals.callbackNotIdentifier();
   }
   return callback;
 }
 
 const DIGITS = /^[0-9]{1,16}$/;
 
-function parseNonNegativeInteger(text: string, code: 'COMET_ERR_BAD_TIME' | 'COMET_ERR_BAD_TIMEOUT', name: string): number {
+function parseNonNegativeInteger(text: string, param: 'time' | 'timeout'): number {
   const value = DIGITS.test(text) ? Number(text) : NaN;
-  if (!(value <= MAX_TIME)) throw new CometError(code, `${name} must be a non-negative integer of at most ${MAX_TIME}`);
+  if (!(value <= MAX_TIME)) throw refusals.badInteger(param, MAX_TIME);
   return value;
 }
 

@@ -1,11 +1,12 @@
 /**
  * Every answer this server writes goes through here: status, the headers the
  * contract requires, JSON or JSONP framing, all corked so that the whole
- * answer leaves in one write.
+ * answer leaves in one write; and the one refusal policy: how a refusal is
+ * written, counted, and whether its connection closes.
  */
 import type { HttpResponse } from '../uws.js';
 import { errorAnswer } from './answers.js';
-import type { CometError } from './errors.js';
+import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
 
 const STATUS: Record<number, string> = {
@@ -42,26 +43,42 @@ export class Responder {
    */
   inHandler: HttpResponse | null = null;
 
-  constructor(private readonly corsOrigin: string) {}
+  /**
+   * Set once a graceful shutdown begins: every answer from then on closes its
+   * connection, and the protocol's requests are refused.
+   */
+  closing = false;
+
+  constructor(
+    private readonly corsOrigin: string,
+    /** Counts each refusal by its code (the comet_errors_total metric). */
+    private readonly counted: (code: ErrorCode) => void,
+  ) {}
 
   /** Writes a protocol answer; returns the body's length. */
-  answer(res: HttpResponse, json: string, callback: string | undefined, close = false): number {
+  answer(res: HttpResponse, json: string, callback: string | undefined): number {
     const body = callback === undefined ? json : wrapJsonp(callback, json);
-    this.framed(res, body, callback !== undefined, close);
+    this.framed(res, body, callback !== undefined);
     return body.length;
   }
 
   /** Writes an already framed body shared by many answers (fan-out). */
-  framed(res: HttpResponse, body: string, jsonp: boolean, close = false): void {
-    this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, close);
+  framed(res: HttpResponse, body: string, jsonp: boolean): void {
+    this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, this.closing);
   }
 
-  error(res: HttpResponse, err: CometError, close = false, extraHeader?: [string, string]): void {
+  /**
+   * Refuses a request with its error's status and code. The connection
+   * closes after the answer when the server is closing, or when what follows
+   * on it cannot be trusted to start a request (see protocol/errors.ts).
+   */
+  refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
+    this.counted(err.code);
     this.corked(res, () => {
       res.writeStatus(STATUS[err.statusCode]!);
       this.commonHeaders(res, JSON_TYPE);
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
-      res.end(errorAnswer(err), close);
+      res.end(errorAnswer(err), this.closing || err.closesConnection);
     });
   }
 

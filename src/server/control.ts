@@ -29,7 +29,6 @@ export interface WorkerStartData {
   port: number;
   /** SharedArrayBuffer with the metrics of every thread, see metrics/counters.ts. */
   metrics: SharedArrayBuffer;
-  faultInjection: boolean;
   /** Cluster mode: the Redis to keep channels in, as probed by the main thread; absent for the in-memory engine. */
   redis?: RedisTarget;
 }

@@ -22,11 +22,12 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
-import { backoff, parseRedisUrls, probeRedis, type RedisTarget, redactUrls, UnsuitableRedisError } from '../engine/redis/connect.js';
+import type { RedisTarget } from '../engine/redis/connect.js';
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
+import { reachRedis } from './redis-probe.js';
 
 export interface ServerHandle {
   port: number;
@@ -35,132 +36,127 @@ export interface ServerHandle {
   stop(): void;
 }
 
-export async function startServer(config: Config, log: Logger, faultInjection: boolean): Promise<ServerHandle> {
+export async function startServer(config: Config, log: Logger): Promise<ServerHandle> {
   const redis = config.redis === '' ? undefined : await reachRedis(config, log);
-  const startTime = nowMicros();
-  const metricsBuffer = createMetricsBuffer(config.threads);
-  const ports = meshPorts(config.threads);
-  const workers: Worker[] = [];
-  const exited: Promise<void>[] = [];
-  const alive = new Set<number>();
-  const drained = new Set<number>();
-  let exitCode = 0;
-  let stopping = false;
-  let deadline: NodeJS.Timeout | undefined;
+  const port = config.port === 0 ? await freePort(config.host) : config.port;
+  const supervisor = new Supervisor(config, log, redis);
+  try {
+    await Promise.all(Array.from({ length: config.threads }, (_, index) => supervisor.spawn(index, port)));
+  } catch (err) {
+    await supervisor.abort();
+    throw err;
+  }
+  const stopCounting = startConnectionCounter(supervisor.metricsBuffer, config.threads, config.connectionsInterval);
+  const stopped = supervisor.ended().then((code) => {
+    stopCounting();
+    return code;
+  });
+  return { port, stopped, stop: () => supervisor.stop() };
+}
 
-  const spawn = (index: number, port: number): Promise<number> => {
-    const data: WorkerStartData = {
-      index,
-      startTime,
-      port,
-      metrics: metricsBuffer,
-      faultInjection,
-      redis,
-      config,
-      ports: ports[index]!,
-    };
+class Supervisor {
+  readonly metricsBuffer: SharedArrayBuffer;
+  private readonly startTime = nowMicros();
+  private readonly ports: (MessagePort | null)[][];
+  private readonly workers: Worker[] = [];
+  private readonly exited: Promise<void>[] = [];
+  private readonly alive = new Set<number>();
+  private readonly drained = new Set<number>();
+  private exitCode = 0;
+  private stopping = false;
+  private deadline: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly redis: RedisTarget | undefined,
+  ) {
+    this.metricsBuffer = createMetricsBuffer(config.threads);
+    this.ports = meshPorts(config.threads);
+  }
+
+  /** Starts worker thread `index`; resolves with its port once it listens. */
+  spawn(index: number, port: number): Promise<number> {
+    const ports = this.ports[index]!;
+    const data: WorkerStartData = { config: this.config, index, ports, startTime: this.startTime, port, metrics: this.metricsBuffer, redis: this.redis };
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data,
-      transferList: ports[index]!.filter((p): p is MessagePort => p !== null),
+      transferList: ports.filter((p): p is MessagePort => p !== null),
       stdout: false,
       stderr: false,
     });
-    workers[index] = worker;
-    alive.add(index);
-    exited[index] = new Promise((resolve) => {
-      worker.on('exit', (code) => {
-        alive.delete(index);
-        if (code !== 0 && !stopping) {
-          log.fatal({ thread: index, code }, `worker thread ${index} died (exit code ${code}); shutting the server down`);
-        }
-        if (code !== 0 || !stopping) {
-          exitCode = 1;
-          stop();
-        }
-        checkDrained();
-        resolve();
-      });
-    });
-    worker.on('error', (err) => log.fatal({ thread: index, err }, `worker thread ${index} failed`));
+    this.workers[index] = worker;
+    this.alive.add(index);
+    this.exited[index] = new Promise((resolve) => worker.on('exit', (code) => resolve(this.onExit(index, code))));
+    worker.on('error', (err) => this.log.fatal({ thread: index, err }, `worker thread ${index} failed`));
     return new Promise((resolve, reject) => {
-      const onReport = (message: WorkerReport) => {
+      worker.on('message', (message: WorkerReport) => {
         if (message.type === 'listening') resolve(message.port);
-        else if (message.type === 'drained') {
-          drained.add(index);
-          checkDrained();
-        }
         else if (message.type === 'listen-failed') reject(new Error(message.message));
-        else if (message.type === 'fatal') {
-          log.fatal({ thread: index }, `worker thread ${index} crashed (${message.message}); shutting the server down`);
-          exitCode = 1;
-          stop();
-        }
-      };
-      worker.on('message', onReport);
+        else this.onReport(index, message);
+      });
       worker.once('exit', (code) => reject(new Error(`worker thread ${index} exited with code ${code} before listening`)));
     });
-  };
+  }
 
-  const send = (message: ControlMessage) => {
-    for (const index of alive) workers[index]!.postMessage(message);
-  };
+  /** Graceful stop: every thread drains, then all end together. */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.deadline = setTimeout(() => {
+      this.log.warn(`shutdown took longer than ${this.config.shutdownTimeout} s; closing the remaining connections`);
+      this.send({ type: 'exit' });
+    }, this.config.shutdownTimeout * 1000);
+    this.send({ type: 'drain' });
+  }
 
-  function stop(): void {
-    if (stopping) return;
-    stopping = true;
-    deadline = setTimeout(() => {
-      log.warn(`shutdown took longer than ${config.shutdownTimeout} s; closing the remaining connections`);
-      send({ type: 'exit' });
-    }, config.shutdownTimeout * 1000);
-    send({ type: 'drain' });
+  /** A start that failed: every thread started so far ends at once. */
+  async abort(): Promise<void> {
+    this.stopping = true;
+    this.send({ type: 'exit' });
+    await Promise.all(this.exited);
+  }
+
+  /** Resolves with the process exit code once every thread has ended. */
+  async ended(): Promise<number> {
+    await Promise.all(this.exited);
+    return this.exitCode;
+  }
+
+  private onReport(index: number, message: WorkerReport): void {
+    if (message.type === 'drained') {
+      this.drained.add(index);
+      this.checkDrained();
+    } else if (message.type === 'fatal') {
+      this.log.fatal({ thread: index }, `worker thread ${index} crashed (${message.message}); shutting the server down`);
+      this.exitCode = 1;
+      this.stop();
+    }
+  }
+
+  private onExit(index: number, code: number): void {
+    this.alive.delete(index);
+    if (code !== 0 && !this.stopping) {
+      this.log.fatal({ thread: index, code }, `worker thread ${index} died (exit code ${code}); shutting the server down`);
+    }
+    if (code !== 0 || !this.stopping) {
+      this.exitCode = 1;
+      this.stop();
+    }
+    this.checkDrained();
+  }
+
+  private send(message: ControlMessage): void {
+    for (const index of this.alive) this.workers[index]!.postMessage(message);
   }
 
   /** Once every living thread has drained, all of them may close their sockets and end. */
-  function checkDrained(): void {
-    if (!stopping || deadline === undefined) return;
-    for (const index of alive) if (!drained.has(index)) return;
-    clearTimeout(deadline);
-    deadline = undefined;
-    send({ type: 'exit' });
-  }
-
-  const port = config.port === 0 ? await freePort(config.host) : config.port;
-  try {
-    await Promise.all(Array.from({ length: config.threads }, (_, i) => spawn(i, port)));
-  } catch (err) {
-    stopping = true;
-    send({ type: 'exit' });
-    await Promise.all(exited);
-    throw err;
-  }
-
-  const stopCounting = startConnectionCounter(metricsBuffer, config.threads, config.connectionsInterval);
-  const stopped = Promise.all(exited).then(() => {
-    stopCounting();
-    return exitCode;
-  });
-  return { port, stopped, stop };
-}
-
-/**
- * Finds out, before any thread starts, whether --redis is a single Redis or a
- * Cluster. A Redis that cannot be reached yet (started after us, say) is
- * waited for with backoff, one warning per attempt; one that can never serve
- * (too old) fails the start.
- */
-async function reachRedis(config: Config, log: Logger): Promise<RedisTarget> {
-  const urls = parseRedisUrls(config.redis);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const target = await probeRedis(urls, config.redisTimeout);
-      log.info({ redis: redactUrls(urls), cluster: target.cluster }, 'cluster mode: channels are kept in Redis');
-      return target;
-    } catch (err) {
-      if (err instanceof UnsuitableRedisError) throw err;
-      const delay = backoff(attempt);
-      log.warn({ redis: redactUrls(urls), err: (err as Error).message, retryInMs: delay }, 'cannot reach Redis yet; retrying');
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
+  private checkDrained(): void {
+    if (!this.stopping || this.deadline === undefined) return;
+    for (const index of this.alive) if (!this.drained.has(index)) return;
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.send({ type: 'exit' });
   }
 }
 

@@ -8,7 +8,7 @@
  * would send each of them uncorked).
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Batch } from './messages.js';
+import { type Batch, Encoder } from './messages.js';
 
 export type BatchHandler = (batch: Batch, from: number) => void;
 
@@ -17,6 +17,8 @@ export class Mesh {
   private readonly dirty: number[] = [];
   private scheduled = false;
   private handler: BatchHandler = () => {};
+  /** What to say to thread i, this one included: calls are queued for it as messages. */
+  readonly to: readonly Encoder[];
 
   /** `ports[i]` links to thread i; `ports[self]` is null. */
   constructor(
@@ -24,6 +26,7 @@ export class Mesh {
     private readonly ports: readonly (MessagePort | null)[],
   ) {
     this.outboxes = ports.map(() => []);
+    this.to = ports.map((_, thread) => new Encoder({ batch: () => this.outbox(thread) }));
     ports.forEach((port, index) => {
       port?.on('message', (batch: Batch) => this.handler(batch, index));
     });
@@ -37,15 +40,15 @@ export class Mesh {
     this.handler = handler;
   }
 
-  /** Queues one operation's fields for thread `to` (which may be this thread). */
-  send(to: number, ...fields: Batch): void {
+  /** The batch for thread `to`, sent when this turn of the event loop is done; the caller appends one message. */
+  private outbox(to: number): Batch {
     const outbox = this.outboxes[to]!;
     if (outbox.length === 0) this.dirty.push(to);
-    for (let i = 0; i < fields.length; i++) outbox.push(fields[i]!);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
     }
+    return outbox;
   }
 
   /**

@@ -9,29 +9,26 @@
  * registration) and leaves with OP_UNWATCH once it has had no waiting get on
  * the channel for a while (see waiters/wait-room.ts).
  */
-import type { Engine, Eventually, ReadLimits, ReadResult } from '../engine/engine.js';
+import { type Engine, type Eventually, type ReadLimits, type ReadResult, StoreFailure } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
-import { CometError, type ErrorCode } from '../protocol/errors.js';
+import { type CometError, refusals } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
-import { OP_ANSWER, OP_FAIL, OP_GAP, OP_NEWS, OP_PARKED, OP_TIME } from './messages.js';
+import type { OwnerInbox, ReplyInbox } from './messages.js';
 
-/** The requesting side of this same thread (threads/router.ts): replies to it skip the mesh. */
-export interface LocalRequester {
-  settle(requestId: number, op: number, time: number, bodies?: string[], missed?: number, watching?: number): void;
-  fail(requestId: number, code: ErrorCode, message: string): void;
-}
-
-export class Owner {
+export class Owner implements OwnerInbox {
   /** Threads with waiting gets, per watched channel, and the engine's readiness to report news. */
   private readonly watches = new Map<string, { threads: number[]; ready: Eventually<void> }>();
+  /** Where replies go, by requesting thread: this thread's own requester directly, the others through the mesh. */
+  private readonly replies: readonly ReplyInbox[];
 
   constructor(
     private readonly engine: Engine,
     private readonly mesh: Mesh,
-    private readonly local: LocalRequester,
+    local: ReplyInbox,
     private readonly limits: ReadLimits,
     private readonly metrics: ThreadMetrics,
   ) {
+    this.replies = mesh.to.map((encoder, thread) => (thread === mesh.self ? local : encoder));
     engine.setListener(this.announce, this.announceGap);
   }
 
@@ -51,7 +48,7 @@ export class Owner {
   get(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
     const ready = wait ? this.addWatcher(channel, from) : undefined;
     if (ready instanceof Promise) {
-      ready.then(() => this.read(from, requestId, channel, since, wait), (err: Error) => this.fail(from, requestId, err));
+      ready.then(() => this.read(from, requestId, channel, since, wait), (err: unknown) => this.fail(from, requestId, err));
     } else {
       this.read(from, requestId, channel, since, wait);
     }
@@ -72,22 +69,22 @@ export class Owner {
   private read(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
     const result = this.engine.read(channel, since, this.limits);
     if (result instanceof Promise) {
-      result.then((r) => this.answer(from, requestId, r, wait), (err: Error) => this.fail(from, requestId, err));
+      result.then((r) => this.answer(from, requestId, r, wait), (err: unknown) => this.fail(from, requestId, err));
     } else {
       this.answer(from, requestId, result, wait);
     }
   }
 
   private replyTime(from: number, requestId: number, time: Eventually<number>): void {
-    if (typeof time === 'number') this.reply(from, OP_TIME, requestId, time);
-    else time.then((t) => this.reply(from, OP_TIME, requestId, t), (err: Error) => this.fail(from, requestId, err));
+    if (typeof time === 'number') this.replies[from]!.timed(requestId, time);
+    else time.then((t) => this.replies[from]!.timed(requestId, t), (err: unknown) => this.fail(from, requestId, err));
   }
 
   private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {
     if (result.bodies.length > 0 || result.missed || !wait) {
-      this.reply(from, OP_ANSWER, requestId, result.time, result.bodies, result.missed ? 1 : 0, wait ? 1 : 0);
+      this.replies[from]!.answered(requestId, result.time, result.bodies, result.missed, wait);
     } else {
-      this.reply(from, OP_PARKED, requestId, result.time);
+      this.replies[from]!.parked(requestId, result.time);
     }
   }
 
@@ -113,27 +110,30 @@ export class Owner {
   private readonly announce = (channel: string, time: number, body: string): void => {
     const watch = this.watches.get(channel);
     if (!watch) return;
-    for (const thread of watch.threads) this.mesh.send(thread, OP_NEWS, channel, time, body);
+    for (const thread of watch.threads) this.mesh.to[thread]!.news(channel, time, body);
     this.metrics.add(SLOT.newsSent, watch.threads.length);
   };
 
   private readonly announceGap = (channel: string): void => {
     const watch = this.watches.get(channel);
     if (!watch) return;
-    for (const thread of watch.threads) this.mesh.send(thread, OP_GAP, channel);
+    for (const thread of watch.threads) this.mesh.to[thread]!.gap(channel);
   };
 
-  private reply(to: number, op: number, requestId: number, time: number, bodies?: string[], missed?: number, watching?: number): void {
-    if (to === this.mesh.self) this.local.settle(requestId, op, time, bodies, missed, watching);
-    else if (bodies === undefined) this.mesh.send(to, op, requestId, time);
-    else this.mesh.send(to, op, requestId, time, bodies, missed!, watching!);
+  private fail(to: number, requestId: number, err: unknown): void {
+    this.replies[to]!.failed(requestId, refusalFor(err));
   }
+}
 
-  /** A store failure travels as its error code and message; anything else is an internal error. */
-  private fail(to: number, requestId: number, err: Error): void {
-    const code: ErrorCode = err instanceof CometError ? err.code : 'COMET_ERR_INTERNAL';
-    const message = err instanceof CometError ? err.message : `the channel store failed: ${err.message}`;
-    if (to === this.mesh.self) this.local.fail(requestId, code, message);
-    else this.mesh.send(to, OP_FAIL, requestId, code, message);
+/** What the requester is told when the store failed; anything but a StoreFailure is a bug of ours. */
+function refusalFor(err: unknown): CometError {
+  if (!(err instanceof StoreFailure)) return refusals.storeFailed(err instanceof Error ? err.message : String(err));
+  switch (err.kind) {
+    case 'unavailable':
+      return refusals.storeUnavailable(err.message);
+    case 'refused':
+      return refusals.storeRefused(err.message);
+    case 'closed':
+      return refusals.shuttingDown();
   }
 }

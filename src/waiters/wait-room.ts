@@ -13,34 +13,19 @@
  * chaining their gets do not make this thread unwatch and re-watch the channel
  * at the owner on every message.
  */
-import type { HttpResponse } from '../uws.js';
-import type { Responder } from '../protocol/respond.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { messagesAnswer } from '../protocol/answers.js';
-import { CometError } from '../protocol/errors.js';
+import { type CometError, refusals } from '../protocol/errors.js';
 import { wrapJsonp } from '../protocol/jsonp.js';
 import type { GetRequest } from '../protocol/params.js';
-import { OP_ANSWER } from '../threads/messages.js';
-import type { NewsSink, Router } from '../threads/router.js';
-import { Waiter } from './waiter.js';
+import type { Responder } from '../protocol/respond.js';
+import type { NewsInbox } from '../threads/messages.js';
+import type { Router } from '../threads/router.js';
+import type { HttpResponse } from '../uws.js';
+import { ChannelEntry, Waiter, type WaiterEvents } from './waiter.js';
 
 const TICK_MS = 250;
 const LINGER_MS = 2000;
-
-export class ChannelEntry {
-  readonly parked = new Set<Waiter>();
-  /** Gets sent to the owner and not yet answered or parked. */
-  pending = 0;
-  /** Newest message time this thread has heard of. */
-  latest = -1;
-  /** Whether the owner counts this thread among the channel's watchers. */
-  watching = false;
-  idleSince = 0;
-  /** News collected during the current batch. */
-  newsTimes: number[] = [];
-  newsBodies: string[] = [];
-  constructor(readonly channel: string) {}
-}
 
 export interface WaitRoomLimits {
   maxWaiting: number;
@@ -48,13 +33,12 @@ export interface WaitRoomLimits {
   maxAnswerBytes: number;
 }
 
-export class WaitRoom implements NewsSink {
+export class WaitRoom implements NewsInbox, WaiterEvents {
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly wheel = new Map<number, Set<Waiter>>();
   private readonly dirty: ChannelEntry[] = [];
   private lastTick = Math.floor(Date.now() / TICK_MS);
   private ticks = 0;
-  private closing = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -69,7 +53,7 @@ export class WaitRoom implements NewsSink {
   /** Takes over a validated get; called synchronously from the HTTP handler. */
   start(res: HttpResponse, request: GetRequest): void {
     if (!this.metrics.reserveWaiting(this.limits.maxWaiting)) {
-      this.refuse(res, new CometError('COMET_ERR_TOO_MANY_WAITING', 'too many waiting gets, try again later'));
+      this.responder.refuse(res, refusals.tooManyWaiting());
       return;
     }
     let entry = this.entries.get(request.channel);
@@ -80,31 +64,33 @@ export class WaitRoom implements NewsSink {
     const waiter = new Waiter(this, res, entry, request.timeout, request.callback);
     res.onAborted(waiter.onAborted);
     entry.pending++;
-    this.router.get(request.channel, request.since, request.timeout > 0 && !this.closing, waiter);
+    this.router.get(request.channel, request.since, request.timeout > 0 && !this.responder.closing, waiter);
   }
 
-  /** The owner replied to a get. */
-  settled(waiter: Waiter, op: number, time: number, bodies: string[] | undefined, missed: boolean, watching: boolean): void {
+  answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
+    if (waiter.aborted) this.maybeIdle(entry);
+    else this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
+  }
+
+  parked(waiter: Waiter, cursor: number): void {
+    const entry = waiter.entry;
+    entry.pending--;
+    entry.watching = true;
     if (waiter.aborted) {
       this.maybeIdle(entry);
       return;
     }
-    if (op === OP_ANSWER) {
-      this.finish(waiter, messagesAnswer(time, bodies!, 0, bodies!.length, missed), bodies!.length);
-      return;
-    }
-    entry.watching = true;
-    waiter.cursor = time;
-    if (this.closing) {
+    waiter.cursor = cursor;
+    if (this.responder.closing) {
       this.timeOut(waiter);
-    } else if (time < entry.latest) {
+    } else if (cursor < entry.latest) {
       // News newer than the cursor overtook the reply (possible with engines that
       // answer asynchronously): ask again from the cursor instead of missing it.
       entry.pending++;
-      this.router.get(entry.channel, time, true, waiter);
+      this.router.get(entry.channel, cursor, true, waiter);
     } else {
       this.park(waiter);
     }
@@ -115,7 +101,7 @@ export class WaitRoom implements NewsSink {
     this.maybeIdle(waiter.entry);
     if (waiter.aborted) return;
     this.metrics.releaseWaiting();
-    this.refuse(waiter.res, err);
+    this.responder.refuse(waiter.res, err);
   }
 
   /** The client went away: free its slot now. Its response must not be touched again. */
@@ -150,14 +136,14 @@ export class WaitRoom implements NewsSink {
     }
   }
 
+  /** After each batch of messages from the mesh: answers everything news() collected, one fan-out per channel. */
   deliver(): void {
     for (const entry of this.dirty) this.fanOut(entry);
     this.dirty.length = 0;
   }
 
-  /** Graceful shutdown: refuse new waits and give every parked get its timeout answer now. */
+  /** Graceful shutdown (the responder is closing): every parked get gets its timeout answer now. */
   drain(): void {
-    this.closing = true;
     for (const entry of this.entries.values()) {
       for (const waiter of entry.parked) this.expire(waiter);
     }
@@ -195,8 +181,8 @@ export class WaitRoom implements NewsSink {
         answer.jsonp.set(callback, body);
       }
       this.unpark(waiter);
-      this.responder.framed(waiter.res, body, callback !== undefined, this.closing);
-      this.answered(answer.messages, body.length);
+      this.responder.framed(waiter.res, body, callback !== undefined);
+      this.sent(answer.messages, body.length);
     }
     this.maybeIdle(entry);
   }
@@ -245,19 +231,15 @@ export class WaitRoom implements NewsSink {
   }
 
   private finish(waiter: Waiter, json: string, messages: number): void {
-    const length = this.responder.answer(waiter.res, json, waiter.callback, this.closing);
-    this.answered(messages, length);
+    const length = this.responder.answer(waiter.res, json, waiter.callback);
+    this.sent(messages, length);
   }
 
-  private answered(messages: number, bytes: number): void {
+  /** An answer went out: its slot is free, and its messages and bytes are counted. */
+  private sent(messages: number, bytes: number): void {
     this.metrics.releaseWaiting();
     this.metrics.add(SLOT.messagesOut, messages);
     this.metrics.add(SLOT.bytesOut, bytes);
-  }
-
-  private refuse(res: HttpResponse, err: CometError, close = this.closing): void {
-    this.metrics.error(err.code);
-    this.responder.error(res, err, close);
   }
 
   private maybeIdle(entry: ChannelEntry): void {

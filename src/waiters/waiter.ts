@@ -1,14 +1,38 @@
 /**
- * One get in progress on this thread: from arrival, through the owner's
- * reply, while parked, to its answer. The only per-waiting-get allocation is
- * this object and its abort callback.
+ * One get in progress on this thread, from arrival, through the owner's
+ * reply, while parked, to its answer; and the channel entry that holds the
+ * gets of one channel. The only per-waiting-get allocation is the Waiter and
+ * its abort callback.
  */
-import type { HttpResponse } from '../uws.js';
 import type { CometError } from '../protocol/errors.js';
-import type { ReplyHandler } from '../threads/router.js';
-import type { ChannelEntry, WaitRoom } from './wait-room.js';
+import type { GetHandler } from '../threads/router.js';
+import type { HttpResponse } from '../uws.js';
 
-export class Waiter implements ReplyHandler {
+/** The gets of one channel waiting on this thread (waiters/wait-room.ts). */
+export class ChannelEntry {
+  readonly parked = new Set<Waiter>();
+  /** Gets sent to the owner and not yet answered or parked. */
+  pending = 0;
+  /** Newest message time this thread has heard of. */
+  latest = -1;
+  /** Whether the owner counts this thread among the channel's watchers. */
+  watching = false;
+  idleSince = 0;
+  /** News collected during the current batch. */
+  newsTimes: number[] = [];
+  newsBodies: string[] = [];
+  constructor(readonly channel: string) {}
+}
+
+/** What happens to a waiter, handled by the wait room: the owner's replies, and the client going away. */
+export interface WaiterEvents {
+  answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void;
+  parked(waiter: Waiter, cursor: number): void;
+  failed(waiter: Waiter, err: CometError): void;
+  aborted(waiter: Waiter): void;
+}
+
+export class Waiter implements GetHandler {
   /** The newest time this get has seen: messages must be newer. -1 until the owner replied. */
   cursor = -1;
   /** Timeout-wheel bucket while parked, 0 otherwise. */
@@ -16,7 +40,7 @@ export class Waiter implements ReplyHandler {
   aborted = false;
 
   constructor(
-    readonly room: WaitRoom,
+    readonly room: WaiterEvents,
     readonly res: HttpResponse,
     readonly entry: ChannelEntry,
     readonly timeout: number,
@@ -25,11 +49,15 @@ export class Waiter implements ReplyHandler {
 
   readonly onAborted = (): void => this.room.aborted(this);
 
-  settle(op: number, time: number, bodies?: string[], missed?: boolean, watching?: boolean): void {
-    this.room.settled(this, op, time, bodies, missed === true, watching === true);
+  answered(time: number, bodies: string[], missed: boolean, watching: boolean): void {
+    this.room.answered(this, time, bodies, missed, watching);
   }
 
-  fail(err: CometError): void {
+  parked(cursor: number): void {
+    this.room.parked(this, cursor);
+  }
+
+  failed(err: CometError): void {
     this.room.failed(this, err);
   }
 }

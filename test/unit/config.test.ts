@@ -63,6 +63,7 @@ function otherValue(key: keyof Config): string {
     case 'redisPrefix':
       return 'app1:';
     case 'demo':
+    case 'faultInjection':
       return 'on';
     case 'uwsBuild':
       return '20.51';

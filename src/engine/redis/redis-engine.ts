@@ -24,8 +24,7 @@
  */
 import type { Socket } from 'node:net';
 import { type Cluster, type Redis, ReplyError } from 'ioredis';
-import { CometError } from '../../protocol/errors.js';
-import type { Engine, EngineStats, GapListener, MessageListener, ReadLimits, ReadResult } from '../engine.js';
+import { type Engine, type EngineStats, type GapListener, type MessageListener, type ReadLimits, type ReadResult, StoreFailure } from '../engine.js';
 import { backoff, commandClient, FirstConnection, type RedisTarget } from './connect.js';
 import { channelKeys } from './keys.js';
 import { APPEND, READ } from './scripts.js';
@@ -68,10 +67,11 @@ interface Watch {
 const READ_BACK_MESSAGES = 1000;
 const READ_BACK_BYTES = 16 * 1024 * 1024;
 const HELD_MAX = 10_000;
-/** ioredis's ways of saying the connection is down. */
-const NOT_CONNECTED = /enableOfflineQueue|Connection is closed|MaxRetriesPerRequest|Cluster isn't ready/;
-/** Redis errors that mean "not now" (out of memory, failing over, loading) rather than a bug of ours. */
-const TRANSIENT_REPLY = /^(OOM|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MOVED|ASK)\b/;
+/**
+ * Redis error codes (an error reply's first word) that mean "not now" (out of
+ * memory, failing over, loading) rather than a bug of ours.
+ */
+const TRANSIENT_REPLIES = new Set(['OOM', 'CLUSTERDOWN', 'LOADING', 'READONLY', 'MASTERDOWN', 'TRYAGAIN', 'BUSY', 'NOREPLICAS', 'MOVED', 'ASK']);
 
 export class RedisEngine implements Engine {
   private readonly client: ScriptClient;
@@ -171,9 +171,9 @@ export class RedisEngine implements Engine {
 
   /** Runs one command within the in-flight bound, its failure typed for the HTTP answer. */
   private async command<T>(run: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down');
+    if (this.closed) throw new StoreFailure('closed', 'the engine is closed');
     if (this.pending >= this.options.maxPending) {
-      throw new CometError('COMET_ERR_STORE_UNAVAILABLE', `the message store (Redis) is not keeping up: ${this.pending} commands in flight on this thread`);
+      throw new StoreFailure('unavailable', `the message store (Redis) is not keeping up: ${this.pending} commands in flight on this thread`);
     }
     this.pending++;
     if (!this.corked) this.cork();
@@ -213,14 +213,15 @@ export class RedisEngine implements Engine {
     this.corkedSockets.length = 0;
   };
 
-  private translate(err: unknown): CometError {
-    if (err instanceof CometError) return err;
+  /** An error reply is classified by its Redis error code; anything else is the connection's. */
+  private translate(err: unknown): StoreFailure {
+    if (err instanceof StoreFailure) return err;
     const message = (err as Error).message;
-    if (err instanceof ReplyError && !TRANSIENT_REPLY.test(message)) {
-      return new CometError('COMET_ERR_INTERNAL', `the message store (Redis) refused the operation: ${message}`);
+    if (err instanceof ReplyError && !TRANSIENT_REPLIES.has(firstWord(message))) {
+      return new StoreFailure('refused', `the message store (Redis) refused the operation: ${message}`);
     }
-    const reason = NOT_CONNECTED.test(message) ? 'not connected, reconnecting' : message;
-    return new CometError('COMET_ERR_STORE_UNAVAILABLE', `the message store (Redis) is unavailable: ${reason}`);
+    const reason = this.client.status === 'ready' ? message : 'not connected, reconnecting';
+    return new StoreFailure('unavailable', `the message store (Redis) is unavailable: ${reason}`);
   }
 
   private readonly announced = (notify: string, payload: string): void => {
@@ -274,4 +275,9 @@ export class RedisEngine implements Engine {
     for (const [time, body] of held) this.pass(watch, time, body);
     if (lost) this.onGap(watch.channel);
   }
+}
+
+function firstWord(text: string): string {
+  const space = text.indexOf(' ');
+  return space === -1 ? text : text.slice(0, space);
 }

@@ -10,10 +10,10 @@ import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { timeAnswer } from '../protocol/answers.js';
-import { CometError } from '../protocol/errors.js';
+import { CometError, refusals } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
 import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, readParams, utf8Length } from '../protocol/params.js';
-import type { ReplyHandler, Router } from '../threads/router.js';
+import type { Router, TimeHandler } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
@@ -27,7 +27,6 @@ export interface FrontEndOptions {
   responder: Responder;
   metrics: ThreadMetrics;
   metricsBuffer: SharedArrayBuffer;
-  faultInjection: boolean;
   log: Logger;
 }
 
@@ -39,11 +38,11 @@ const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|text\/plain)\s*(;|$)
  * synchronous; only an answer still owed when the handler returns needs to
  * know about an abort.
  */
-class TimeAnswer implements ReplyHandler {
+class TimeAnswer implements TimeHandler {
   private done = false;
   private aborted = false;
   constructor(
-    private readonly front: HttpFront,
+    private readonly responder: Responder,
     private readonly res: HttpResponse,
     private readonly callback: string | undefined,
   ) {}
@@ -51,20 +50,18 @@ class TimeAnswer implements ReplyHandler {
   leaveHandler(): void {
     if (!this.done) this.res.onAborted(() => (this.aborted = true));
   }
-  settle(_op: number, time: number): void {
+  timed(time: number): void {
     this.done = true;
-    if (!this.aborted) this.front.responder.answer(this.res, timeAnswer(time), this.callback, this.front.closing);
+    if (!this.aborted) this.responder.answer(this.res, timeAnswer(time), this.callback);
   }
-  fail(err: CometError): void {
+  failed(err: CometError): void {
     this.done = true;
-    if (!this.aborted) this.front.refuse(this.res, err);
+    if (!this.aborted) this.responder.refuse(this.res, err);
   }
 }
 
 export class HttpFront {
-  /** Cached on the hot path: set once a graceful shutdown begins. */
-  closing = false;
-  readonly responder: Responder;
+  private readonly responder: Responder;
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
   private readonly limits: ParamLimits;
@@ -90,7 +87,7 @@ export class HttpFront {
 
   /** Stops accepting connections; requests on open ones are refused with 503 from now on. */
   stopListening(): void {
-    this.closing = true;
+    this.responder.closing = true;
     if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
   }
@@ -107,16 +104,6 @@ export class HttpFront {
   }
 
   /**
-   * Closes the connection after the answer when what follows on it cannot be
-   * trusted to start a request: an unread body (413, 415) or an ambiguous one.
-   */
-  refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
-    this.options.metrics.error(err.code);
-    const close = this.closing || err.statusCode === 413 || err.statusCode === 415 || err.code === 'COMET_ERR_BAD_FRAMING';
-    this.responder.error(res, err, close, extraHeader);
-  }
-
-  /**
    * Answered on the next turn of the loop, not in the handler: once a handler
    * has answered, uWS goes on parsing whatever follows in the same read, even
    * after Connection: close, and would serve a request smuggled behind this
@@ -124,12 +111,12 @@ export class HttpFront {
    * more follows; otherwise the client gets its 400 and the connection closes.
    */
   private refuseAmbiguous(res: HttpResponse): void {
-    const err = new CometError('COMET_ERR_BAD_FRAMING', 'conflicting Content-Length headers, or Content-Length with Transfer-Encoding');
+    const err = refusals.ambiguousFraming();
     let aborted = false;
     res.onAborted(() => (aborted = true));
     setImmediate(() => {
       if (aborted) this.options.metrics.error(err.code);
-      else this.refuse(res, err);
+      else this.responder.refuse(res, err);
     });
   }
 
@@ -145,7 +132,7 @@ export class HttpFront {
     } catch (err) {
       this.options.log.error({ err }, 'request handler failed');
       try {
-        this.refuse(res, new CometError('COMET_ERR_INTERNAL', 'internal error'));
+        this.responder.refuse(res, refusals.internal());
       } catch {
         // Already answered before the failure: nothing more to say.
       }
@@ -167,12 +154,12 @@ export class HttpFront {
       return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== '', config.uwsBuild));
     }
     if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method);
-    if (this.options.faultInjection && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
-    this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
+    if (this.options.config.faultInjection === 'on' && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
+    this.responder.refuse(res, refusals.noSuchPath(url));
   }
 
   private protocol(res: HttpResponse, req: HttpRequest, method: string): void {
-    if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown());
     switch (method) {
       case 'get':
       case 'head':
@@ -182,7 +169,7 @@ export class HttpFront {
       case 'options':
         return this.responder.preflight(res, req.getHeader('access-control-request-headers'));
       default:
-        return this.refuse(res, new CometError('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed`), ['Allow', ALLOWED_METHODS]);
+        return this.responder.refuse(res, refusals.httpMethod(method), ['Allow', ALLOWED_METHODS]);
     }
   }
 
@@ -193,9 +180,9 @@ export class HttpFront {
     const declared = Number(req.getHeader('content-length') || '0');
     const maxBody = this.options.config.maxBodyBytes;
     if (contentType !== '' && !FORM_TYPES.test(contentType)) {
-      return this.refuse(res, new CometError('COMET_ERR_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be application/x-www-form-urlencoded'));
+      return this.responder.refuse(res, refusals.unsupportedMediaType());
     }
-    if (declared > maxBody) return this.refuse(res, new CometError('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBody} bytes`));
+    if (declared > maxBody) return this.responder.refuse(res, refusals.bodyTooLarge(maxBody));
     const state = { aborted: false, done: false, size: 0, chunks: [] as Buffer[] };
     res.onAborted(() => {
       state.aborted = true;
@@ -205,13 +192,13 @@ export class HttpFront {
       state.size += chunk.byteLength;
       if (state.size > maxBody) {
         state.done = true;
-        return this.refuse(res, new CometError('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBody} bytes`));
+        return this.responder.refuse(res, refusals.bodyTooLarge(maxBody));
       }
       state.chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
       state.done = true;
       const body = state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks);
-      if (!isUtf8(body)) return this.refuse(res, new CometError('COMET_ERR_BAD_ENCODING', 'request body is not valid UTF-8'));
+      if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8());
       this.withParams(res, query, body.toString('utf8'), false);
     });
   }
@@ -222,7 +209,7 @@ export class HttpFront {
       const params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
     } catch (err) {
-      if (err instanceof CometError) return this.refuse(res, err);
+      if (err instanceof CometError) return this.responder.refuse(res, err);
       throw err;
     }
     if (head) return this.responder.head(res, request.callback);
@@ -235,7 +222,7 @@ export class HttpFront {
       metrics.add(SLOT.requestsGet);
       return waitRoom.start(res, request);
     }
-    const pending = new TimeAnswer(this, res, request.callback);
+    const pending = new TimeAnswer(this.responder, res, request.callback);
     if (request.method === 'put') {
       metrics.add(SLOT.requestsPut);
       metrics.add(SLOT.messagesIn);
@@ -249,24 +236,24 @@ export class HttpFront {
   }
 
   private health(res: HttpResponse, head: boolean): void {
-    if (this.closing) return this.refuse(res, new CometError('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown());
     if (head) return this.responder.head(res, undefined);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
   }
 
   private demoFile(res: HttpResponse, url: string, method: string): void {
     if (method !== 'get' && method !== 'head') {
-      return this.refuse(res, new CometError('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed here`), ['Allow', 'GET, HEAD']);
+      return this.responder.refuse(res, refusals.httpMethod(method, ' here'), ['Allow', 'GET, HEAD']);
     }
     if (url === '/demo') return this.responder.file(res, 301, 'text/plain; charset=utf-8', '', method === 'head', ['Location', DEMO_PREFIX]);
     const file = this.demo!.get(url);
-    if (file === undefined) return this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no such path: ${url}`));
+    if (file === undefined) return this.responder.refuse(res, refusals.noSuchPath(url));
     this.responder.file(res, 200, file.contentType, file.body, method === 'head');
   }
 
   private crash(res: HttpResponse, query: string): void {
     const thread = Number(/(?:^|&)thread=(\d+)/.exec(query)?.[1] ?? '0');
-    if (thread >= this.options.config.threads) return this.refuse(res, new CometError('COMET_ERR_NOT_FOUND', `no thread ${thread}`));
+    if (thread >= this.options.config.threads) return this.responder.refuse(res, refusals.noSuchThread(thread));
     this.options.router.crash(thread);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"crashing":${thread}}`);
   }
