@@ -19,7 +19,7 @@
  */
 import t, { type Test } from 'tap';
 import calculateSlot from 'cluster-key-slot';
-import { ownerOf } from '../src/threads/shard.js';
+import { ownerOf } from '../src/threads/router.js';
 import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, startProxy, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';

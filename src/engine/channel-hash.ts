@@ -1,6 +1,6 @@
 /**
  * The one hash of a channel name, shared by the thread sharding policy
- * (threads/shard.ts) and the memory engine's table of evicted channels' last
+ * (threads/router.ts) and the memory engine's table of evicted channels' last
  * times (engine/memory-engine.ts): FNV-1a over UTF-16
  * code units, stable across threads, processes and restarts.
  */

@@ -9,7 +9,6 @@ import type { Config } from '../config/options.js';
 import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
-import { timeAnswer } from '../protocol/answers.js';
 import { CometError, refusals } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
 import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, readParams, utf8Length } from '../protocol/params.js';
@@ -17,7 +16,7 @@ import type { Router, TimeHandler } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
-import { ALLOWED_METHODS, Responder } from '../protocol/respond.js';
+import { ALLOWED_METHODS, type Responder, timeAnswer } from '../protocol/respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from '../uws.js';
 
 export interface FrontEndOptions {

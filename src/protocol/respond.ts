@@ -1,13 +1,30 @@
 /**
- * Every answer this server writes goes through here: status, the headers the
- * contract requires, JSON or JSONP framing, all corked so that the whole
- * answer leaves in one write; and the one refusal policy: how a refusal is
- * written, counted, and whether its connection closes.
+ * Every answer this server writes: its body, and how it is written (status,
+ * the headers the contract requires, JSON or JSONP framing, all corked so
+ * that the whole answer leaves in one write); and the one refusal policy: how
+ * a refusal is written, counted, and whether its connection closes.
+ *
+ * Message bodies arrive here already JSON-encoded (see jsonp.ts
+ * scriptSafeJson), so an answer is concatenation, never a second
+ * serialisation.
  */
 import type { HttpResponse } from '../uws.js';
-import { errorAnswer } from './answers.js';
 import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
+
+export function timeAnswer(time: number): string {
+  return `{"time":${time}}`;
+}
+
+export function messagesAnswer(time: number, bodies: readonly string[], start = 0, end = bodies.length, missed = false): string {
+  let json = `{"time":${time},"messages":[`;
+  for (let i = start; i < end; i++) json += i === start ? bodies[i] : ',' + bodies[i];
+  return missed ? json + '],"missed":true}' : json + ']}';
+}
+
+export function errorAnswer(err: CometError): string {
+  return `{"error":${JSON.stringify(err.message)},"code":"${err.code}"}`;
+}
 
 const STATUS: Record<number, string> = {
   200: '200 OK',

@@ -4,10 +4,18 @@
  * owns go straight to the local Owner; the others are encoded for the mesh,
  * and their replies are matched back by request id.
  */
+import { hashChannel } from '../engine/channel-hash.js';
 import type { CometError } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
 import type { OwnerInbox, ReplyInbox } from './messages.js';
-import { ownerOf } from './shard.js';
+
+/**
+ * The sharding policy: every channel has exactly one owner thread, the only
+ * one that stores its messages and assigns its times.
+ */
+export function ownerOf(channel: string, threads: number): number {
+  return threads === 1 ? 0 : hashChannel(channel) % threads;
+}
 
 /** A put or a sync waiting for its reply. */
 export interface TimeHandler {

@@ -14,11 +14,10 @@
  * at the owner on every message.
  */
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
-import { messagesAnswer } from '../protocol/answers.js';
 import { type CometError, refusals } from '../protocol/errors.js';
 import { wrapJsonp } from '../protocol/jsonp.js';
 import type { GetRequest } from '../protocol/params.js';
-import type { Responder } from '../protocol/respond.js';
+import { messagesAnswer, type Responder } from '../protocol/respond.js';
 import type { NewsInbox } from '../threads/messages.js';
 import type { Router } from '../threads/router.js';
 import type { HttpResponse } from '../uws.js';

@@ -8,7 +8,7 @@ import t from 'tap';
 import { RingBuffer } from '../../src/engine/ring-buffer.js';
 import { nextTime, nowMicros } from '../../src/engine/clock.js';
 import { hashChannel } from '../../src/engine/channel-hash.js';
-import { ownerOf } from '../../src/threads/shard.js';
+import { ownerOf } from '../../src/threads/router.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../../src/engine/memory-engine.js';
 import type { ReadLimits } from '../../src/engine/engine.js';
 

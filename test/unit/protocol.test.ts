@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import { CometError, ERROR_CODE_LIST, ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
 import { MAX_TIME, parseProtocolRequest, readParams, utf8Length, type ParamLimits, type RawParams } from '../../src/protocol/params.js';
 import { isValidCallback, scriptSafeJson, wrapJsonp } from '../../src/protocol/jsonp.js';
-import { errorAnswer, messagesAnswer, timeAnswer } from '../../src/protocol/answers.js';
+import { errorAnswer, messagesAnswer, timeAnswer } from '../../src/protocol/respond.js';
 
 /** Runs `fn` and checks that it throws a CometError with this code and status. */
 function throwsComet(t: Test, fn: () => unknown, code: ErrorCode, status: number, what: string): void {
