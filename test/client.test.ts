@@ -1,7 +1,7 @@
 /**
  * The client library (src/client) against the real server, over real sockets,
  * with the fetch transport (JSONP runs in the browser test). Faults come from
- * a TCP proxy between the client and the server (test/helpers/cluster.ts
+ * a TCP proxy between the client and the server (test/helpers/tcp-proxy.ts
  * startProxy: cut() drops every connection and refuses new ones until heal())
  * and from restarting the server; publishers talk to the server directly, so
  * only the subscription sees the faults. Every wait is bounded.
@@ -18,9 +18,9 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from '../src/client/index.js';
-import { startProxy } from './helpers/cluster.js';
 import { freePort } from './helpers/redis.js';
 import { sleep, startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
+import { startProxy } from './helpers/tcp-proxy.js';
 
 /** Warnings the process emitted: a listener left behind per request shows up as MaxListenersExceededWarning. */
 const warnings: Error[] = [];

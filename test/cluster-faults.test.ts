@@ -14,7 +14,6 @@ import {
   reader,
   redisPastFirstSecond,
   startNode,
-  startProxy,
   STORE_UNAVAILABLE,
   waitGauge,
   waitNumsub,
@@ -23,6 +22,7 @@ import {
 } from './helpers/cluster.js';
 import { checkError, uniq } from './helpers/protocol.js';
 import { redisAvailable, startRedis } from './helpers/redis.js';
+import { startProxy } from './helpers/tcp-proxy.js';
 import { sleep, stillPending, waitFor, within, type CometServer, type GetAnswer } from './helpers/server.js';
 
 const notifyKey = (channel: string) => `comet:{${channel}}:n`;

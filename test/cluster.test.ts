@@ -20,7 +20,8 @@
 import t, { type Test } from 'tap';
 import calculateSlot from 'cluster-key-slot';
 import { ownerOf } from '../src/threads/router.js';
-import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, startProxy, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
+import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
+import { startProxy } from './helpers/tcp-proxy.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
 import { runCli, since, sleep, stillPending, waitFor, within, type CometServer } from './helpers/server.js';

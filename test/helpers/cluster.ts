@@ -4,7 +4,6 @@
  * and the checks every reader's result must pass. Every loop and wait is
  * bounded in count and time.
  */
-import net from 'node:net';
 import type { Test } from 'tap';
 import type { HttpResponse, Params } from './http.js';
 import { strictlyIncreasing } from './protocol.js';
@@ -330,97 +329,4 @@ export function checkCleanPublisher(t: Test, p: PublisherResult): void {
   t.strictSame(p.errors, [], `${p.name}: no errors`);
   t.equal(p.acked.length, p.attempted.length, `${p.name}: every put acknowledged (${p.acked.length})`);
   t.ok(strictlyIncreasing(p.acked.map((a) => a.time)), `${p.name}: its own times increase`);
-}
-
-export interface Proxy {
-  port: number;
-  /** redis://127.0.0.1:PORT */
-  url: string;
-  /** Connections currently forwarded. */
-  readonly connections: number;
-  /** Every connection the proxy received since it started, those closed at once while cut included. */
-  readonly accepted: number;
-  /** A partition: every forwarded connection is cut, and new ones are closed at once, until heal(). */
-  cut(): void;
-  heal(): void;
-}
-
-/**
- * A TCP proxy to 127.0.0.1:target, for faults between one node and Redis
- * only: cut() partitions that node from Redis while the others keep working.
- * `delayMs` holds each new connection that long before connecting it (a slow
- * network). Closed at the end of `t`. It forwards any TCP protocol: the
- * client tests put it between the client library and a server (HTTP), and
- * count the connection attempts of a client backing off with `accepted`.
- */
-export async function startProxy(t: Test, target: number, { delayMs = 0 } = {}): Promise<Proxy> {
-  const pairs = new Set<[net.Socket, net.Socket | undefined]>();
-  let down = false;
-  let accepted = 0;
-  const server = net.createServer((client) => {
-    accepted++;
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const pair: [net.Socket, net.Socket | undefined] = [client, undefined];
-    pairs.add(pair);
-    const close = (): void => {
-      pairs.delete(pair);
-      client.destroy();
-      pair[1]?.destroy();
-    };
-    client.on('error', close);
-    client.on('close', close);
-    client.pause();
-    const open = (): void => {
-      if (down || client.destroyed) return close();
-      const upstream = net.connect({ host: '127.0.0.1', port: target });
-      pair[1] = upstream;
-      upstream.on('error', close);
-      upstream.on('close', close);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.resume();
-    };
-    if (delayMs > 0) setTimeout(open, delayMs);
-    else open();
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  const cutAll = (): void => {
-    for (const [a, b] of [...pairs]) {
-      a.destroy();
-      b?.destroy();
-    }
-    pairs.clear();
-  };
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        cutAll();
-        server.close(() => resolve());
-        setTimeout(resolve, 2000).unref();
-      }),
-  );
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    get connections() {
-      return pairs.size;
-    },
-    get accepted() {
-      return accepted;
-    },
-    cut() {
-      down = true;
-      cutAll();
-    },
-    heal() {
-      down = false;
-    },
-  };
 }
