@@ -334,8 +334,11 @@ t.test('shard: ownerOf spreads random-looking ids over 4 threads too', async (t)
 
 // ---- MemoryEngine -----------------------------------------------------------
 /*
- * MemoryEngine: times, reads, `missed`, buffer limits, eviction, watchers and
- * the memory budget. Most tests start the engine "in the future" (startTime
+ * MemoryEngine: what it promises beyond the Engine contract, which
+ * test/engine-contract.test.ts checks of every engine (times, reads, caps,
+ * `missed`, buffer limits, TTL, watchers, stats, close): its start time,
+ * exact eviction bookkeeping, watched channels outliving their TTL, and the
+ * memory budget. Most tests start the engine "in the future" (startTime
  * ahead of the clock) so that message times are exactly startTime + 1, + 2, ...
  * and every assertion on times is deterministic.
  */
@@ -371,21 +374,6 @@ async function appendAll(e: MemoryEngine, channel: string, bodies: string[]): Pr
 
 const json = (text: string) => JSON.stringify(text);
 
-t.test('MemoryEngine: append: times are strictly increasing per channel and above the start time', async (t) => {
-  const startTime = nowMicros();
-  const e = engine({ startTime });
-  const last = new Map<string, number>();
-  let bad = 0;
-  for (let i = 0; i < 600; i++) {
-    const channel = `c${i % 3}`;
-    const time = await e.append(channel, json(`m${i}`));
-    if (!Number.isSafeInteger(time) || !(time > (last.get(channel) ?? startTime))) bad++;
-    last.set(channel, time);
-  }
-  t.equal(bad, 0);
-  t.ok(last.get('c0')! < nowMicros() + 1_000_000, 'times stay close to the clock');
-});
-
 t.test('MemoryEngine: append: a start time ahead of the clock is respected (the server knows nothing before it)', async (t) => {
   const startTime = futureStart();
   const e = engine({ startTime });
@@ -394,100 +382,15 @@ t.test('MemoryEngine: append: a start time ahead of the clock is respected (the 
   t.equal(await e.append('b', '1'), startTime + 1, 'each channel counts from the floor');
 });
 
-t.test('MemoryEngine: read since -1: the current time and no messages', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime });
-  t.same(await e.read('fresh', -1, ALL), { time: startTime, bodies: [], missed: false });
-  const times = await appendAll(e, 'a', ['"x"', '"y"']);
-  t.same(await e.read('a', -1, ALL), { time: times[1], bodies: [], missed: false });
-});
-
-t.test('MemoryEngine: read since a time: newer messages, oldest first', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime });
-  const bodies = ['"m1"', '"m2"', '"m3"', '"m4"', '"m5"'];
-  const times = await appendAll(e, 'a', bodies);
-  t.same(await e.read('a', startTime, ALL), { time: times[4], bodies, missed: false }, 'all since the start');
-  t.same(await e.read('a', times[1]!, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'after the 2nd');
-  t.same(await e.read('a', times[1]! + 0.5, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'between times');
-  t.same(await e.read('a', times[3]!, ALL), { time: times[4], bodies: ['"m5"'], missed: false }, 'after the 4th');
-  t.same(await e.read('a', times[4]!, ALL), { time: times[4], bodies: [], missed: false }, 'nothing newer');
-  const ahead = times[4]! + 1000;
-  t.same(await e.read('a', ahead, ALL), { time: ahead, bodies: [], missed: false }, 'a cursor ahead: time never below since');
-  t.same(await e.read('other', startTime + 5, ALL), { time: startTime + 5, bodies: [], missed: false });
-});
-
-t.test('MemoryEngine: read: capped by maxMessages, resumable from the returned time', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime });
-  const bodies = Array.from({ length: 10 }, (_, i) => json(`m${i}`));
-  const times = await appendAll(e, 'a', bodies);
-  const first = await e.read('a', startTime, { maxMessages: 3, maxBytes: 1e9 });
-  t.same(first, { time: times[2], bodies: bodies.slice(0, 3), missed: false });
-  const collected = [...first.bodies];
-  let cursor = first.time;
-  for (let round = 0; round < 10 && cursor < times[9]!; round++) {
-    const next = await e.read('a', cursor, { maxMessages: 3, maxBytes: 1e9 });
-    t.ok(next.bodies.length >= 1 && next.bodies.length <= 3);
-    collected.push(...next.bodies);
-    cursor = next.time;
-  }
-  t.same(collected, bodies, 'paging gives every message exactly once');
-  t.equal(cursor, times[9]);
-});
-
-t.test('MemoryEngine: read: capped by maxBytes, but at least one message', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime });
-  const bodies = ['"12345678"', '"abcdefgh"', '"ABCDEFGH"', '"zzzzzzzz"']; // 10 characters each
-  const times = await appendAll(e, 'a', bodies);
-  t.same(await e.read('a', startTime, { maxMessages: 100, maxBytes: 20 }), { time: times[1], bodies: bodies.slice(0, 2), missed: false }, 'exactly 20 bytes fit');
-  t.same(await e.read('a', startTime, { maxMessages: 100, maxBytes: 29 }), { time: times[1], bodies: bodies.slice(0, 2), missed: false }, '29 bytes: still two');
-  t.same(await e.read('a', startTime, { maxMessages: 100, maxBytes: 30 }), { time: times[2], bodies: bodies.slice(0, 3), missed: false });
-  t.same(await e.read('a', startTime, { maxMessages: 100, maxBytes: 1 }), { time: times[0], bodies: bodies.slice(0, 1), missed: false }, 'one message even when larger than maxBytes');
-  t.same(await e.read('a', times[2]!, { maxMessages: 100, maxBytes: 1 }), { time: times[3], bodies: bodies.slice(3), missed: false });
-  t.same(await e.read('a', startTime, { maxMessages: 1, maxBytes: 1e9 }), { time: times[0], bodies: bodies.slice(0, 1), missed: false });
-});
-
-t.test('MemoryEngine: missed: a cursor from before the server started', async (t) => {
+t.test('MemoryEngine: missed: the history vouched for begins exactly at the start time', async (t) => {
   const startTime = futureStart();
   const e = engine({ startTime });
   t.same(await e.read('fresh', startTime - 1, ALL), { time: startTime, bodies: [], missed: true });
-  t.same(await e.read('fresh', 0, ALL), { time: startTime, bodies: [], missed: true });
   t.same(await e.read('fresh', startTime, ALL), { time: startTime, bodies: [], missed: false }, 'the start time itself is vouched for');
-  const times = await appendAll(e, 'a', ['"x"']);
-  t.same(await e.read('a', 12345, ALL), { time: times[0], bodies: ['"x"'], missed: true }, 'messages are still returned');
 });
 
-t.test('MemoryEngine: missed: messages dropped from a full buffer (bufferSize 3, 5 appended)', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime, bufferSize: 3 });
-  const bodies = ['"m1"', '"m2"', '"m3"', '"m4"', '"m5"'];
-  const times = await appendAll(e, 'a', bodies);
-  t.same(times, [1, 2, 3, 4, 5].map((i) => startTime + i));
-  t.same(await e.read('a', startTime, ALL), { time: times[4], bodies: bodies.slice(2), missed: true }, 'from before the first: missed, last 3');
-  t.same(await e.read('a', times[0]!, ALL), { time: times[4], bodies: bodies.slice(2), missed: true }, 'from the 1st: m2 is lost');
-  t.same(await e.read('a', times[1]!, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'from the 2nd: nothing newer was lost');
-  t.same(await e.read('a', times[2]!, ALL), { time: times[4], bodies: bodies.slice(3), missed: false });
-  t.same(await e.read('a', times[4]!, ALL), { time: times[4], bodies: [], missed: false });
-  t.equal(e.stats().messages, 3);
-  t.equal(await e.currentTime('a'), times[4], 'dropping does not change the current time');
-});
-
-t.test('MemoryEngine: missed: messages dropped past bufferBytes; a single large message is kept', async (t) => {
-  const startTime = futureStart();
-  const e = engine({ startTime, bufferBytes: 25 });
-  const bodies = ['"12345678"', '"abcdefgh"', '"ABCDEFGH"']; // 10 characters each
-  const times = await appendAll(e, 'a', bodies);
-  t.same(await e.read('a', startTime, ALL), { time: times[2], bodies: bodies.slice(1), missed: true });
-  t.same(await e.read('a', times[0]!, ALL), { time: times[2], bodies: bodies.slice(1), missed: false });
-  const big = json('x'.repeat(100));
-  const bigTime = await e.append('a', big);
-  t.same(await e.read('a', times[2]!, ALL), { time: bigTime, bodies: [big], missed: false }, 'larger than bufferBytes, kept alone');
-  t.equal(e.stats().messages, 1);
-});
-
-t.test('MemoryEngine: eviction: an idle unwatched channel is evicted by sweep and remembered', async (t) => {
+// Redis cannot tell a cursor at an expired channel's last message from an older one, and reports both missed.
+t.test('MemoryEngine: eviction: an evicted channel is accounted for, and its last time remembered exactly', async (t) => {
   const startTime = futureStart();
   const e = engine({ startTime });
   const times = await appendAll(e, 'room', ['"a"', '"b"', '"c"']);
@@ -498,12 +401,10 @@ t.test('MemoryEngine: eviction: an idle unwatched channel is evicted by sweep an
   e.sweep(farFuture());
   t.same(e.stats(), { channels: 0, messages: 0, bytes: 0, subscriptions: 0, up: true }, 'everything evicted and accounted for');
 
-  t.same(await e.read('room', times[0]!, ALL), { time: times[2], bodies: [], missed: true }, 'an old cursor sees missed');
   t.equal(await e.currentTime('room'), times[2], 'the current time survives eviction');
   t.same(await e.read('room', times[2]!, ALL), { time: times[2], bodies: [], missed: false }, 'the last cursor lost nothing');
   const next = await e.append('room', '"d"');
-  t.equal(next, times[2]! + 1, 'new times continue above the evicted ones');
-  t.same(await e.read('room', times[1]!, ALL), { time: next, bodies: ['"d"'], missed: true });
+  t.equal(next, times[2]! + 1, 'new times continue just above the evicted ones');
   t.same(await e.read('room', times[2]!, ALL), { time: next, bodies: ['"d"'], missed: false });
 });
 
@@ -517,6 +418,7 @@ t.test('MemoryEngine: eviction: only channels idle past the TTL go', async (t) =
   t.equal(e.stats().channels, 0, 'evicted after it');
 });
 
+// Not in the contract suite although engine.ts promises it of every engine: Redis expires a watched channel's keys too (README, Cluster mode, `missed`).
 t.test('MemoryEngine: eviction: watched channels are never evicted', async (t) => {
   const startTime = futureStart();
   const e = engine({ startTime });
@@ -531,27 +433,8 @@ t.test('MemoryEngine: eviction: watched channels are never evicted', async (t) =
   e.unwatch('idle-watched');
   e.sweep(farFuture());
   t.equal(e.stats().channels, 0, 'evicted once unwatched');
-  e.unwatch('never-seen'); // no throw, creates nothing
-  t.equal(e.stats().channels, 0);
-});
-
-t.test('MemoryEngine: listener: called for appends on watched channels only, with the stored time', async (t) => {
-  const e = engine();
-  const calls: Array<[string, number, string]> = [];
-  e.setListener((channel, time, body) => calls.push([channel, time, body]));
-  await e.append('w', '"before watch"');
-  t.same(calls, [], 'not watched yet');
-  await e.watch('w');
-  const t1 = await e.append('w', '"one"');
-  await e.append('u', '"unwatched"');
-  const t2 = await e.append('w', '"two"');
-  t.same(calls, [
-    ['w', t1, '"one"'],
-    ['w', t2, '"two"'],
-  ]);
-  e.unwatch('w');
-  await e.append('w', '"after unwatch"');
-  t.equal(calls.length, 2, 'not called after unwatch');
+  e.unwatch('never-seen');
+  t.equal(e.stats().channels, 0, 'unwatching a channel never seen creates none');
 });
 
 t.test('MemoryEngine: memory budget: the least recently written channel loses its oldest message first', async (t) => {
@@ -629,43 +512,4 @@ t.test('MemoryEngine: regression: a flood of sync/get on new channel ids used to
   for (let i = 0; i < 1000; i++) await e.read(`get-${i}`, -1, ALL);
   t.ok(e.stats().bytes <= budget, `${e.stats().bytes} bytes accounted with a budget of ${budget}`);
   t.ok(e.stats().channels < 2000, `${e.stats().channels} empty channels held`);
-});
-
-t.test('MemoryEngine: currentTime: every later append gets a greater time', async (t) => {
-  const e = engine({ bufferSize: 2 });
-  let bad = 0;
-  for (let i = 0; i < 300; i++) {
-    const channel = `c${i % 4}`;
-    const current = await e.currentTime(channel);
-    const time = await e.append(channel, '"x"');
-    if (!(time > current)) bad++;
-    if ((await e.currentTime(channel)) !== time) bad++;
-    const read = await e.read(channel, -1, ALL);
-    if (read.time !== time) bad++;
-  }
-  t.equal(bad, 0);
-  const fresh = await e.currentTime('fresh');
-  t.ok((await e.append('fresh', '"1"')) > fresh);
-});
-
-t.test('MemoryEngine: currentTime: a sync cursor sees exactly the later messages', async (t) => {
-  const e = engine({ startTime: futureStart() });
-  await appendAll(e, 'a', ['"old1"', '"old2"']);
-  const cursor = await e.currentTime('a');
-  await appendAll(e, 'a', ['"new1"', '"new2"']);
-  const read = await e.read('a', cursor, ALL);
-  t.same(read.bodies, ['"new1"', '"new2"']);
-  t.equal(read.missed, false);
-});
-
-t.test('MemoryEngine: stats and close', async (t) => {
-  const e = engine();
-  await appendAll(e, 'a', ['"1"', '"2"']);
-  await e.append('b', '"3"');
-  const stats = e.stats();
-  t.equal(stats.channels, 2);
-  t.equal(stats.messages, 3);
-  t.ok(stats.bytes >= 9, 'bytes count at least the bodies');
-  await e.close();
-  t.equal(e.stats().channels, 0);
 });
