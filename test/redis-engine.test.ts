@@ -3,9 +3,9 @@
  * Engine contract (test/engine-contract.test.ts runs that against it, on one
  * Redis and on a Redis Cluster): what the Lua scripts leave in Redis, its
  * first second, restarts that lose the data, delivery to watchers on another
- * engine (another node), the read-back after an interrupted subscription,
- * and failure while Redis is down. The black-box tests of whole nodes are in
- * cluster*.test.ts.
+ * engine (another node), the read-back after an interrupted subscription and
+ * the gap when that is impossible, and failure while Redis is down. The
+ * black-box tests of whole nodes are in cluster*.test.ts.
  */
 import t, { type Test } from 'tap';
 import { StoreFailure } from '../src/engine/engine.js';
@@ -147,6 +147,28 @@ if (redisAvailable(t)) {
     await new Promise((resolve) => setTimeout(resolve, 200));
     t.same(got, sent, 'every message once, in order');
     t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'test:{cut}:n'), 'test:{cut}:n\n1', 'subscribed again, once');
+  });
+
+  t.test('a watched channel whose messages a Redis restart lost: the gap is reported, once the subscription is back', async (t) => {
+    const redis = await startRedis(t);
+    const a = engine(t, redis);
+    const b = engine(t, redis);
+    await Promise.all([ready(a), ready(b)]);
+    await redisPastFirstSecond(redis); // a restart after less than a second of life cannot be told from none (scripts.ts)
+    const got: string[] = [];
+    const gaps: string[] = [];
+    b.setListener((_channel, _time, body) => got.push(body), (channel) => gaps.push(channel));
+    await b.watch('gap');
+    await a.append('gap', '"before"');
+    await waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'the message before the restart' });
+    await redis.kill();
+    await redis.restart();
+    await waitFor(() => gaps.length > 0, { timeoutMs: 10_000, what: 'the gap reported' });
+    await ready(a);
+    await a.append('gap', '"after"');
+    await waitFor(() => got.length === 2, { timeoutMs: 5000, what: 'the message after the restart' });
+    t.same(got, ['"before"', '"after"'], 'delivery goes on');
+    t.same(gaps, ['gap'], 'the gap reported once');
   });
 
   t.test('Redis down: every operation fails at once as unavailable, saying why; then recovers by itself', async (t) => {
