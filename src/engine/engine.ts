@@ -15,7 +15,9 @@
  *   older than what this store has known since it started).
  * - After watch(c) resolves, every message appended to c is passed to the
  *   listener, in time order, until unwatch(c), or, where messages were lost
- *   meanwhile, the gap is reported. A watched channel is never evicted.
+ *   meanwhile, the gap is reported. A watched channel is never evicted from
+ *   memory; in a shared store (Redis) its keys still expire after the channel
+ *   TTL without a write, as every channel's do.
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
  * serialises each message exactly once.
