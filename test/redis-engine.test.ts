@@ -8,8 +8,7 @@
  * black-box tests of whole nodes are in cluster*.test.ts.
  */
 import t, { type Test } from 'tap';
-import { StoreFailure } from '../src/engine/engine.js';
-import type { ReadLimits } from '../src/engine/engine.js';
+import { type ReadLimits, StoreFailure } from '../src/engine/engine.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-engine.js';
 import { redisPastFirstSecond } from './helpers/cluster.js';
 import { redisAvailable, type RedisServer, startRedis } from './helpers/redis.js';
