@@ -67,14 +67,21 @@ class Link {
    * in place. A sharded subscription can fail alone (its slot moved away
    * meanwhile: the slot map's next reading moves it); the others are
    * reported regardless, or nothing would be read back for them. If the
-   * connection dropped again, its next 'ready' restores them all.
+   * connection dropped again, its next 'ready' restores them all; if it did
+   * not (the SUBSCRIBE timed out, say), nothing else would: try again.
    */
-  private restore(): void {
+  private restore(attempt = 1): void {
     const notifies = [...this.notifies];
     if (notifies.length === 0) return;
     const settled = this.sharded
       ? Promise.allSettled(notifies.map((n) => this.conn.ssubscribe(n))).then((results) => notifies.filter((_, i) => results[i]!.status === 'fulfilled'))
-      : this.conn.subscribe(...notifies).then(() => notifies, () => []);
+      : this.conn.subscribe(...notifies).then(
+          () => notifies,
+          () => {
+            if (this.conn.status === 'ready') setTimeout(() => this.restore(attempt + 1), backoff(attempt)).unref();
+            return [];
+          },
+        );
     settled.then((restored) => {
       const current = restored.filter((n) => this.notifies.has(n));
       if (current.length > 0) this.events.resubscribed(current);
