@@ -467,9 +467,6 @@ function scenarioSection(results, scenario, chartLinks) {
   return out;
 }
 
-/** The report's sections and their tables, for reading a report back (./readback.js). */
-export { SCENARIOS as SECTIONS };
-
 // ---- charts -----------------------------------------------------------------------
 
 /** The target's colour: its kind's, shaded by its place among the targets of that kind. */
