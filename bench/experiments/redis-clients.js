@@ -75,5 +75,5 @@ try {
       '\n',
   );
 } finally {
-  await redis.kill();
+  await redis.destroy();
 }

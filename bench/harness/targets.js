@@ -22,7 +22,7 @@
 // of Redis and of a second node alone, with no thread count in between.
 
 import fs from 'node:fs';
-import { findRedisServer, startRedisServer } from '../lib/redis.js';
+import { findBinary, startRedisServer } from '../lib/redis.js';
 import { startTarget as startNodeTarget } from '../lib/server.js';
 import { findNchanModule, findNginx, startNchan } from '../targets/nchan/start.js';
 import { pin } from './cpu.js';
@@ -59,12 +59,14 @@ export function describeTarget(id, external = {}) {
 /** Why a target cannot run on this machine, or null. */
 export function missingFor(id) {
   if (/^nchan-/.test(id) && (!findNginx() || !findNchanModule())) return 'nginx with Nchan is not installed (apt-get install -y nginx libnginx-mod-nchan)';
-  if (/^(redis|cluster)-/.test(id) && !findRedisServer()) return 'redis-server is not installed (apt-get install -y redis-server)';
+  if (/^(redis|cluster)-/.test(id) && !findBinary('redis-server')) return 'redis-server is not installed (apt-get install -y redis-server)';
   return null;
 }
 
 // the server caps a get's wait at --poll-timeout (30 s by default): let the harness's 60 s stand
 const SERVER_OPTIONS = { maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120'] };
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5000;
 
 /**
  * Resolves once the node at url answers a sync with 200: a node says
@@ -94,16 +96,21 @@ async function untilServing(url, maxMs = 15_000) {
  */
 async function startClusterTarget(d) {
   const redis = await startRedisServer();
+  /** @type {import('../lib/server.js').ServerProcess[]} */
   const servers = [];
+  /** @type {Promise<number>[]} */
+  const ready = [];
   const stopAll = async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-    await redis.stop();
+    await Promise.all(servers.map((s) => s.stop('SIGTERM', STOP_TIMEOUT_MS)));
+    await redis.destroy();
   };
   try {
     for (let i = 0; i < d.nodes; i++) {
-      servers.push(startNodeTarget({ target: 'server', threads: d.threads, ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] }));
+      const s = startNodeTarget({ target: 'server', threads: d.threads, ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] });
+      servers.push(s);
+      ready.push(s.waitListening(START_TIMEOUT_MS));
     }
-    const ports = await Promise.all(servers.map((s) => s.ready));
+    const ports = await Promise.all(ready);
     const urls = ports.map((p) => `http://127.0.0.1:${p}/`);
     await Promise.all(urls.map((u) => untilServing(u)));
     return {
@@ -115,12 +122,12 @@ async function startClusterTarget(d) {
       stop: stopAll,
       kill: () => {
         for (const s of servers) s.proc.kill('SIGKILL');
-        redis.kill();
+        redis.destroy();
       },
       log: () => [...servers.map((s, i) => `[node ${i + 1}]\n${s.logTail()}`), `[redis-server]\n${redis.logTail()}`].join('\n'),
     };
   } catch (err) {
-    await Promise.all(servers.map((s) => s.ready.catch(() => {})));
+    await Promise.all(ready.map((r) => r.catch(() => {})));
     await stopAll();
     throw err;
   }
@@ -148,8 +155,15 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
         ? { target: 'raw' }
         : { target: 'server', threads: d.threads, ...SERVER_OPTIONS },
     );
-    const port = await s.ready;
-    handle = { ...d, url: `http://127.0.0.1:${port}/`, pids: () => [s.pid], stop: s.stop, kill: () => s.proc.kill('SIGKILL'), log: s.logTail };
+    const port = await s.waitListening(START_TIMEOUT_MS);
+    handle = {
+      ...d,
+      url: `http://127.0.0.1:${port}/`,
+      pids: () => [s.pid],
+      stop: async () => void (await s.stop('SIGTERM', STOP_TIMEOUT_MS)),
+      kill: () => s.proc.kill('SIGKILL'),
+      log: () => s.logTail(),
+    };
   }
   handle.urls ??= [handle.url];
   handle.parts ??= () => ({});
