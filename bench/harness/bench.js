@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { progress } from '../lib/common.js';
-import { renderReport, writeCharts } from '../report/markdown.js';
+import { writeCharts } from '../report/charts.js';
+import { renderReport } from '../report/markdown.js';
 import { finishMeta, startMeta } from './meta.js';
 import { describe, plan, runPlan } from './runner.js';
 import { settingsFrom } from './settings.js';
@@ -67,7 +68,7 @@ export function mergeResults(base, fresh) {
   const freshKeys = new Map(fresh.entries.map((e) => [entryKey(e), e]));
   const previous = base.meta?.merges ?? [];
   const index = previous.length;
-  const { startedAt: _started, merges: _nested, readBack: _readBack, ...freshMeta } = fresh.meta ?? {};
+  const { startedAt: _started, merges: _nested, ...freshMeta } = fresh.meta ?? {};
   const merges = [...previous, { ...freshMeta, rows: fresh.entries.map(describe) }];
   const tag = (e) => ({ ...e, merge: index });
   const entries = base.entries.map((e) => (freshKeys.has(entryKey(e)) ? tag(freshKeys.get(entryKey(e))) : e));

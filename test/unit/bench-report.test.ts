@@ -1,12 +1,15 @@
 /**
  * The benchmark report generator: SVG charts (bench/report/svg.js) and
- * BENCHMARKS.md with its performance-target verdicts (bench/report/markdown.js).
+ * BENCHMARKS.md (bench/report/markdown.js) with its performance-target verdicts
+ * (bench/report/verdicts.js), tables and charts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { barChart, compact, kindColour } from '../../bench/report/svg.js';
-import { assessTargets, renderReport, writeCharts } from '../../bench/report/markdown.js';
+import { writeCharts } from '../../bench/report/charts.js';
+import { renderReport } from '../../bench/report/markdown.js';
+import { assessTargets } from '../../bench/report/verdicts.js';
 
 type Run = Record<string, number | string>;
 type Entry = { scenario: string; target: string; runs: Run[]; case?: string; waiters?: number; threads?: number };
