@@ -104,8 +104,8 @@ function targetChart(keyOf, label, field) {
   };
 }
 
-/** @param {GroupKey} w */
-const waitersLabel = (w) => `${fmtInt(w)} waiters`;
+/** @param {GroupKey} w a waiter count */
+const waitersLabel = (w) => `${fmtInt(/** @type {number} */ (w))} waiters`;
 
 /** @type {Chart['data']} */
 function fanoutBars(results, es) {

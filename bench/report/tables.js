@@ -87,7 +87,7 @@ const VERSUS_IN_MEMORY = [
 /** @type {IdColumn} */
 const byCase = { head: 'case', value: (e) => e.case, key: 'case' };
 /** @type {IdColumn} */
-const byWaiters = { head: 'waiters', value: (e) => fmtInt(e.waiters), key: 'waiters' };
+const byWaiters = { head: 'waiters', value: (e) => fmtInt(/** @type {number} */ (e.waiters)), key: 'waiters' };
 /** @type {IdColumn} */
 const byThreads = { head: 'threads', value: (e) => String(e.threads), key: 'threads' };
 

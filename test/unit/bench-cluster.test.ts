@@ -16,15 +16,7 @@ import { SCENARIOS, describe as describeUnit, plan } from '../../bench/harness/r
 import { parseOptions, settingsFrom } from '../../bench/harness/settings.js';
 import { entryKey, mergeResults } from '../../bench/harness/bench.js';
 import { renderReport } from '../../bench/report/markdown.js';
-
-type Run = Record<string, number | string>;
-type Entry = { scenario: string; target: string; runs: Run[]; case?: string; waiters?: number; threads?: number; merge?: number };
-type Results = {
-  meta: Record<string, any>;
-  targets: Array<Record<string, unknown>>;
-  entries: Entry[];
-  failures: Array<{ what: string; message: string; merge?: number }>;
-};
+import type { Entry, Results } from '../../bench/harness/types.js';
 
 const FIXTURE: Results = JSON.parse(fs.readFileSync(new URL('../fixtures/bench-results.json', import.meta.url), 'utf8'));
 

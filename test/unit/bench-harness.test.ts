@@ -18,9 +18,7 @@ import { describeTarget } from '../../bench/harness/targets.js';
 import { evaluate, loadChecks } from '../../bench/harness/gate.js';
 import { boundBy, messageWith } from '../../bench/harness/scenarios/context.js';
 import { quantile as exactQuantile } from '../../bench/harness/scenarios/fanout.js';
-
-type Req = { method?: string; path: string; headers?: Record<string, string>; body?: string };
-type Res = { status: number; headers: Record<string, string>; body: string };
+import type { Request as Req, Response as Res } from '../../bench/harness/types.js';
 
 /** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
 function random(seed: number): () => number {

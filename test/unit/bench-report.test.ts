@@ -10,11 +10,8 @@ import { barChart, compact, kindColour } from '../../bench/report/svg.js';
 import { writeCharts } from '../../bench/report/charts.js';
 import { renderReport } from '../../bench/report/markdown.js';
 import { assessTargets } from '../../bench/report/verdicts.js';
-
-type Run = Record<string, number | string>;
-type Entry = { scenario: string; target: string; runs: Run[]; case?: string; waiters?: number; threads?: number };
-type Results = { meta: Record<string, unknown>; targets: Array<Record<string, unknown>>; entries: Entry[]; failures: Array<{ what: string; message: string }> };
-type Assessment = { target: string; figures: string; verdict: string; why?: string };
+import type { Entry, Results } from '../../bench/harness/types.js';
+import type { Assessment } from '../../bench/report/verdicts.js';
 
 const FIXTURE: Results = JSON.parse(fs.readFileSync(new URL('../fixtures/bench-results.json', import.meta.url), 'utf8'));
 
