@@ -22,6 +22,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 
 try {
   const o = parseOptions(process.argv.slice(2), COMMAND);
+  /** @type {import('./harness/types.js').Results} */
   let results;
   if (o.fromJson) {
     results = JSON.parse(fs.readFileSync(o.fromJson, 'utf8'));
@@ -42,6 +43,6 @@ try {
     process.exitCode = 1;
   }
 } catch (err) {
-  process.stderr.write(`${COMMAND}: ${err.message}\n`);
+  process.stderr.write(`${COMMAND}: ${/** @type {Error} */ (err).message}\n`);
   process.exit(2);
 }

@@ -26,6 +26,7 @@ try {
   const results = await measure(o, `${COMMAND}${short ? ' -- --short' : ''}`);
   writeJson(o.json, results);
   const verdicts = evaluate(results, checks);
+  /** @param {number} x */
   const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
   process.stdout.write(
     markdownTable(
@@ -40,6 +41,6 @@ try {
   }
   progress('gate passed');
 } catch (err) {
-  process.stderr.write(`${COMMAND}: ${err.message}\n`);
+  process.stderr.write(`${COMMAND}: ${/** @type {Error} */ (err).message}\n`);
   process.exit(2);
 }

@@ -23,11 +23,15 @@ import { serverMain } from './lib/server.js';
 
 const COMMAND = 'npm run bench:uws-builds';
 
-/** The server's own verdict: `--help` loads the build first and exits 0 only when it loaded. */
+/**
+ * The server's own verdict: `--help` loads the build first and exits 0 only when it loaded.
+ * @param {string} pin
+ */
 function loadsHere(pin) {
   return spawnSync(process.execPath, [serverMain, '--uws-build', pin, '--help'], { stdio: 'ignore' }).status === 0;
 }
 
+/** @param {string} name @param {string} fallback */
 function option(name, fallback) {
   const at = process.argv.indexOf(`--${name}`);
   return at > 0 ? process.argv[at + 1] : fallback;
@@ -40,8 +44,10 @@ try {
   if (pins.length === 0) throw new Error('no shipped uWebSockets.js build loads here');
   progress(`Node ${process.version}: builds ${pins.join(', ')}; ${rounds} rounds`);
   const checks = loadChecks();
-  /** build -> check name -> [{comet, ceiling, ratio}] */
+  /** @type {Map<string, Map<string, import('./harness/gate.js').Verdict[]>>} build -> check name -> its verdicts */
   const figures = new Map(pins.map((p) => [p, new Map(checks.map((c) => [c.name, []]))]));
+  /** @param {string} pin @param {string} check */
+  const verdictsOf = (pin, check) => /** @type {import('./harness/gate.js').Verdict[]} */ (figures.get(pin)?.get(check));
   for (let round = 1; round <= rounds; round++) {
     for (const pin of round % 2 ? pins : [...pins].reverse()) {
       process.env.COMET_UWS_BUILD = pin;
@@ -50,14 +56,15 @@ try {
       const o = parseOptions([...gateArguments(checks, short), '--runs', '1', '--json', json], COMMAND);
       const results = await measure(o, `${COMMAND} (uWebSockets.js ${pin}, round ${round})`);
       writeJson(json, results);
-      for (const v of evaluate(results, checks)) figures.get(pin).get(v.check.name).push(v);
+      for (const v of evaluate(results, checks)) verdictsOf(pin, v.check.name).push(v);
     }
   }
+  /** @param {number} x */
   const fmt = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
   const rows = checks.map((check) => [
     check.name,
     ...pins.flatMap((pin) => {
-      const vs = figures.get(pin).get(check.name);
+      const vs = verdictsOf(pin, check.name);
       return [fmt(median(vs.map((v) => v.comet))), fmt(median(vs.map((v) => v.ceiling))), fmt(median(vs.map((v) => v.ratio)))];
     }),
   ]);
@@ -65,6 +72,6 @@ try {
   process.stdout.write(`Node ${process.version}, ${rounds} rounds${short ? ' of 2 s loads' : ''}; ratio: higher is better for comet-server\n\n`);
   process.stdout.write(markdownTable(headers, rows) + '\n');
 } catch (err) {
-  process.stderr.write(`${COMMAND}: ${err.message}\n`);
+  process.stderr.write(`${COMMAND}: ${/** @type {Error} */ (err).message}\n`);
   process.exit(2);
 }

@@ -4,7 +4,7 @@
  * own, through put-many and fan-out at tiny sizes; and the cluster scenario
  * merged into a kept results file and rendered. Asserts on the results JSON
  * (the rows, Redis's CPU counted), and that no redis-server or node process
- * of the command outlives it; and bench/redis-clients.js, the client
+ * of the command outlives it; and bench/experiments/redis-clients.js, the client
  * comparison, at a tiny size. Skipped without redis-server (failed under CI).
  * Everything it writes goes to a tap testdir. The pure parts are in
  * test/unit/bench-cluster.test.ts.
@@ -118,9 +118,9 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
   await checkNothingLeft(t, r, 2);
 });
 
-t.test('bench/redis-clients.js compares the two clients on a redis-server of its own', { timeout: 60_000 }, async (t) => {
+t.test('bench/experiments/redis-clients.js compares the two clients on a redis-server of its own', { timeout: 60_000 }, async (t) => {
   if (!redisAvailable(t)) return;
-  const r = await runNode(path.join(ROOT, 'bench', 'redis-clients.js'), ['--calls', '2000', '--in-flight', '20', '--runs', '1'], { timeoutMs: 50_000 });
+  const r = await runNode(path.join(ROOT, 'bench', 'experiments', 'redis-clients.js'), ['--calls', '2000', '--in-flight', '20', '--runs', '1'], { timeoutMs: 50_000 });
   t.equal(r.code, 0, 'exit code 0', diag(r));
   for (const client of ['ioredis', 'node-redis']) {
     const row = new RegExp(`^\\| ${client} \\| (\\d+\\.\\d+) \\| ([\\d,]+) \\|$`, 'm').exec(r.stdout);

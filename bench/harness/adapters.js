@@ -4,32 +4,33 @@
 // Nchan, or any server a user describes in a small module of their own
 // (`--adapter ./my-adapter.js`, see bench/README.md).
 //
-// An adapter module's default export is a function (url: URL) => Adapter:
-//   put(channel, message)      -> Request    publish one message
-//   sync(channel)              -> Request    the channel's current position
-//   get(channel, cursor)       -> Request    a long-poll; cursor null = wait for the next message
-//   buffered(channel, call)    -> Promise<Request>
-//                                 a get the server answers at once from its buffer
-//                                 (call(req) sends a request and resolves the Response)
-//   readPut(res)               -> { ok: boolean }
-//   readGet(res)               -> { ok: boolean, messages: string[], cursor, timedOut: boolean }
-//   waiting?: { path, read(body) -> number }  where the server counts waiting gets
-// Requests and Responses are those of ./http1.js. Cursors are opaque to the harness.
+// An adapter module's default export is a function (url: URL) => Adapter; the
+// contract is the Adapter type of ./types.d.ts (and bench/README.md, "Adapters").
+// Cursors are opaque to the harness.
+
+/**
+ * @typedef {import('./types.js').Adapter} Adapter
+ * @typedef {import('./types.js').AdapterFactory} AdapterFactory
+ */
 
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const LONG_POLL_S = 60;
 
-/** The Simple Comet Protocol (comet-server and the raw ceiling). */
+/**
+ * The Simple Comet Protocol (comet-server and the raw ceiling).
+ * @type {AdapterFactory}
+ */
 export function simpleComet(url) {
   const base = url.pathname;
-  const q = (params) => `${base}?${new URLSearchParams(params)}`;
+  /** @param {Record<string, string | number>} params */
+  const q = (params) => `${base}?${new URLSearchParams(/** @type {Record<string, string>} */ (params))}`;
   return {
     put: (channel, message) => ({ path: q({ method: 'put', channel, message }) }),
     sync: (channel) => ({ path: q({ method: 'sync', channel }) }),
     get: (channel, cursor) =>
-      ({ path: q(cursor === null ? { method: 'get', channel, timeout: LONG_POLL_S } : { method: 'get', channel, time: cursor, timeout: LONG_POLL_S }) }),
+      ({ path: q(cursor === null ? { method: 'get', channel, timeout: LONG_POLL_S } : { method: 'get', channel, time: /** @type {number} */ (cursor), timeout: LONG_POLL_S }) }),
     async buffered(channel, call) {
       const first = JSON.parse((await call({ path: q({ method: 'put', channel, message: 'first' }) })).body);
       await call({ path: q({ method: 'put', channel, message: 'second' }) });
@@ -50,9 +51,11 @@ export function simpleComet(url) {
  * nginx + Nchan as configured in bench/targets/nchan/nginx.conf.template:
  * POST {base}pub?channel=C publishes, GET {base}sub?channel=C long-polls, and a
  * subscriber chains with the Last-Modified and Etag of its last message.
+ * @type {AdapterFactory}
  */
 export function nchan(url) {
   const base = url.pathname.endsWith('/') ? url.pathname : `${url.pathname}/`;
+  /** @param {string} loc @param {string} channel */
   const chan = (loc, channel) => `${base}${loc}?channel=${encodeURIComponent(channel)}`;
   // time 0 means "no message id" to Nchan (then it waits for the newest); 1 s is before any message
   const EPOCH = 'Thu, 01 Jan 1970 00:00:01 GMT';
@@ -63,7 +66,7 @@ export function nchan(url) {
     get: (channel, cursor) =>
       cursor === null
         ? { path: chan('sub', channel) }
-        : { path: chan('sub', channel), headers: { 'If-Modified-Since': cursor.lastModified, 'If-None-Match': cursor.etag } },
+        : { path: chan('sub', channel), headers: nchanCursor(/** @type {NchanCursor} */ (cursor)) },
     async buffered(channel, call) {
       await call({ method: 'POST', path: chan('pub', channel), headers: { 'Content-Type': 'text/plain' }, body: 'first' });
       // the oldest buffered message, at once
@@ -79,18 +82,27 @@ export function nchan(url) {
   };
 }
 
+/** @typedef {{ lastModified: string, etag: string }} NchanCursor */
+
+/** @param {NchanCursor} cursor */
+const nchanCursor = (cursor) => ({ 'If-Modified-Since': cursor.lastModified, 'If-None-Match': cursor.etag });
+
+/** @type {Record<string, AdapterFactory>} */
 const BUILT_IN = { 'simple-comet': simpleComet, nchan };
 
 /**
  * The adapter for a reference: a built-in name or a path to a module whose
  * default export is an adapter factory. Works in child processes too, which
  * receive the same reference.
+ * @param {string} ref
+ * @param {string | URL} url
+ * @returns {Promise<Adapter>}
  */
 export async function loadAdapter(ref, url) {
   const factory = BUILT_IN[ref] ?? (await import(pathToFileURL(path.resolve(ref)).href)).default;
   if (typeof factory !== 'function') throw new Error(`adapter ${ref}: its default export must be a function (url) => adapter`);
   const adapter = factory(new URL(url));
-  for (const k of ['put', 'sync', 'get', 'readPut', 'readGet']) {
+  for (const k of /** @type {const} */ (['put', 'sync', 'get', 'readPut', 'readGet'])) {
     if (typeof adapter[k] !== 'function') throw new Error(`adapter ${ref}: ${k} is missing`);
   }
   return adapter;
@@ -98,7 +110,11 @@ export async function loadAdapter(ref, url) {
 
 export const builtInAdapters = Object.keys(BUILT_IN);
 
-/** Sum of every sample of a metric in Prometheus text, NaN when absent. */
+/**
+ * Sum of every sample of a metric in Prometheus text, NaN when absent.
+ * @param {string} text
+ * @param {string} name
+ */
 export function promSum(text, name) {
   let sum = NaN;
   for (const line of text.split('\n')) {

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { progress } from '../lib/common.js';
-import { renderReport, writeCharts } from '../report/markdown.js';
+import { writeCharts } from '../report/charts.js';
+import { renderReport } from '../report/markdown.js';
 import { finishMeta, startMeta } from './meta.js';
 import { describe, plan, runPlan } from './runner.js';
 import { settingsFrom } from './settings.js';
@@ -12,9 +13,19 @@ import { hasTaskset, pin } from './cpu.js';
 import { hasWrk } from './load/wrk-load.js';
 import { describeTarget, missingFor } from './targets.js';
 
+/**
+ * @typedef {import('./types.js').Results} Results
+ * @typedef {import('./types.js').Entry} Entry
+ */
+
 const NOTES = new URL('../report/notes.md', import.meta.url);
 
-/** Measures what the parsed options ask for; resolves the results object (see bench/README.md). */
+/**
+ * Measures what the parsed options ask for; resolves the results object (see bench/README.md).
+ * @param {import('./settings.js').Options} o
+ * @param {string} command
+ * @returns {Promise<Results>}
+ */
 export async function measure(o, command) {
   const settings = settingsFrom(o);
   const external = { url: o.url, adapter: o.adapter, pid: o.pid, label: o.label };
@@ -50,7 +61,10 @@ export async function measure(o, command) {
   };
 }
 
-/** What an entry measured, and on which target: two entries with the same key are the same row. */
+/**
+ * What an entry measured, and on which target: two entries with the same key are the same row.
+ * @param {Entry} e
+ */
 export const entryKey = (e) => JSON.stringify([e.scenario, e.case ?? null, e.waiters ?? null, e.threads ?? null, e.target]);
 
 /**
@@ -62,21 +76,29 @@ export const entryKey = (e) => JSON.stringify([e.scenario, e.case ?? null, e.wai
  * machine, versions, settings, ...; and rows, what it measured), and an entry from such a
  * run carries `merge`, its index there. A merged run none of whose rows are
  * left is dropped from the list. Neither argument is changed.
+ * @param {Results} base
+ * @param {Results} fresh
+ * @returns {Results}
  */
 export function mergeResults(base, fresh) {
   const freshKeys = new Map(fresh.entries.map((e) => [entryKey(e), e]));
   const previous = base.meta?.merges ?? [];
   const index = previous.length;
-  const { startedAt: _started, merges: _nested, readBack: _readBack, ...freshMeta } = fresh.meta ?? {};
+  const { startedAt: _started, merges: _nested, ...freshMeta } = fresh.meta ?? {};
   const merges = [...previous, { ...freshMeta, rows: fresh.entries.map(describe) }];
+  /** @param {Entry} e */
   const tag = (e) => ({ ...e, merge: index });
-  const entries = base.entries.map((e) => (freshKeys.has(entryKey(e)) ? tag(freshKeys.get(entryKey(e))) : e));
+  const entries = base.entries.map((e) => {
+    const replacement = freshKeys.get(entryKey(e));
+    return replacement ? tag(replacement) : e;
+  });
   const present = new Set(base.entries.map(entryKey));
   entries.push(...fresh.entries.filter((e) => !present.has(entryKey(e))).map(tag));
   const replaced = fresh.entries.map((e) => `${describe(e)} run `);
   const failures = [...(base.failures ?? []).filter((f) => !replaced.some((p) => f.what.startsWith(p))), ...(fresh.failures ?? []).map((f) => ({ ...f, merge: index }))];
   // renumber the merged runs that still have rows (or failures), in order
   const used = [...new Set([...entries, ...failures].map((x) => x.merge).filter((m) => m !== undefined))].sort((a, b) => a - b);
+  /** @template {{ merge?: number }} X @param {X} x @returns {X} */
   const renumber = (x) => (x.merge === undefined ? x : { ...x, merge: used.indexOf(x.merge) });
   const targets = [
     ...base.targets.map((t) => fresh.targets.find((f) => f.id === t.id) ?? t),
@@ -91,13 +113,22 @@ export function mergeResults(base, fresh) {
   };
 }
 
+/**
+ * @param {string} file
+ * @param {Results} results
+ */
 export function writeJson(file, results) {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(results, null, 1) + '\n');
   progress(`wrote ${file}`);
 }
 
-/** Writes the markdown report to file and its SVG charts to chartsDir. */
+/**
+ * Writes the markdown report to file and its SVG charts to chartsDir.
+ * @param {string} file
+ * @param {Results} results
+ * @param {string} chartsDir
+ */
 export function writeReport(file, results, chartsDir) {
   const absCharts = path.resolve(chartsDir);
   const chartFiles = writeCharts(results, absCharts);

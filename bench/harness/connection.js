@@ -5,6 +5,11 @@
 import net from 'node:net';
 import { formatRequest, parseResponse } from './http1.js';
 
+/**
+ * @typedef {import('./types.js').Request} Request
+ * @typedef {import('./types.js').Response} Response
+ */
+
 export class Connection {
   /** @param {{host: string, port: number, localAddress?: string, timeoutMs?: number}} opts */
   constructor({ host, port, localAddress, timeoutMs = 30_000 }) {
@@ -12,13 +17,20 @@ export class Connection {
     this.port = port;
     this.localAddress = localAddress;
     this.timeoutMs = timeoutMs;
+    /** @type {net.Socket | null} */
     this.socket = null;
     this.buffer = '';
+    /** @type {Promise<unknown>} */
     this.queue = Promise.resolve();
+    /** @type {{ resolve: (res: Response) => void, reject: (err: unknown) => void } | null} */
     this.waiter = null;
   }
 
-  /** Sends req and resolves its Response (reconnecting if the server closed the connection). */
+  /**
+   * Sends req and resolves its Response (reconnecting if the server closed the connection).
+   * @param {Request} req
+   * @returns {Promise<Response>}
+   */
   request(req) {
     const run = () => this.#exchange(req);
     const p = this.queue.then(run, run);
@@ -44,6 +56,7 @@ export class Connection {
       this.buffer += chunk.toString('latin1');
       this.#deliver();
     });
+    /** @param {Error | null} err */
     const fail = (err) => {
       // a socket given up on (closed after a timeout) must not fail the request that replaced it
       if (this.socket !== s) return;
@@ -74,8 +87,13 @@ export class Connection {
     w.resolve(parsed.response);
   }
 
+  /**
+   * @param {Request} req
+   * @returns {Promise<Response>}
+   */
   #exchange(req) {
     this.#connect();
+    const socket = /** @type {net.Socket} */ (this.socket);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null;
@@ -86,7 +104,7 @@ export class Connection {
         resolve: (res) => (clearTimeout(timer), resolve(res)),
         reject: (err) => (clearTimeout(timer), reject(err)),
       };
-      this.socket.write(formatRequest(req, `${this.host}:${this.port}`));
+      socket.write(formatRequest(req, `${this.host}:${this.port}`));
     });
   }
 }

@@ -17,6 +17,7 @@ const HAS_SCHEDSTAT = fs.existsSync('/proc/self/schedstat');
  * the sum of /proc/PID/task/TID/schedstat. /proc/PID/stat counts in 10 ms
  * ticks, too coarse for a fan-out round of a few milliseconds; it remains the
  * fallback where schedstat is missing.
+ * @param {number} pid
  */
 export function processCpuUs(pid) {
   let tids;
@@ -37,15 +38,22 @@ export function processCpuUs(pid) {
   return ns / 1000;
 }
 
-/** CPU time (µs) used so far by all of pids together. */
+/**
+ * CPU time (µs) used so far by all of pids together.
+ * @param {number[]} pids
+ */
 export function cpuOf(pids) {
   let us = 0;
   for (const p of pids) us += processCpuUs(p);
   return us;
 }
 
-/** CPU time (µs) so far of each named group of pids: {redis: [pid]} -> {redis: µs}. */
+/**
+ * CPU time (µs) so far of each named group of pids: {redis: [pid]} -> {redis: µs}.
+ * @param {Record<string, number[]> | undefined} parts
+ */
 export function cpuOfParts(parts) {
+  /** @type {Record<string, number>} */
   const out = {};
   for (const [name, pids] of Object.entries(parts ?? {})) out[name] = cpuOf(pids);
   return out;
@@ -55,8 +63,13 @@ export function cpuOfParts(parts) {
  * The figures of each part of a target between two cpuOfParts() readings:
  * `${name}CpuUs` per operation and `${name}Cores` over wallMs, e.g.
  * {redisCpuUs, redisCores}. A part's CPU is also in the target's own figure.
+ * @param {Record<string, number>} before
+ * @param {Record<string, number>} after
+ * @param {number} ops
+ * @param {number} wallMs
  */
 export function partFigures(before, after, ops, wallMs) {
+  /** @type {Record<string, number>} */
   const out = {};
   for (const name of Object.keys(after)) {
     const us = after[name] - (before[name] ?? 0);
@@ -66,8 +79,12 @@ export function partFigures(before, after, ops, wallMs) {
   return out;
 }
 
-/** "0-2,5" -> [0, 1, 2, 5] */
+/**
+ * "0-2,5" -> [0, 1, 2, 5]
+ * @param {string | number} list
+ */
 export function parseCpuList(list) {
+  /** @type {number[]} */
   const out = [];
   for (const part of String(list).split(',')) {
     const [a, b] = part.split('-').map(Number);
@@ -80,6 +97,7 @@ export function parseCpuList(list) {
  * Splits the machine between the target and the load generator: the server
  * gets the first half of the cores (at least one), the load the rest. On one
  * core there is nothing to split: null.
+ * @returns {{ server: string, load: string } | null}
  */
 export function defaultPinning(cores = coreCount()) {
   if (cores < 2) return null;
@@ -91,7 +109,11 @@ export function hasTaskset() {
   return spawnSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' }).status === 0;
 }
 
-/** Pins every thread of every pid to the cores in cpuList ("0-3"). */
+/**
+ * Pins every thread of every pid to the cores in cpuList ("0-3").
+ * @param {number[]} pids
+ * @param {string} cpuList
+ */
 export function pin(pids, cpuList) {
   for (const pid of pids) {
     const r = spawnSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { encoding: 'utf8' });

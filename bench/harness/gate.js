@@ -5,22 +5,49 @@
 import fs from 'node:fs';
 import { median } from '../lib/common.js';
 
+/**
+ * @typedef {import('./types.js').Results} Results
+ * @typedef {object} Check one check of bench/gate.json
+ * @property {string} name
+ * @property {'throughput' | 'fanout'} scenario
+ * @property {string} [case]
+ * @property {number} [waiters]
+ * @property {string} figure
+ * @property {boolean} [lowerIsBetter]
+ * @property {number} minRatio
+ * @typedef {{ check: Check, comet: number, ceiling: number, ratio: number, pass: boolean }} Verdict
+ */
+
 export const GATE_FILE = new URL('../gate.json', import.meta.url);
 
-/** The checks of bench/gate.json. */
+/**
+ * The checks of bench/gate.json.
+ * @param {URL | string} [file]
+ * @returns {Check[]}
+ */
 export function loadChecks(file = GATE_FILE) {
   return JSON.parse(fs.readFileSync(file, 'utf8')).checks;
 }
 
-/** Median of a check's figure over the matching entry's runs, NaN when there is none. */
+/**
+ * Median of a check's figure over the matching entry's runs, NaN when there is none.
+ * @param {Results} results
+ * @param {Check} check
+ * @param {string} target
+ */
 function figureOf(results, check, target) {
   const entry = results.entries.find(
     (e) => e.scenario === check.scenario && e.target === target && (check.case === undefined || e.case === check.case) && (check.waiters === undefined || e.waiters === check.waiters),
   );
-  return entry && entry.runs.length > 0 ? median(entry.runs.map((r) => r[check.figure])) : NaN;
+  return entry && entry.runs.length > 0 ? median(entry.runs.map((r) => /** @type {number} */ (r[check.figure]))) : NaN;
 }
 
-/** [{check, comet, ceiling, ratio, pass}]; a figure that is missing fails its check. */
+/**
+ * [{check, comet, ceiling, ratio, pass}]; a figure that is missing fails its check.
+ * @param {Results} results
+ * @param {Check[]} checks
+ * @returns {Verdict[]}
+ */
 export function evaluate(results, checks) {
   return checks.map((check) => {
     const comet = figureOf(results, check, 'comet-1');
@@ -33,6 +60,8 @@ export function evaluate(results, checks) {
 /**
  * The harness arguments of a gate measurement: comet-1 and the ceiling, on the
  * throughput cases and fan-out sizes the checks name; `short` loads for CI.
+ * @param {Check[]} checks
+ * @param {boolean} short
  */
 export function gateArguments(checks, short) {
   const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];

@@ -10,6 +10,7 @@ const SUB = 1 << SUB_BITS;
 const MAX_POW = 40; // 2^40 µs ≈ 12.7 days: beyond any benchmark
 export const BUCKETS = SUB * (MAX_POW - SUB_BITS + 2);
 
+/** @param {number} us */
 function bucketOf(us) {
   const v = Math.max(0, Math.floor(us));
   if (v < SUB) return v;
@@ -20,13 +21,18 @@ function bucketOf(us) {
   return SUB * (shift + 1) + sub;
 }
 
-/** The middle of a bucket, in µs. */
+/**
+ * The middle of a bucket, in µs.
+ * @param {number} bucket
+ */
 function valueOf(bucket) {
   if (bucket < SUB) return bucket;
   const shift = Math.floor(bucket / SUB) - 1;
   const sub = bucket % SUB;
   return (SUB + sub + 0.5) * 2 ** shift;
 }
+
+/** @typedef {{ pairs: [bucket: number, count: number][], max: number }} HistogramJSON */
 
 export class Histogram {
   constructor(counts = new Float64Array(BUCKETS)) {
@@ -35,14 +41,20 @@ export class Histogram {
     this.max = 0;
   }
 
-  /** Records one value in microseconds. */
+  /**
+   * Records one value in microseconds.
+   * @param {number} us
+   */
   record(us) {
     this.counts[bucketOf(us)]++;
     this.total++;
     if (us > this.max) this.max = us;
   }
 
-  /** Adds another histogram (or its toJSON() form) into this one. */
+  /**
+   * Adds another histogram (or its toJSON() form) into this one.
+   * @param {Histogram | HistogramJSON} other
+   */
   add(other) {
     const h = other instanceof Histogram ? other : Histogram.fromJSON(other);
     for (let i = 0; i < BUCKETS; i++) this.counts[i] += h.counts[i];
@@ -52,6 +64,7 @@ export class Histogram {
   }
 
   /** The value (µs) at or below which a fraction q (0..1) of the records lie; NaN when empty. */
+  /** @param {number} q */
   quantile(q) {
     if (this.total === 0) return NaN;
     const rank = Math.max(1, Math.ceil(q * this.total));
@@ -64,12 +77,15 @@ export class Histogram {
   }
 
   /** A compact, IPC-friendly form: [[bucket, count], ...] of the non-empty buckets. */
+  /** @returns {HistogramJSON} */
   toJSON() {
+    /** @type {HistogramJSON['pairs']} */
     const pairs = [];
     for (let i = 0; i < BUCKETS; i++) if (this.counts[i] > 0) pairs.push([i, this.counts[i]]);
     return { pairs, max: this.max };
   }
 
+  /** @param {HistogramJSON} json */
   static fromJSON({ pairs, max }) {
     const h = new Histogram();
     for (const [i, c] of pairs) h.counts[i] = c;

@@ -5,11 +5,15 @@
 // cost the client little more than their sockets.
 
 /**
- * @typedef {{ method?: string, path: string, headers?: Record<string,string>, body?: string }} Request
- * @typedef {{ status: number, headers: Record<string,string>, body: string }} Response
+ * @typedef {import('./types.js').Request} Request
+ * @typedef {import('./types.js').Response} Response
  */
 
-/** Serialises a request for host:port (keep-alive is HTTP/1.1's default). */
+/**
+ * Serialises a request for host:port (keep-alive is HTTP/1.1's default).
+ * @param {Request} req
+ * @param {string} hostHeader
+ */
 export function formatRequest(req, hostHeader) {
   const method = req.method ?? 'GET';
   let head = `${method} ${req.path} HTTP/1.1\r\nHost: ${hostHeader}\r\n`;
@@ -24,6 +28,8 @@ export function formatRequest(req, hostHeader) {
  * Cuts the first complete response out of text (latin1-decoded bytes).
  * Returns { response, rest } or null when more bytes are needed. Bodies are
  * decoded as UTF-8.
+ * @param {string} text
+ * @returns {{ response: Response, rest: string } | null}
  */
 export function parseResponse(text) {
   const headEnd = text.indexOf('\r\n\r\n');
@@ -57,6 +63,11 @@ export function parseResponse(text) {
   return { response: { status, headers, body }, rest: text.slice(end) };
 }
 
+/**
+ * @param {string} text
+ * @param {number} start
+ * @returns {{ bodyRaw: string, end: number } | null}
+ */
 function parseChunked(text, start) {
   let pos = start;
   let bodyRaw = '';

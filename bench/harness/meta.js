@@ -13,6 +13,7 @@ import { loadUws } from '../../dist/uws.js';
 
 const require = createRequire(import.meta.url);
 
+/** @param {string} name */
 function packageVersion(name) {
   try {
     return require(`${name}/package.json`).version;
@@ -27,10 +28,15 @@ function uwsBuild() {
     const build = loadUws(process.env.COMET_UWS_BUILD || 'auto');
     return `${build.version} (${build.source})`;
   } catch (err) {
-    return `none loads: ${err.message}`;
+    return `none loads: ${/** @type {Error} */ (err).message}`;
   }
 }
 
+/**
+ * @param {string} cmd
+ * @param {string[]} args
+ * @param {RegExp} pattern
+ */
 function commandVersion(cmd, args, pattern) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.error) return 'not installed';
@@ -38,6 +44,7 @@ function commandVersion(cmd, args, pattern) {
 }
 
 /** " (git abc1234)", with a warning when src/ has uncommitted changes; '' outside a git checkout. */
+/** @param {string} dir */
 function gitOf(dir) {
   const head = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
   if (head.error || head.status !== 0) return '';
@@ -62,6 +69,10 @@ export function versions() {
   };
 }
 
+/**
+ * @param {string} command
+ * @param {import('./settings.js').Settings} settings
+ */
 export function startMeta(command, settings) {
   return {
     date: new Date().toISOString(),
@@ -75,6 +86,7 @@ export function startMeta(command, settings) {
   };
 }
 
+/** @param {ReturnType<typeof startMeta>} meta */
 export function finishMeta(meta) {
   const { startedAt, ...rest } = meta;
   return { ...rest, durationS: Math.round((Date.now() - startedAt) / 1000), loadAverage: { ...meta.loadAverage, end: loadAverage() } };

@@ -16,14 +16,34 @@ import { startTarget } from './targets.js';
 export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster'];
 
 /**
+ * @typedef {import('./types.js').Run} Run
+ * @typedef {import('./types.js').Entry} Entry
+ * @typedef {import('./types.js').Failure} Failure
+ * @typedef {import('./settings.js').Settings} Settings
+ * @typedef {import('./scenarios/context.js').Context} Context
+ * @typedef {object} Unit one (scenario, case, target) to measure
+ * @property {string} scenario
+ * @property {string} [case]
+ * @property {number} [waiters]
+ * @property {number} [threads]
+ * @property {string} target
+ * @property {Settings['pinning']} pin
+ * @property {(ctx: Context) => Promise<Run>} run
+ */
+
+/**
  * The units of work, one per (scenario, case, target), without runs:
  * {scenario, case?, waiters?, threads?, target, pin, run(ctx)}. The scaling
  * and cluster scenarios measure put-many and fan-out again on targets of
  * their own (settings.threads, settings.clusterTargets), so that their rows
  * never replace those of the throughput and fan-out scenarios.
+ * @param {{ scenarios: string[], targets: string[], settings: Settings }} what
+ * @returns {Unit[]}
  */
 export function plan({ scenarios, targets, settings }) {
+  /** @type {Unit[]} */
   const units = [];
+  /** @param {Unit} u */
   const add = (u) => units.push(u);
   for (const scenario of scenarios) {
     if (scenario === 'throughput') {
@@ -56,12 +76,16 @@ export function plan({ scenarios, targets, settings }) {
   return units;
 }
 
+/** @param {number} ms */
 const fmtDuration = (ms) => {
   const s = Math.round(ms / 1000);
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 };
 
-/** "fanout W=1000 comet-1": a unit (or an entry) as progress lines and failures name it. */
+/**
+ * "fanout W=1000 comet-1": a unit (or an entry) as progress lines and failures name it.
+ * @param {{ scenario: string, case?: string, waiters?: number, target: string }} u
+ */
 export function describe(u) {
   const what = [u.scenario, u.case, u.waiters !== undefined ? `W=${u.waiters}` : null].filter(Boolean).join(' ');
   return `${what} ${u.target}`;
@@ -70,9 +94,14 @@ export function describe(u) {
 /**
  * Runs the plan; resolves {entries, failures}. Each entry is the unit's
  * description with runs: [metrics]. external: the --url target's options.
+ * @param {Unit[]} units
+ * @param {{ settings: Settings, external: import('./targets.js').External }} how
+ * @returns {Promise<{ entries: Entry[], failures: Failure[] }>}
  */
 export async function runPlan(units, { settings, external }) {
+  /** @type {Entry[]} */
   const entries = units.map(({ run, pin, ...rest }) => ({ ...rest, ...(rest.scenario === 'scaling' ? { pin } : {}), runs: [] }));
+  /** @type {Failure[]} */
   const failures = [];
   const total = units.length * settings.runs;
   const started = Date.now();
@@ -88,7 +117,8 @@ export async function runPlan(units, { settings, external }) {
         const metrics = await runOnce(u, settings, external);
         entries[i].runs.push(metrics);
         progress(`    ${summarise(metrics)}`);
-      } catch (err) {
+      } catch (e) {
+        const err = /** @type {Error} */ (e);
         failures.push({ what: label, message: err.message.split('\n')[0] });
         progress(`    FAILED: ${err.message}`);
       }
@@ -98,15 +128,21 @@ export async function runPlan(units, { settings, external }) {
   return { entries, failures };
 }
 
+/**
+ * @param {Unit} unit
+ * @param {Settings} settings
+ * @param {import('./targets.js').External} external
+ */
 async function runOnce(unit, settings, external) {
   const target = await startTarget(unit.target, { pinCpus: unit.pin?.server ?? null, external });
+  /** @type {Context | null} */
   let ctx = null;
   try {
     ctx = await createContext(target, settings, unit.pin);
     return await withTimeout(unit.run(ctx), settings.runTimeoutS * 1000, describe(unit));
   } catch (err) {
     const log = target.log();
-    if (log) err.message += `\n${target.label} log tail:\n${log}`;
+    if (log) /** @type {Error} */ (err).message += `\n${target.label} log tail:\n${log}`;
     throw err;
   } finally {
     ctx?.close();
@@ -116,25 +152,27 @@ async function runOnce(unit, settings, external) {
   }
 }
 
+/** @type {[figure: string, say: (v: number | string) => string | null][]} */
 const FIGURES = [
-  ['rps', (v) => `${Math.round(v)} req/s`],
-  ['deliveriesPerSec', (v) => `${Math.round(v)} deliveries/s`],
-  ['bytesPerWaiter', (v) => `${Math.round(v)} B per waiting get`],
-  ['p50Ms', (v) => `p50 ${v.toFixed(2)} ms`],
-  ['p99Ms', (v) => `p99 ${v.toFixed(2)} ms`],
-  ['maxMs', (v) => `max ${v.toFixed(1)} ms`],
-  ['deliverMs', (v) => `all delivered in ${v.toFixed(1)} ms`],
-  ['serverCpuUs', (v) => `server ${v.toFixed(2)} µs CPU/op`],
-  ['serverCores', (v) => `server ${v.toFixed(2)} cores`],
-  ['loadCores', (v) => `load ${v.toFixed(2)} cores`],
+  ['rps', (v) => `${Math.round(Number(v))} req/s`],
+  ['deliveriesPerSec', (v) => `${Math.round(Number(v))} deliveries/s`],
+  ['bytesPerWaiter', (v) => `${Math.round(Number(v))} B per waiting get`],
+  ['p50Ms', (v) => `p50 ${Number(v).toFixed(2)} ms`],
+  ['p99Ms', (v) => `p99 ${Number(v).toFixed(2)} ms`],
+  ['maxMs', (v) => `max ${Number(v).toFixed(1)} ms`],
+  ['deliverMs', (v) => `all delivered in ${Number(v).toFixed(1)} ms`],
+  ['serverCpuUs', (v) => `server ${Number(v).toFixed(2)} µs CPU/op`],
+  ['serverCores', (v) => `server ${Number(v).toFixed(2)} cores`],
+  ['loadCores', (v) => `load ${Number(v).toFixed(2)} cores`],
   ['bound', (v) => `bound: ${v}`],
   ['non2xx', (v) => (v ? `${v} non-2xx` : null)],
   ['errors', (v) => (v ? `${v} errors` : null)],
 ];
 
+/** @param {Run} m */
 function summarise(m) {
   return FIGURES.filter(([k]) => m[k] !== undefined && m[k] !== null)
-    .map(([k, f]) => f(m[k]))
+    .map(([k, f]) => f(/** @type {number | string} */ (m[k])))
     .filter(Boolean)
     .join(', ');
 }

@@ -6,14 +6,55 @@ import { coreCount, defaultPinning } from './cpu.js';
 import { CASES } from './scenarios/throughput.js';
 import { SCENARIOS } from './runner.js';
 
+/**
+ * The parsed command line: one field per row of OPTIONS.
+ * @typedef {object} Options
+ * @property {string[]} scenario
+ * @property {string[]} target
+ * @property {string} url
+ * @property {string} adapter
+ * @property {string | number} pid
+ * @property {string} label
+ * @property {number} runs
+ * @property {number} duration
+ * @property {number} warmup
+ * @property {number} connections
+ * @property {string} generator
+ * @property {string[]} case
+ * @property {number} channels
+ * @property {number} messageBytes
+ * @property {number[]} waiters
+ * @property {number} rounds
+ * @property {number[]} idle
+ * @property {number[]} threads
+ * @property {number} scalingWaiters
+ * @property {number} publishers
+ * @property {(string | number)[]} clusterTargets
+ * @property {number[]} clusterWaiters
+ * @property {boolean} pin
+ * @property {string} json
+ * @property {string} merge
+ * @property {string} report
+ * @property {string} charts
+ * @property {string} fromJson
+ * @property {number} runTimeout
+ * @property {boolean} quick
+ */
+
+/** @typedef {ReturnType<typeof settingsFrom>} Settings what every scenario reads */
+
 const cores = coreCount();
+/** @param {number} n */
 const powersOfTwoUpTo = (n) => {
   const out = [1];
-  while (out.at(-1) * 2 <= n) out.push(out.at(-1) * 2);
+  while (out[out.length - 1] * 2 <= n) out.push(out[out.length - 1] * 2);
   return out;
 };
 
-/** [name, default, quick default (undefined: same), help] */
+/**
+ * [name, default, quick default (undefined: same), help]
+ * @type {[name: keyof Options, def: unknown, quickDef: unknown, help: string][]}
+ */
 export const OPTIONS = [
   ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster'],
   ['target', ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'], undefined, 'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)'],
@@ -47,20 +88,27 @@ export const OPTIONS = [
   ['quick', false, undefined, 'a short pass: 1 run, short loads, the smallest counts'],
 ];
 
+/** @param {string} name */
 const flag = (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
+/** @param {string} command */
 export function usage(command) {
   const lines = OPTIONS.map(([name, def, , help]) => `  ${flag(name).padEnd(18)} ${help} (default: ${Array.isArray(def) ? def.join(',') : def === '' ? 'none' : def})`);
   return `usage: ${command} [options]\n${lines.join('\n')}`;
 }
 
-/** Parses argv into options (quick defaults apply under --quick unless given). */
+/**
+ * Parses argv into options (quick defaults apply under --quick unless given).
+ * @param {string[]} argv
+ * @param {string} command
+ * @returns {Options}
+ */
 export function parseOptions(argv, command) {
   const quick = argv.includes('--quick');
-  const spec = Object.fromEntries(OPTIONS.map(([name, def, quickDef]) => [name, quick && quickDef !== undefined ? quickDef : def]));
-  const o = parseArgs(argv, spec, usage(command));
+  const spec = /** @type {Options} */ (Object.fromEntries(OPTIONS.map(([name, def, quickDef]) => [name, quick && quickDef !== undefined ? quickDef : def])));
+  const o = parseArgs(argv, /** @type {Options & Record<string, unknown>} */ (spec), usage(command));
   if (o.url && !argv.some((a) => a === '--target' || a.startsWith('--target='))) o.target = ['external'];
-  for (const [name, min, max] of [['runs', 1, 20], ['duration', 0.5, 600], ['connections', 1, 10_000], ['channels', 1, 1_000_000], ['rounds', 1, 100]]) {
+  for (const [name, min, max] of /** @type {const} */ ([['runs', 1, 20], ['duration', 0.5, 600], ['connections', 1, 10_000], ['channels', 1, 1_000_000], ['rounds', 1, 100]])) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
   if (!['autocannon', 'wrk'].includes(o.generator)) throw new Error(`--generator must be autocannon or wrk, got ${o.generator}`);
@@ -70,7 +118,10 @@ export function parseOptions(argv, command) {
   return o;
 }
 
-/** The settings every scenario reads, from parsed options. */
+/**
+ * The settings every scenario reads, from parsed options.
+ * @param {Options} o
+ */
 export function settingsFrom(o) {
   return {
     cores,

@@ -22,12 +22,36 @@
 // of Redis and of a second node alone, with no thread count in between.
 
 import fs from 'node:fs';
-import { findRedisServer, startRedisServer } from '../lib/redis.js';
+import { findBinary, startRedisServer } from '../lib/redis.js';
 import { startTarget as startNodeTarget } from '../lib/server.js';
 import { findNchanModule, findNginx, startNchan } from '../targets/nchan/start.js';
 import { pin } from './cpu.js';
 
-/** Parses a target id into its kind and thread (worker) count. */
+/**
+ * @typedef {import('./types.js').TargetInfo & { adapterRef: string }} TargetDescription
+ * @typedef {{ url?: string, adapter?: string, pid?: string | number, label?: string }} External the --url server
+ * @typedef {object} TargetHandle a running target (see the top of this file)
+ * @property {string} id
+ * @property {TargetDescription['kind']} kind
+ * @property {string} label
+ * @property {number | null} threads
+ * @property {number} nodes
+ * @property {string} adapterRef
+ * @property {string} url
+ * @property {string[]} urls
+ * @property {() => number[]} pids
+ * @property {() => Record<string, number[]>} parts
+ * @property {() => Promise<void>} stop
+ * @property {() => void} kill
+ * @property {() => string} log
+ */
+
+/**
+ * Parses a target id into its kind and thread (worker) count.
+ * @param {string} id
+ * @param {External} [external]
+ * @returns {TargetDescription}
+ */
 export function describeTarget(id, external = {}) {
   let m;
   if ((m = /^comet-(\d+)$/.exec(id))) {
@@ -56,20 +80,26 @@ export function describeTarget(id, external = {}) {
   throw new Error(`unknown target ${id}: comet-N, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
 }
 
-/** Why a target cannot run on this machine, or null. */
+/**
+ * Why a target cannot run on this machine, or null.
+ * @param {string} id
+ */
 export function missingFor(id) {
   if (/^nchan-/.test(id) && (!findNginx() || !findNchanModule())) return 'nginx with Nchan is not installed (apt-get install -y nginx libnginx-mod-nchan)';
-  if (/^(redis|cluster)-/.test(id) && !findRedisServer()) return 'redis-server is not installed (apt-get install -y redis-server)';
+  if (/^(redis|cluster)-/.test(id) && !findBinary('redis-server')) return 'redis-server is not installed (apt-get install -y redis-server)';
   return null;
 }
 
 // the server caps a get's wait at --poll-timeout (30 s by default): let the harness's 60 s stand
 const SERVER_OPTIONS = { maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120'] };
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5000;
 
 /**
  * Resolves once the node at url answers a sync with 200: a node says
  * "listening" before its threads have connected to Redis, and answers 503
  * until they have.
+ * @param {string} url
  */
 async function untilServing(url, maxMs = 15_000) {
   const deadline = Date.now() + maxMs;
@@ -80,7 +110,7 @@ async function untilServing(url, maxMs = 15_000) {
       last = `${res.status} ${(await res.text()).slice(0, 200)}`;
       if (res.status === 200) return;
     } catch (err) {
-      last = err.message;
+      last = /** @type {Error} */ (err).message;
     }
     if (Date.now() > deadline) throw new Error(`${url} did not serve within ${maxMs} ms (last answer: ${last})`);
     await new Promise((r) => setTimeout(r, 20));
@@ -91,36 +121,43 @@ async function untilServing(url, maxMs = 15_000) {
  * A cluster-mode target: a redis-server, then `nodes` comet-server nodes with
  * --redis on it, started together. Stopping stops the nodes first (so that
  * none logs a lost Redis), then kills Redis.
+ * @param {TargetDescription} d
+ * @returns {Promise<Omit<TargetHandle, 'nodes'> & { nodes?: number }>}
  */
 async function startClusterTarget(d) {
   const redis = await startRedisServer();
+  /** @type {import('../lib/server.js').ServerProcess[]} */
   const servers = [];
+  /** @type {Promise<number>[]} */
+  const ready = [];
   const stopAll = async () => {
-    await Promise.all(servers.map((s) => s.stop()));
-    await redis.stop();
+    await Promise.all(servers.map((s) => s.stop('SIGTERM', STOP_TIMEOUT_MS)));
+    await redis.destroy();
   };
   try {
-    for (let i = 0; i < d.nodes; i++) {
-      servers.push(startNodeTarget({ target: 'server', threads: d.threads, ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] }));
+    for (let i = 0; i < /** @type {number} */ (d.nodes); i++) {
+      const s = startNodeTarget({ target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] });
+      servers.push(s);
+      ready.push(s.waitListening(START_TIMEOUT_MS));
     }
-    const ports = await Promise.all(servers.map((s) => s.ready));
+    const ports = await Promise.all(ready);
     const urls = ports.map((p) => `http://127.0.0.1:${p}/`);
     await Promise.all(urls.map((u) => untilServing(u)));
     return {
       ...d,
       url: urls[0],
       urls,
-      pids: () => [...servers.map((s) => s.pid), redis.pid],
-      parts: () => ({ redis: [redis.pid] }),
+      pids: () => /** @type {number[]} */ ([...servers.map((s) => s.pid), redis.pid]),
+      parts: () => ({ redis: /** @type {number[]} */ ([redis.pid]) }),
       stop: stopAll,
       kill: () => {
         for (const s of servers) s.proc.kill('SIGKILL');
-        redis.kill();
+        redis.destroy();
       },
       log: () => [...servers.map((s, i) => `[node ${i + 1}]\n${s.logTail()}`), `[redis-server]\n${redis.logTail()}`].join('\n'),
     };
   } catch (err) {
-    await Promise.all(servers.map((s) => s.ready.catch(() => {})));
+    await Promise.all(ready.map((r) => r.catch(() => {})));
     await stopAll();
     throw err;
   }
@@ -129,43 +166,53 @@ async function startClusterTarget(d) {
 /**
  * Starts a target; pinCpus ("0" or "0-3") pins all its threads there.
  * external: { url, adapter, pid, label } for the external target.
+ * @param {string} id
+ * @param {{ pinCpus?: string | null, external?: External }} [opts]
+ * @returns {Promise<TargetHandle>}
  */
 export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
   const d = describeTarget(id, external);
+  /** @type {Omit<TargetHandle, 'nodes' | 'urls' | 'parts'> & Partial<TargetHandle>} */
   let handle;
   if (d.kind === 'nchan') {
-    const n = await startNchan({ workers: d.threads });
+    const n = await startNchan({ workers: /** @type {number} */ (d.threads) });
     handle = { ...d, url: `http://127.0.0.1:${n.port}/`, pids: n.pids, stop: n.stop, kill: () => killAll(n.pids()), log: n.errorLog };
   } else if (d.kind === 'redis' || d.kind === 'cluster') {
     handle = await startClusterTarget(d);
   } else if (d.kind === 'external') {
     const pids = external.pid ? String(external.pid).split(',').map(Number) : [];
     for (const p of pids) if (!fs.existsSync(`/proc/${p}`)) throw new Error(`--pid ${p}: no such process`);
-    handle = { ...d, url: external.url, pids: () => pids, stop: async () => {}, kill: () => {}, log: () => '' };
+    handle = { ...d, url: /** @type {string} */ (external.url), pids: () => pids, stop: async () => {}, kill: () => {}, log: () => '' };
   } else {
     const s = startNodeTarget(
       d.kind === 'ceiling'
         ? { target: 'raw' }
-        : { target: 'server', threads: d.threads, ...SERVER_OPTIONS },
+        : { target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS },
     );
-    const port = await s.ready;
-    handle = { ...d, url: `http://127.0.0.1:${port}/`, pids: () => [s.pid], stop: s.stop, kill: () => s.proc.kill('SIGKILL'), log: s.logTail };
+    const port = await s.waitListening(START_TIMEOUT_MS);
+    handle = {
+      ...d,
+      url: `http://127.0.0.1:${port}/`,
+      pids: () => [/** @type {number} */ (s.pid)],
+      stop: async () => void (await s.stop('SIGTERM', STOP_TIMEOUT_MS)),
+      kill: () => s.proc.kill('SIGKILL'),
+      log: () => s.logTail(),
+    };
   }
-  handle.urls ??= [handle.url];
-  handle.parts ??= () => ({});
-  handle.nodes ??= 1;
+  const started = { ...handle, urls: handle.urls ?? [handle.url], parts: handle.parts ?? (() => ({})), nodes: handle.nodes ?? 1 };
   // a server the user runs is theirs to place: only the harness's own targets are pinned
   if (pinCpus !== null && d.kind !== 'external') {
     try {
-      pin(handle.pids(), pinCpus);
+      pin(started.pids(), pinCpus);
     } catch (err) {
-      await handle.stop();
+      await started.stop();
       throw err;
     }
   }
-  return handle;
+  return started;
 }
 
+/** @param {number[]} pids */
 function killAll(pids) {
   for (const p of pids) {
     try {

@@ -10,8 +10,14 @@ import path from 'node:path';
  * Parses `--name value` and `--flag` arguments against a spec of defaults.
  * A default that is a number parses as a number, an array as a comma list of
  * numbers (or strings), a boolean as a flag (`--flag` or `--flag=false`).
+ * @template {Record<string, unknown>} T
+ * @param {string[]} argv
+ * @param {T} spec
+ * @param {string} usage
+ * @returns {T}
  */
 export function parseArgs(argv, spec, usage) {
+  /** @type {Record<string, unknown>} */
   const out = structuredClone(spec);
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -27,7 +33,7 @@ export function parseArgs(argv, spec, usage) {
       value = a.slice(eq + 1);
       a = a.slice(0, eq);
     }
-    const key = a.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    const key = a.replace(/-([a-z])/g, (_, /** @type {string} */ c) => c.toUpperCase());
     if (!(key in spec)) throw new Error(`unknown option --${a}\n${usage}`);
     const def = spec[key];
     if (typeof def === 'boolean') {
@@ -49,7 +55,7 @@ export function parseArgs(argv, spec, usage) {
       out[key] = value;
     }
   }
-  return out;
+  return /** @type {T} */ (out);
 }
 
 export function cpuModel() {
@@ -91,6 +97,7 @@ export function machineInfo() {
 
 /** The exact command line, quoted so that it can be pasted back into a shell. */
 export function commandLine() {
+  /** @param {string} s */
   const q = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   const script = path.relative(process.cwd(), process.argv[1]) || process.argv[1];
   return ['node', script, ...process.argv.slice(2)].map(q).join(' ');
@@ -116,6 +123,8 @@ export function systemBusyUs() {
 /**
  * Markdown header: title, command line, machine, Node. loadAtStart is the load
  * average read when the benchmark started (the machine may be shared).
+ * @param {string} title
+ * @param {string} [loadAtStart]
  */
 export function headerLines(title, loadAtStart) {
   const m = machineInfo();
@@ -131,6 +140,7 @@ export function headerLines(title, loadAtStart) {
   ];
 }
 
+/** @param {number[]} xs */
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
@@ -138,34 +148,47 @@ export function median(xs) {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** "median (min–max)" of a list, formatted by fmt; a single value prints alone. */
+/**
+ * "median (min–max)" of a list, formatted by fmt; a single value prints alone.
+ * @param {unknown[]} xs
+ * @param {(x: number) => string} [fmt]
+ */
 export function mmm(xs, fmt = (x) => String(x)) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  const v = /** @type {number[]} */ (xs.filter((x) => typeof x === 'number' && Number.isFinite(x)));
   if (v.length === 0) return 'n/a';
   if (v.length === 1) return fmt(v[0]);
   return `${fmt(median(v))} (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})`;
 }
 
+/** @param {number} n */
 export function fmtInt(n) {
   return Math.round(n).toLocaleString('en-US');
 }
 
+/** @param {number} bytes */
 export function fmtMiB(bytes) {
   return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
+/** @param {number} digits @returns {(n: number) => string} */
 export function fmtFixed(digits) {
   return (n) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** @param {string[]} headers @param {unknown[][]} rows */
 export function markdownTable(headers, rows) {
+  /** @param {unknown} c */
   const esc = (c) => String(c).replace(/\|/g, '\\|');
   const lines = [`| ${headers.map(esc).join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`];
   for (const r of rows) lines.push(`| ${r.map(esc).join(' | ')} |`);
   return lines.join('\n');
 }
 
-/** Prints the report and, with an --out path, writes it there too. */
+/**
+ * Prints the report and, with an --out path, writes it there too.
+ * @param {string} markdown
+ * @param {string} [outPath]
+ */
 export function emit(markdown, outPath) {
   process.stdout.write(markdown.endsWith('\n') ? markdown : markdown + '\n');
   if (outPath) {
@@ -175,15 +198,26 @@ export function emit(markdown, outPath) {
   }
 }
 
+/** @param {string} msg */
 export function progress(msg) {
   process.stderr.write(`[${new Date().toISOString().slice(11, 23)}] ${msg}\n`);
 }
 
+/** @param {number} ms @returns {Promise<void>} */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Rejects after ms with a message naming what took too long. */
+/**
+ * Rejects after ms with a message naming what took too long.
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
 export function withTimeout(promise, ms, what) {
+  /** @type {NodeJS.Timeout | undefined} */
   let t;
+  /** @type {Promise<never>} */
   const timeout = new Promise((_, reject) => {
     t = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
   });
@@ -194,23 +228,27 @@ export function withTimeout(promise, ms, what) {
  * Waits (at most maxMs) until the rest of the machine has used less than
  * `threshold` cores over a 1 s window: the machine may be shared with builds
  * and tests. Resolves the last measured figure (cores used by other processes).
+ * @param {number} maxMs
  */
 export async function waitQuiet(maxMs, threshold = 0.25) {
   if (!(maxMs > 0) || systemBusyUs() === null) return NaN;
   const deadline = Date.now() + maxMs;
   let other = NaN;
   for (;;) {
-    const s0 = systemBusyUs();
+    const s0 = /** @type {number} */ (systemBusyUs());
     const c0 = process.cpuUsage();
     const t0 = Date.now();
     await sleep(1000);
     const c = process.cpuUsage(c0);
-    other = Math.max(0, systemBusyUs() - s0 - c.user - c.system) / 1000 / (Date.now() - t0);
+    other = Math.max(0, /** @type {number} */ (systemBusyUs()) - s0 - c.user - c.system) / 1000 / (Date.now() - t0);
     if (other < threshold || Date.now() >= deadline) return other;
   }
 }
 
-/** CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc/PID/stat. */
+/**
+ * CPU time (user + system, all threads) a process has used so far, in microseconds, from /proc/PID/stat.
+ * @param {number} pid
+ */
 export function procCpuUs(pid) {
   try {
     const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -222,14 +260,17 @@ export function procCpuUs(pid) {
   }
 }
 
-/** A loopback port that was free a moment ago (the kernel's pick, released at once). */
+/**
+ * A loopback port that was free a moment ago (the kernel's pick, released at once).
+ * @returns {Promise<number>}
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (srv.address());
       srv.close(() => resolve(port));
     });
   });

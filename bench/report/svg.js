@@ -24,6 +24,7 @@ const LINE_H = 15;
  * Shades per target kind, one per target of that kind in the order the
  * results list them, so that a target has the same colour in every chart.
  */
+/** @type {Record<string, string[]>} */
 const KIND_COLOURS = {
   comet: ['#1f6feb', '#6ea8fe', '#0a3a8c', '#a8ccff'],
   ceiling: ['#6e7781', '#afb8c1', '#424a53'],
@@ -46,16 +47,21 @@ export function kindColour(kind, index = 0) {
   return shades[index % shades.length];
 }
 
-/** Escapes text for element content and double-quoted attribute values. */
+/**
+ * Escapes text for element content and double-quoted attribute values.
+ * @param {unknown} s
+ */
 function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 /** Coordinates rounded to 0.1 px: shorter output, and no float noise that could differ between runs. */
+/** @param {number} x */
 function px(x) {
   return String(Math.round(x * 10) / 10);
 }
 
+/** @param {unknown} s */
 function textWidth(s, size = FONT_SIZE) {
   return String(s).length * size * CHAR_W;
 }
@@ -67,27 +73,38 @@ function textWidth(s, size = FONT_SIZE) {
  * @returns {string}
  */
 export function compact(n) {
+  /** @param {number} x */
   const three = (x) => String(Number(x.toPrecision(3)));
-  for (const [unit, suffix] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']]) {
+  for (const [unit, suffix] of /** @type {const} */ ([[1e9, 'G'], [1e6, 'M'], [1e3, 'k']])) {
     // 999.6 rounds to 1.00e3 at three digits, so it belongs to the next unit up
     if (Math.abs(n) >= unit * 0.9995) return three(n / unit) + suffix;
   }
   return three(n);
 }
 
-/** About five round tick values from 0 to at least max (steps of 1, 2, 2.5 or 5 × 10^k). */
+/**
+ * About five round tick values from 0 to at least max (steps of 1, 2, 2.5 or 5 × 10^k).
+ * @param {number} max
+ */
 function ticks(max) {
   const top = max > 0 ? max : 1;
   const raw = top / 5;
   const pow = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * pow).find((s) => s >= raw);
+  // 10 × pow is always at least raw
+  const step = /** @type {number} */ ([1, 2, 2.5, 5, 10].map((m) => m * pow).find((s) => s >= raw));
+  /** @type {number[]} */
   const out = [];
   for (let i = 0; out.length === 0 || out[out.length - 1] < top; i++) out.push(Number((i * step).toPrecision(12)));
   return out;
 }
 
-/** Greedy word wrap to lines of at most maxChars (a longer word keeps its own line). */
+/**
+ * Greedy word wrap to lines of at most maxChars (a longer word keeps its own line).
+ * @param {string} label
+ * @param {number} maxChars
+ */
 function wrap(label, maxChars) {
+  /** @type {string[]} */
   const lines = [];
   for (const word of String(label).split(/\s+/).filter(Boolean)) {
     const last = lines.length - 1;
@@ -97,11 +114,21 @@ function wrap(label, maxChars) {
   return lines.length ? lines : [''];
 }
 
+/**
+ * @param {number} x
+ * @param {number} y
+ * @param {unknown} s
+ */
 function text(x, y, s, attrs = '') {
   return `<text x="${px(x)}" y="${px(y)}"${attrs}>${esc(s)}</text>`;
 }
 
-/** Legend items laid out left to right, wrapping at width; returns the SVG and its height. */
+/**
+ * Legend items laid out left to right, wrapping at width; returns the SVG and its height.
+ * @param {{ name: string, colour: string }[]} items
+ * @param {number} top
+ * @param {number} width
+ */
 function legend(items, top, width) {
   const parts = [];
   let x = PLOT_LEFT;
@@ -119,6 +146,13 @@ function legend(items, top, width) {
   return { svg: parts.join('\n'), height: items.length ? y - top + LINE_H + 3 : 0 };
 }
 
+/**
+ * @param {number[]} tickValues
+ * @param {(v: number) => number} scale
+ * @param {number} plotTop
+ * @param {number} plotRight
+ * @param {string} unit
+ */
 function yAxis(tickValues, scale, plotTop, plotRight, unit) {
   const parts = tickValues.map((v) => {
     const y = scale(v);
@@ -132,7 +166,12 @@ function yAxis(tickValues, scale, plotTop, plotRight, unit) {
   return parts.join('\n');
 }
 
-/** A thin vertical line from min to max with short caps. */
+/**
+ * A thin vertical line from min to max with short caps.
+ * @param {number} cx
+ * @param {number} yMin
+ * @param {number} yMax
+ */
 function whisker(cx, yMin, yMax) {
   return [
     `<line x1="${px(cx)}" y1="${px(yMin)}" x2="${px(cx)}" y2="${px(yMax)}" stroke="#24292f" stroke-width="1"/>`,
@@ -141,6 +180,11 @@ function whisker(cx, yMin, yMax) {
   ].join('\n');
 }
 
+/**
+ * @param {RefLine} refLine
+ * @param {(v: number) => number} scale
+ * @param {number} plotRight
+ */
 function refLineSvg({ value, label }, scale, plotRight) {
   const y = scale(value);
   return [
@@ -149,7 +193,13 @@ function refLineSvg({ value, label }, scale, plotRight) {
   ].join('\n');
 }
 
+/** @param {unknown} v @returns {v is number} */
 const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * @typedef {{ name: string, values: (number|null)[], min?: (number|null)[], max?: (number|null)[], colour?: string }} Series
+ * @typedef {{ value: number, label: string }} RefLine
+ */
 
 /**
  * Grouped vertical bars: one group per entry of `groups`, one bar per series
@@ -159,8 +209,8 @@ const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
  * @param {string} spec.title
  * @param {string} spec.unit y axis label
  * @param {string[]} spec.groups x labels (wrapped at spaces to fit their group)
- * @param {{ name: string, values: (number|null)[], min?: (number|null)[], max?: (number|null)[], colour?: string }[]} spec.series
- * @param {{ value: number, label: string }} [spec.refLine] dashed horizontal reference line
+ * @param {Series[]} spec.series
+ * @param {RefLine} [spec.refLine] dashed horizontal reference line
  * @returns {string} an SVG 1.1 document
  */
 export function barChart({ title, unit, groups, series, refLine }) {
@@ -182,6 +232,7 @@ export function barChart({ title, unit, groups, series, refLine }) {
   const all = series.flatMap((s) => [...s.values, ...(s.max ?? [])]).filter(isNum);
   const tickValues = ticks(Math.max(0, ...all, refLine?.value ?? 0));
   const yTop = tickValues[tickValues.length - 1];
+  /** @param {number} v */
   const scale = (v) => plotTop + PLOT_H - (v / yTop) * PLOT_H;
 
   const parts = [
@@ -204,7 +255,14 @@ export function barChart({ title, unit, groups, series, refLine }) {
   return parts.filter(Boolean).join('\n');
 }
 
-/** One bar of a series in group g, with its whisker and value label; '' when the value is missing. */
+/**
+ * One bar of a series in group g, with its whisker and value label; '' when the value is missing.
+ * @param {Series} s
+ * @param {number} g
+ * @param {number} x
+ * @param {string} colour
+ * @param {(v: number) => number} scale
+ */
 function bar(s, g, x, colour, scale) {
   const v = s.values[g];
   if (!isNum(v)) return '';

@@ -27,6 +27,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   process.exit(0);
 }
 
+/** @param {string} name @param {string} def */
 function arg(name, def) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
@@ -46,6 +47,7 @@ function nextTime() {
   return lastTime;
 }
 
+/** @param {Record<string, unknown>} obj */
 function log(obj) {
   process.stdout.write(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, ...obj }) + '\n');
 }

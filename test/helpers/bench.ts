@@ -21,27 +21,10 @@ export const GATE = path.join(ROOT, 'bench', 'gate.js');
 /** One short run of everything (--quick only shortens the idle scenario's settling). */
 export const TINY = ['--runs', '1', '--duration', '1', '--warmup', '0.2', '--rounds', '2', '--connections', '10', '--quick'];
 
-/** One run's figures, by name (`bound` is the one string). */
-export type Run = Record<string, number | string>;
+import type { Entry, Results, Run } from '../../bench/harness/types.js';
 
-/** A row of the results file: one (scenario, case, waiters, target) and its runs. */
-export interface Entry {
-  scenario: string;
-  target: string;
-  case?: string;
-  waiters?: number;
-  /** Which of meta.merges brought the row in (--merge). */
-  merge?: number;
-  runs: Run[];
-}
-
-/** The results file comet-bench writes (--json) or merges into (--merge). */
-export interface Results {
-  meta: Record<string, any>;
-  targets: Array<{ id: string; kind: string; label: string; threads: number | null; nodes?: number }>;
-  entries: Entry[];
-  failures: Array<{ what: string; message: string }>;
-}
+/** The results file comet-bench writes (--json) or merges into (--merge), its rows and their runs. */
+export type { Entry, Results, Run };
 
 /** How a command ran. */
 export interface Ran {

@@ -1,37 +1,26 @@
 /**
- * Starts the built server (`dist/cli/main.js`) as a child process and talks to
- * it over HTTP. Every server started here is SIGKILLed at the end of the tap
- * test that started it (and when this process exits), whatever happened.
+ * Starts the built server (`dist/cli/main.js`) as a child process, with the
+ * harness's launcher (bench/lib/server.js), and talks to it over HTTP. Every
+ * server started here is SIGKILLed at the end of the tap test that started it
+ * (and when this process exits), whatever happened.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import type http from 'node:http';
 import t from 'tap';
 import type { Test } from 'tap';
+import { assertBuilt, repoRoot, serverMain, ServerProcess, type ExitInfo, type StopResult } from '../../bench/lib/server.js';
 import { httpRequest, makeAgent, type Endpoint, type HttpResponse, type Params, type RequestOptions } from './http.js';
 import { Metrics } from './metrics.js';
-import { sleep, waitFor } from './wait.js';
+import { waitFor } from './wait.js';
 
 export * from './http.js';
 export * from './metrics.js';
 export * from './wait.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+export const ROOT = repoRoot;
+export const MAIN = serverMain;
 
-export interface ExitInfo {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-export interface StopResult extends ExitInfo {
-  /** Milliseconds from sending the signal to the exit. */
-  ms: number;
-  /** True when the process ignored the signal and had to be SIGKILLed. */
-  killed: boolean;
-}
+export type { ExitInfo, StopResult };
 
 export interface StartOptions {
   threads?: number;
@@ -52,17 +41,6 @@ export interface GetAnswer {
   res: HttpResponse;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) {
-    try {
-      p.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
-
 /**
  * The environment for a child server: ours minus anything tap, ts-node or a
  * developer's shell could leak into it (NODE_OPTIONS carries tap's loaders;
@@ -79,10 +57,6 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
     else env[k] = v;
   }
   return env;
-}
-
-function assertBuilt(): void {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} does not exist: run \`npm run build\` first`);
 }
 
 /** Parses JSON log lines, skipping anything else. */
@@ -201,35 +175,41 @@ export class CometEndpoint implements Endpoint {
 
 export class CometServer extends CometEndpoint {
   readonly threads: number;
-  readonly proc: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<ExitInfo>;
-  exit: ExitInfo | undefined;
-  /** Date.now() * 1000 taken just before spawning: a time older than the server's start. */
-  readonly spawnedAtMicros: number;
+  readonly server: ServerProcess;
 
   constructor(args: string[], env: NodeJS.ProcessEnv, threads: number) {
     super();
     this.threads = threads;
-    this.spawnedAtMicros = Date.now() * 1000;
-    this.proc = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(this.proc);
-    this.proc.stdout!.setEncoding('utf8');
-    this.proc.stderr!.setEncoding('utf8');
-    this.proc.stdout!.on('data', (c: string) => (this.stdout += c));
-    this.proc.stderr!.on('data', (c: string) => (this.stderr += c));
-    this.exited = new Promise((resolve) => {
-      this.proc.on('exit', (code, signal) => {
-        live.delete(this.proc);
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
+    this.server = new ServerProcess([MAIN, ...args], { env });
+  }
+
+  get proc(): ChildProcess {
+    return this.server.proc;
+  }
+
+  get stdout(): string {
+    return this.server.stdout;
+  }
+
+  get stderr(): string {
+    return this.server.stderr;
+  }
+
+  get exited(): Promise<ExitInfo> {
+    return this.server.exited;
+  }
+
+  get exit(): ExitInfo | undefined {
+    return this.server.exit;
+  }
+
+  /** Date.now() * 1000 taken just before spawning: a time older than the server's start. */
+  get spawnedAtMicros(): number {
+    return this.server.spawnedAtMicros;
   }
 
   get alive(): boolean {
-    return this.exit === undefined;
+    return this.server.alive;
   }
 
   get stdoutLines(): string[] {
@@ -243,57 +223,28 @@ export class CometServer extends CometEndpoint {
 
   /** Last characters of the output, for failure messages. */
   outputTail(n = 2000): string {
-    return `--- stdout ---\n${this.stdout.slice(-n)}\n--- stderr ---\n${this.stderr.slice(-n)}`;
+    return this.server.logTail(n);
   }
 
   async waitListening(timeoutMs: number): Promise<void> {
-    const found = (): number | undefined => {
-      for (const l of parseLogLines(this.stdout)) if (l.msg === 'listening' && typeof l.port === 'number') return l.port;
-      return undefined;
-    };
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const port = found();
-      if (port !== undefined) {
-        this.port = port;
-        return;
-      }
-      if (!this.alive) throw new Error(`server exited (${JSON.stringify(this.exit)}) before listening\n${this.outputTail()}`);
-      await sleep(20);
-    }
-    this.kill();
-    throw new Error(`server did not log {"msg":"listening","port":N} within ${timeoutMs} ms\n${this.outputTail()}`);
+    this.port = await this.server.waitListening(timeoutMs);
   }
 
   /** Sends a signal and waits (bounded) for the exit; SIGKILLs after the deadline. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10000): Promise<StopResult> {
-    const started = performance.now();
-    if (this.exit) return { ...this.exit, ms: 0, killed: false };
-    this.proc.kill(signal);
-    // Unref'd: a deadline that did not fire must not keep the test process alive after the exit.
-    const timer = sleep(timeoutMs, 'timeout' as const, { ref: false });
-    const r = await Promise.race([this.exited, timer]);
-    if (r === 'timeout') {
-      this.proc.kill('SIGKILL');
-      const e = await this.exited;
-      return { ...e, ms: performance.now() - started, killed: true };
-    }
+  stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10000): Promise<StopResult> {
     // The agent is left alone: answers sent just before the exit may still be unread.
-    return { ...r, ms: performance.now() - started, killed: false };
+    return this.server.stop(signal, timeoutMs);
   }
 
   /** Waits (bounded) for the process to exit by itself. */
-  async waitExit(timeoutMs: number): Promise<ExitInfo | undefined> {
-    const r = await Promise.race([this.exited, sleep(timeoutMs, undefined, { ref: false })]);
-    return r;
+  waitExit(timeoutMs: number): Promise<ExitInfo | undefined> {
+    return this.server.waitExit(timeoutMs);
   }
 
   /** SIGKILL if still running; used by teardown. */
   async kill(): Promise<void> {
     this.agent.destroy();
-    if (this.exit) return;
-    this.proc.kill('SIGKILL');
-    await Promise.race([this.exited, sleep(5000, undefined, { ref: false })]);
+    await this.server.kill();
   }
 }
 
@@ -321,33 +272,20 @@ export interface CliResult extends ExitInfo {
 }
 
 /** Runs the CLI with exactly `args` until it exits (bounded); kills it if it starts listening. */
-export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runCli(args: string[], opts: { env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
   assertBuilt();
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: childEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let stdout = '';
-    let stderr = '';
-    let listened = false;
-    let timedOut = false;
-    proc.stdout.setEncoding('utf8');
-    proc.stderr.setEncoding('utf8');
-    proc.stdout.on('data', (c: string) => {
-      stdout += c;
-      if (!listened && parseLogLines(stdout).some((l) => l.msg === 'listening')) {
-        listened = true;
-        proc.kill('SIGKILL');
-      }
-    });
-    proc.stderr.on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      proc.kill('SIGKILL');
-    }, opts.timeoutMs ?? 15000);
-    proc.on('close', (code, signal) => {
-      clearTimeout(timer);
-      live.delete(proc);
-      resolve({ code, signal, stdout, stderr, listened, timedOut });
-    });
+  const p = new ServerProcess([MAIN, ...args], { env: childEnv(opts.env) });
+  let listened = false;
+  let timedOut = false;
+  void p.listening.then(() => {
+    listened = true;
+    p.proc.kill('SIGKILL');
   });
+  const timer = setTimeout(() => {
+    timedOut = true;
+    p.proc.kill('SIGKILL');
+  }, opts.timeoutMs ?? 15000);
+  await p.closed;
+  clearTimeout(timer);
+  return { ...p.exit!, stdout: p.stdout, stderr: p.stderr, listened, timedOut };
 }

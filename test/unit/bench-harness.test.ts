@@ -18,9 +18,9 @@ import { describeTarget } from '../../bench/harness/targets.js';
 import { evaluate, loadChecks } from '../../bench/harness/gate.js';
 import { boundBy, messageWith } from '../../bench/harness/scenarios/context.js';
 import { quantile as exactQuantile } from '../../bench/harness/scenarios/fanout.js';
-
-type Req = { method?: string; path: string; headers?: Record<string, string>; body?: string };
-type Res = { status: number; headers: Record<string, string>; body: string };
+import type { Check } from '../../bench/harness/gate.js';
+import type { Context } from '../../bench/harness/scenarios/context.js';
+import type { Request as Req, Response as Res } from '../../bench/harness/types.js';
 
 /** A deterministic pseudo-random sequence in [0, 1) (mulberry32). */
 function random(seed: number): () => number {
@@ -126,7 +126,7 @@ t.test('Histogram', async (t) => {
 t.test('http1.parseResponse', async (t) => {
   t.test('Content-Length', async (t) => {
     const text = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Two:  spaced \r\n\r\n{"time":12}';
-    const r = parseResponse(text);
+    const r = parseResponse(text)!;
     t.ok(r);
     t.equal(r.response.status, 200);
     t.equal(r.response.body, '{"time":12}');
@@ -137,7 +137,7 @@ t.test('http1.parseResponse', async (t) => {
 
   t.test('chunked, whole and arriving in pieces', async (t) => {
     const text = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nA\r\n, chunked!\r\n0\r\n\r\n';
-    const r = parseResponse(text);
+    const r = parseResponse(text)!;
     t.ok(r);
     t.equal(r.response.body, 'hello, chunked!');
     t.equal(r.rest, '');
@@ -153,7 +153,7 @@ t.test('http1.parseResponse', async (t) => {
     for (const status of [204, 304]) {
       const next = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
       // a 304 may carry a Content-Length of the entity it does not send
-      const r = parseResponse(`HTTP/1.1 ${status} X\r\nEtag: "1"\r\nContent-Length: 40\r\n\r\n${next}`);
+      const r = parseResponse(`HTTP/1.1 ${status} X\r\nEtag: "1"\r\nContent-Length: 40\r\n\r\n${next}`)!;
       t.ok(r, `${status}`);
       t.equal(r.response.status, status);
       t.equal(r.response.body, '');
@@ -242,8 +242,8 @@ t.test('simpleComet adapter', async (t) => {
   t.same(sent.map((r) => queryOf(r).message), ['first', 'second']);
   t.same(queryOf(req), { method: 'get', channel: 'tg', time: '101', timeout: '0' });
 
-  t.equal(a.waiting.path, '/metrics');
-  t.equal(a.waiting.read('# TYPE comet_waiting_gets gauge\ncomet_waiting_gets{thread="0"} 3\ncomet_waiting_gets{thread="1"} 4\n'), 7);
+  t.equal(a.waiting!.path, '/metrics');
+  t.equal(a.waiting!.read('# TYPE comet_waiting_gets gauge\ncomet_waiting_gets{thread="0"} 3\ncomet_waiting_gets{thread="1"} 4\n'), 7);
 });
 
 t.test('nchan adapter', async (t) => {
@@ -270,9 +270,9 @@ t.test('nchan adapter', async (t) => {
   t.equal(sent.length, 1);
   t.equal(sent[0].method, 'POST');
   t.equal(req.path, '/sub?channel=tg');
-  t.ok(req.headers['If-Modified-Since'], 'asks from before any message');
-  t.equal(a.waiting.path, '/nchan_status');
-  t.equal(a.waiting.read('total published messages: 9\nstored messages: 1\nsubscribers: 12\n'), 12);
+  t.ok(req.headers!['If-Modified-Since'], 'asks from before any message');
+  t.equal(a.waiting!.path, '/nchan_status');
+  t.equal(a.waiting!.read('total published messages: 9\nstored messages: 1\nsubscribers: 12\n'), 12);
 });
 
 t.test('promSum', async (t) => {
@@ -308,7 +308,7 @@ t.test('loadAdapter', async (t) => {
   await t.rejects(loadAdapter(path.join(dir, 'partial.js'), 'http://h:1/'), { message: /partial\.js: sync is missing/ });
   await t.rejects(loadAdapter(path.join(dir, 'not-a-factory.js'), 'http://h:1/'), { message: /default export must be a function/ });
   const ok = await loadAdapter(path.relative(process.cwd(), path.join(dir, 'ok.js')), 'http://h:1/base');
-  t.equal(ok.put().path, '/base', 'a relative module path works and the factory gets the URL');
+  t.equal(ok.put('c', 'm').path, '/base', 'a relative module path works and the factory gets the URL');
 });
 
 // ------------------------------------------------------------------ CPU lists and pinning
@@ -416,7 +416,7 @@ t.test('runner.plan', async (t) => {
   t.ok(units.every((u: { run: unknown }) => typeof u.run === 'function'));
   t.same([...new Set(units.map((u: { scenario: string }) => u.scenario))], ['throughput', 'fanout', 'channels', 'idle'], 'in the order asked');
   t.same(
-    units.filter((u: { scenario: string }) => u.scenario === 'fanout').map((u: { waiters: number; target: string }) => `${u.waiters} ${u.target}`),
+    units.filter((u: { scenario: string }) => u.scenario === 'fanout').map((u: Unit) => `${u.waiters} ${u.target}`),
     ['10 comet-1', '10 ceiling', '20 comet-1', '20 ceiling'],
   );
   t.same(units[0].pin, s.pinning);
@@ -429,8 +429,8 @@ t.test('runner.plan', async (t) => {
     'comet-N and nchan-N at each thread count, no ceiling',
   );
   for (const u of scaling) {
-    t.equal(u.target.endsWith(`-${u.threads}`), true, `${u.key}: target matches its thread count`);
-    t.ok(u.case === 'put-many' || (u.case === 'fanout' && u.waiters === s.scalingWaiters), u.key);
+    t.equal(u.target.endsWith(`-${u.threads}`), true, `${what(u)}: target matches its thread count`);
+    t.ok(u.case === 'put-many' || (u.case === 'fanout' && u.waiters === s.scalingWaiters), what(u));
   }
   t.equal(plan({ scenarios: ['scaling'], targets: ['ceiling'], settings: s }).length, 0, 'nothing to scale');
   t.throws(() => plan({ scenarios: ['bogus'], targets: ['comet-1'], settings: s }), /unknown scenario bogus/);
@@ -446,7 +446,8 @@ t.test('targets.describeTarget', async (t) => {
 });
 
 t.test('scenario helpers', async (t) => {
-  const ctx = { serverCapacity: 1, loadCapacity: 2 };
+  // boundBy reads only the capacities
+  const ctx = { serverCapacity: 1, loadCapacity: 2 } as Context;
   t.equal(boundBy(ctx, 0.95, 1.0), 'server');
   t.equal(boundBy(ctx, 0.5, 1.9), 'load');
   t.equal(boundBy(ctx, 0.9, 1.8), 'both');
@@ -463,6 +464,9 @@ t.test('scenario helpers', async (t) => {
 t.test('harness/gate.js evaluate', async (t) => {
   const entry = (scenario: string, target: string, runs: Array<Record<string, number>>, extra: Record<string, unknown> = {}) => ({ scenario, target, runs, ...extra });
   const results = {
+    meta: {},
+    targets: [],
+    failures: [],
     entries: [
       entry('throughput', 'comet-1', [{ serverCpuUs: 10, rps: 80 }, { serverCpuUs: 12, rps: 90 }, { serverCpuUs: 11, rps: 70 }], { case: 'put-many' }),
       entry('throughput', 'ceiling', [{ serverCpuUs: 5.5, rps: 100 }], { case: 'put-many' }),
@@ -473,7 +477,7 @@ t.test('harness/gate.js evaluate', async (t) => {
       entry('fanout', 'ceiling', [], { waiters: 10000 }),
     ],
   };
-  const check = (c: Record<string, unknown>) => ({ name: 'c', ...c });
+  const check = (c: Omit<Check, 'name'>): Check => ({ name: 'c', ...c });
   const [cpu, cpuStrict, rps, p99, sync, noRuns, noFigure] = evaluate(results, [
     check({ scenario: 'throughput', case: 'put-many', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.5 }),
     check({ scenario: 'throughput', case: 'put-many', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.51 }),
@@ -491,7 +495,7 @@ t.test('harness/gate.js evaluate', async (t) => {
   t.ok(Number.isNaN(sync.ceiling));
   t.equal(noRuns.pass, false, 'an entry without runs: fails');
   t.equal(noFigure.pass, false, 'a figure the runs lack: fails');
-  t.same(evaluate({ entries: [] }, [check({ scenario: 'fanout', figure: 'p99Ms', minRatio: 0 })]).map((v: { pass: boolean }) => v.pass), [false], 'nothing measured: fails even at 0');
+  t.same(evaluate({ meta: {}, targets: [], entries: [], failures: [] }, [check({ scenario: 'fanout', figure: 'p99Ms', minRatio: 0 })]).map((v: { pass: boolean }) => v.pass), [false], 'nothing measured: fails even at 0');
 
   const checks = loadChecks();
   t.ok(checks.length > 0, 'bench/gate.json has checks');

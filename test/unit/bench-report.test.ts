@@ -1,17 +1,17 @@
 /**
  * The benchmark report generator: SVG charts (bench/report/svg.js) and
- * BENCHMARKS.md with its performance-target verdicts (bench/report/markdown.js).
+ * BENCHMARKS.md (bench/report/markdown.js) with its performance-target verdicts
+ * (bench/report/verdicts.js), tables and charts.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { barChart, compact, kindColour } from '../../bench/report/svg.js';
-import { assessTargets, renderReport, writeCharts } from '../../bench/report/markdown.js';
-
-type Run = Record<string, number | string>;
-type Entry = { scenario: string; target: string; runs: Run[]; case?: string; waiters?: number; threads?: number };
-type Results = { meta: Record<string, unknown>; targets: Array<Record<string, unknown>>; entries: Entry[]; failures: Array<{ what: string; message: string }> };
-type Assessment = { target: string; figures: string; verdict: string; why?: string };
+import { writeCharts } from '../../bench/report/charts.js';
+import { renderReport } from '../../bench/report/markdown.js';
+import { assessTargets } from '../../bench/report/verdicts.js';
+import type { Bound, Entry, Results, TargetInfo } from '../../bench/harness/types.js';
+import type { Assessment } from '../../bench/report/verdicts.js';
 
 const FIXTURE: Results = JSON.parse(fs.readFileSync(new URL('../fixtures/bench-results.json', import.meta.url), 'utf8'));
 
@@ -208,7 +208,7 @@ t.test('renderReport: an entry whose runs all failed reads "failed", not NaN', a
 
 // ---- small fixtures for ratios and verdicts ---------------------------------------
 
-const TARGETS = [
+const TARGETS: TargetInfo[] = [
   { id: 'comet-1', label: 'comet-server --threads 1', kind: 'comet', threads: 1 },
   { id: 'comet-2', label: 'comet-server --threads 2', kind: 'comet', threads: 2 },
   { id: 'ceiling', label: 'raw uWebSockets.js (fixed answers)', kind: 'ceiling', threads: 1 },
@@ -216,14 +216,14 @@ const TARGETS = [
   { id: 'nchan-2', label: 'nginx + Nchan, 2 workers', kind: 'nchan', threads: 2 },
 ];
 
-const COMET_8 = { id: 'comet-8', label: 'comet-server --threads 8', kind: 'comet', threads: 8 };
+const COMET_8: TargetInfo = { id: 'comet-8', label: 'comet-server --threads 8', kind: 'comet', threads: 8 };
 
 function results(entries: Entry[]): Results {
   return { meta: { machine: { cores: 2 } }, targets: [...TARGETS, COMET_8], entries, failures: [] };
 }
 
 /** A put-many entry with one run per CPU figure; requests/s follows from the CPU unless given. */
-function put(target: string, cpu: number[], { bound = 'server', rps = [] as number[], scenario = 'throughput', threads = undefined as number | undefined } = {}): Entry {
+function put(target: string, cpu: number[], { bound = 'server' as Bound, rps = [] as number[], scenario = 'throughput', threads = undefined as number | undefined } = {}): Entry {
   const runs = cpu.map((c, i) => ({ rps: rps[i] ?? 1e6 / c, serverCpuUs: c, bound }));
   return { scenario, case: 'put-many', target, runs, ...(threads === undefined ? {} : { threads }) };
 }
@@ -289,14 +289,14 @@ t.test('assessTargets: memory per idle waiting get at 18,000', async (t) => {
 });
 
 t.test('assessTargets: throughput against Nchan, requests/s only where both servers were the limit', async (t) => {
-  const saturated = { bound: 'server' };
+  const saturated = { bound: 'server' as const };
   const rps = assess([put('comet-1', [10], { rps: [60000], ...saturated }), put('nchan-1', [10], { rps: [50000], ...saturated })], 3);
   t.equal(rps.verdict, 'met');
   t.match(rps.figures, 'comet-1 60,000 requests/s vs nchan-1 50,000: 1.20x (goal > 1x)');
   const loadBound = assess([put('comet-1', [12], { rps: [60000], bound: 'load' }), put('nchan-1', [10], { rps: [50000], bound: 'load' })], 3);
   t.equal(loadBound.verdict, 'not met', 'more requests/s but more CPU per request');
   t.match(loadBound.figures, 'not both saturated, so server CPU per request compared');
-  for (const bound of ['both', 'neither']) {
+  for (const bound of ['both', 'neither'] as const) {
     t.ok(assess([put('comet-1', [12], { bound }), put('nchan-1', [10], saturated)], 3).figures.includes('CPU per request compared'), `'${bound}' on one side: CPU compared`);
   }
   t.equal(assess([put('comet-1', [10]), put('ceiling', [10])], 3).verdict, 'not measured', 'no Nchan');

@@ -5,6 +5,7 @@
 // percentiles cover all processes exactly. One autocannon instance per target
 // URL (a multi-node target's nodes), all in step.
 //
+// The messages are typed in ./messages.d.ts (AutocannonCommand, AutocannonReport).
 // parent -> child  {cmd:'run', targets: [{url, connections, offset}], requests, warmupS, durationS}
 //                    offset: where in requests the instance starts its rotation
 //                  {cmd:'go'}      start the measured part (after 'warm')
@@ -16,10 +17,27 @@
 import autocannon from 'autocannon';
 import { Histogram } from '../histogram.js';
 
+/**
+ * @typedef {import('./messages.js').AutocannonCommand} AutocannonCommand
+ * @typedef {Extract<AutocannonCommand, { cmd: 'run' }>} RunCommand
+ * @typedef {import('./messages.js').AutocannonReport} AutocannonReport
+ * @typedef {import('./messages.js').AutocannonTarget} AutocannonTarget
+ * @typedef {import('../types.js').Request} Request
+ * @typedef {(client: unknown, status: number, bytes: number, ms: number) => void} OnResponse
+ */
+
 setTimeout(() => process.exit(3), 10 * 60_000).unref();
 process.on('disconnect', () => process.exit(0));
-const send = (m) => process.connected && process.send(m);
+/** @param {AutocannonReport} m */
+const send = (m) => process.connected && process.send?.(m);
 
+/**
+ * @param {AutocannonTarget} target
+ * @param {Request[]} requests
+ * @param {number} durationS
+ * @param {OnResponse} [onResponse]
+ * @returns {Promise<autocannon.Result>}
+ */
 function runOne(target, requests, durationS, onResponse) {
   const rotated = [...requests.slice(target.offset), ...requests.slice(0, target.offset)];
   return new Promise((resolve, reject) => {
@@ -37,9 +55,15 @@ function runOne(target, requests, durationS, onResponse) {
   });
 }
 
-/** Every target's instance at once; resolves their results summed (the span: the longest). */
+/**
+ * Every target's instance at once; resolves their results summed (the span: the longest).
+ * @param {RunCommand} m
+ * @param {number} durationS
+ * @param {OnResponse} [onResponse]
+ */
 async function run(m, durationS, onResponse) {
-  const results = await Promise.all(m.targets.map((t) => runOne({ offset: 0, ...t }, m.requests, durationS, onResponse)));
+  const results = await Promise.all(m.targets.map((t) => runOne(t, m.requests, durationS, onResponse)));
+  /** @param {(r: autocannon.Result) => number} f */
   const sum = (f) => results.reduce((a, r) => a + f(r), 0);
   return {
     requests: sum((r) => r.requests.total),
@@ -50,10 +74,12 @@ async function run(m, durationS, onResponse) {
   };
 }
 
-let go;
+/** @type {() => void} */
+let go = () => {};
+/** @type {Promise<void>} */
 const started = new Promise((r) => (go = r));
 
-process.on('message', async (m) => {
+process.on('message', async (/** @type {AutocannonCommand} */ m) => {
   try {
     if (m.cmd === 'go') return go();
     if (m.cmd !== 'run') return;
@@ -73,6 +99,6 @@ process.on('message', async (m) => {
       histogram: histogram.toJSON(),
     });
   } catch (err) {
-    send({ type: 'fatal', message: String(err?.stack ?? err) });
+    send({ type: 'fatal', message: String(/** @type {Error} */ (err)?.stack ?? err) });
   }
 });

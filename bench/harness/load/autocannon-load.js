@@ -10,6 +10,22 @@ import { cpuOf, cpuOfParts, partFigures, pin } from '../cpu.js';
 import { Histogram } from '../histogram.js';
 import { forkTracked, nextMessage } from './children.js';
 
+/**
+ * What a throughput load (this one or ./wrk-load.js) is given.
+ * @typedef {object} LoadOptions
+ * @property {string[]} urls every node of the target
+ * @property {import('../types.js').Request[]} requests replayed in a loop by every connection
+ * @property {number} connections over all load processes
+ * @property {number} procs load processes (wrk: threads per URL)
+ * @property {string | null} loadCpus the cores the load is pinned to
+ * @property {number} warmupS
+ * @property {number} durationS
+ * @property {() => number[]} targetPids the processes whose CPU is the server's
+ * @property {() => Record<string, number[]>} [targetParts] parts of them whose CPU is reported on its own as well
+ * @typedef {import('./messages.js').AutocannonReport} AutocannonReport
+ * @typedef {import('./messages.js').AutocannonCommand} AutocannonCommand
+ */
+
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'autocannon-child.js');
 /**
  * Which connections each of procs load processes opens to which of urls: a
@@ -19,10 +35,13 @@ const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'aut
  * the previous URL's stopped, so that the processes stay within one
  * connection of each other; a process left without any gets one connection,
  * so that no load process idles.
+ * @param {number} connections
+ * @param {number} procs
+ * @param {string[]} urls
  */
 export function splitConnections(connections, procs, urls) {
   if (urls.length === 0) throw new Error('no URL to send the load to');
-  const plan = Array.from({ length: procs }, () => []);
+  const plan = Array.from({ length: procs }, () => /** @type {{ url: string, connections: number }[]} */ ([]));
   let start = 0;
   urls.forEach((url, j) => {
     const forUrl = Math.floor(connections / urls.length) + (j < connections % urls.length ? 1 : 0);
@@ -38,21 +57,23 @@ export function splitConnections(connections, procs, urls) {
 }
 
 /**
- * Runs the requests (replayed in a loop by every connection) against urls
- * (or url), the connections split by splitConnections(). procs load processes
+ * Runs the requests (replayed in a loop by every connection) against urls,
+ * the connections split by splitConnections(). procs load processes
  * share `connections`; loadCpus pins them. targetPids() names the processes
  * whose CPU is the server's, targetParts() ({redis: [pid]}) parts of them whose
  * CPU is reported on its own as well.
  * Resolves {requests, rps, p50Ms, p99Ms, errors, non2xx, timeouts, serverCpuUs,
  * serverCores, loadCores, wallMs, ...partFigures}; serverCpuUs is per request.
+ * @param {LoadOptions} opts
  */
-export async function runAutocannon({ url, urls = [url], requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+export async function runAutocannon({ urls, requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
   const children = Array.from({ length: procs }, () => forkTracked(childScript));
   try {
-    if (loadCpus !== null) pin(children.map((c) => c.pid), loadCpus);
+    const pids = children.map((c) => /** @type {number} */ (c.pid));
+    if (loadCpus !== null) pin(pids, loadCpus);
     const limit = (warmupS + durationS + 30) * 1000;
     const warm = children.map((c) => nextMessage(c, 'warm', limit, 'autocannon process'));
-    const done = children.map((c) => nextMessage(c, 'done', limit, 'autocannon process'));
+    const done = children.map((c) => /** @type {Promise<Extract<AutocannonReport, { type: 'done' }>>} */ (nextMessage(c, 'done', limit, 'autocannon process')));
     for (const d of done) d.catch(() => {});
     const plan = splitConnections(connections, procs, urls);
     const instances = plan.reduce((a, p) => a + p.length, 0);
@@ -60,10 +81,9 @@ export async function runAutocannon({ url, urls = [url], requests, connections, 
     children.forEach((c, i) => {
       // each autocannon instance starts the rotation elsewhere, so that they do not march in step
       const targets = plan[i].map((t) => ({ ...t, offset: Math.floor((k++ * requests.length) / instances) }));
-      c.send({ cmd: 'run', targets, requests, warmupS, durationS });
+      c.send(/** @type {AutocannonCommand} */ ({ cmd: 'run', targets, requests, warmupS, durationS }));
     });
     await Promise.all(warm);
-    const pids = children.map((c) => c.pid);
     const server0 = cpuOf(targetPids());
     const parts0 = cpuOfParts(targetParts());
     const load0 = cpuOf(pids);

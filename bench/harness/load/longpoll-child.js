@@ -5,6 +5,7 @@
 // http.Agent, no parser objects per socket. Requests and answers go through
 // the target's adapter (../adapters.js).
 //
+// The messages are typed in ./messages.d.ts (LongPollCommand, LongPollReport).
 // parent -> child  {cmd:'open', urls, adapterRef, count, firstIndex, channel, ownChannels,
 //                   localAddresses, concurrency, rate}
 //                    socket g (firstIndex + i) connects to urls[g % urls.length]
@@ -29,30 +30,46 @@ import net from 'node:net';
 import { loadAdapter } from '../adapters.js';
 import { formatRequest, parseResponse } from '../http1.js';
 
+/**
+ * @typedef {import('./messages.js').LongPollReport} LongPollReport
+ * @typedef {import('./messages.js').LongPollCommand} LongPollCommand
+ * @typedef {import('./messages.js').OpenCommand} OpenCommand
+ * @typedef {import('./messages.js').BadAnswer} BadAnswer
+ * @typedef {import('../types.js').Response} Response
+ * @typedef {import('../types.js').GetResult} GetResult
+ */
+
 setTimeout(() => process.exit(3), 15 * 60_000).unref();
 process.on('disconnect', () => process.exit(0));
-const send = (m) => process.connected && process.send(m);
+/** @param {LongPollReport} m */
+const send = (m) => process.connected && process.send?.(m);
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** @type {net.Socket[]} */
 const sockets = [];
-let adapter = null;
+/** @type {import('../types.js').Adapter} set by the open command, before any socket */
+let adapter;
+/** @type {string[]} */
 let hostHeaders = [];
+/** @type {string[]} */
 let channels = [];
+/** @type {unknown[]} */
 let cursors = [];
+/** @type {string[]} */
 let bufs = [];
-/** per socket: answered in this round (or gone) */
+/** @type {boolean[]} per socket: answered in this round (or gone) */
 let done = [];
-/** per socket: closed by the server or the network */
+/** @type {boolean[]} per socket: closed by the server or the network */
 let gone = [];
 let armed = false;
 let expect = '';
-let round = null;
+let round = newRound();
 
 function newRound() {
-  return { answered: 0, ok: 0, bad: 0, closed: 0, firstBad: null, arrivals: [] };
+  return { answered: 0, ok: 0, bad: 0, closed: 0, firstBad: /** @type {BadAnswer | null} */ (null), arrivals: /** @type {number[]} */ ([]) };
 }
 
+/** @param {number} i */
 function ask(i) {
   sockets[i].write(formatRequest(adapter.get(channels[i], cursors[i]), hostHeaders[i]));
 }
@@ -64,13 +81,18 @@ function reportIfDone() {
   }
 }
 
+/**
+ * @param {number} i
+ * @param {Response} res
+ */
 function onAnswer(i, res) {
   const at = nowMs();
+  /** @type {GetResult} */
   let answer;
   try {
     answer = adapter.readGet(res);
-  } catch (err) {
-    answer = { ok: false, messages: [], cursor: null, timedOut: false, error: err.message };
+  } catch {
+    answer = { ok: false, messages: [], cursor: null, timedOut: false };
   }
   if (answer.ok && answer.timedOut) {
     // a long-poll that ran out of time: ask again, nothing was delivered
@@ -95,6 +117,10 @@ function onAnswer(i, res) {
   reportIfDone();
 }
 
+/**
+ * @param {number} i
+ * @param {Buffer} chunk
+ */
 function onData(i, chunk) {
   bufs[i] += chunk.toString('latin1');
   for (;;) {
@@ -105,6 +131,7 @@ function onData(i, chunk) {
   }
 }
 
+/** @param {number} i */
 function onGone(i) {
   gone[i] = true;
   if (armed && !done[i]) {
@@ -117,11 +144,13 @@ function onGone(i) {
   }
 }
 
+/** @param {OpenCommand} cmd */
 async function open(cmd) {
   const { urls, adapterRef, count, firstIndex, channel, ownChannels, localAddresses, concurrency, rate = 0 } = cmd;
   // the nodes of a target differ in their port only: the adapter (its base path) is the same
   adapter = await loadAdapter(adapterRef, urls[0]);
   const targets = urls.map((u) => new URL(u)).map(({ hostname, port }) => ({ hostname, port: Number(port), header: `${hostname}:${port}` }));
+  /** @param {number} i */
   const targetOf = (i) => targets[(firstIndex + i) % targets.length];
   hostHeaders = Array.from({ length: count }, (_, i) => targetOf(i).header);
   channels = Array.from({ length: count }, (_, i) => (ownChannels ? `${channel}-${firstIndex + i}` : channel));
@@ -133,11 +162,13 @@ async function open(cmd) {
   let inFlight = 0;
   let opened = 0;
   let failed = 0;
+  /** @type {string | null} */
   let firstError = null;
   const settled = () => {
     if (opened + failed === count) send({ type: 'opened', count: opened, failed, firstError });
   };
   const started = nowMs();
+  /** @type {NodeJS.Timeout | null} */
   let timer = null;
   const launch = () => {
     const allowed = rate > 0 ? Math.floor(((nowMs() - started) / 1000) * rate) + 1 : count;
@@ -158,7 +189,7 @@ async function open(cmd) {
         launch();
       });
       s.on('data', (c) => onData(i, c));
-      s.on('error', (err) => {
+      s.on('error', (/** @type {NodeJS.ErrnoException} */ err) => {
         if (connected) return;
         inFlight--;
         failed++;
@@ -178,7 +209,7 @@ async function open(cmd) {
   launch();
 }
 
-process.on('message', async (cmd) => {
+process.on('message', async (/** @type {LongPollCommand} */ cmd) => {
   try {
     if (cmd.cmd === 'open') await open(cmd);
     else if (cmd.cmd === 'arm') {
@@ -199,7 +230,7 @@ process.on('message', async (cmd) => {
       setTimeout(() => process.exit(0), 50);
     }
   } catch (err) {
-    send({ type: 'fatal', message: String(err?.stack ?? err) });
+    send({ type: 'fatal', message: String(/** @type {Error} */ (err)?.stack ?? err) });
   }
 });
 send({ type: 'ready' });

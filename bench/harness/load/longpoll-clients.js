@@ -19,6 +19,12 @@ import { withTimeout } from '../../lib/common.js';
 import { pin } from '../cpu.js';
 import { forkTracked, nextMessage } from './children.js';
 
+/**
+ * @typedef {import('./messages.js').LongPollReport} LongPollReport
+ * @typedef {import('./messages.js').LongPollCommand} LongPollCommand
+ * @typedef {Omit<import('./messages.js').Delivered, 'type' | 'firstBad'> & { firstBad: import('./messages.js').BadAnswer | null | undefined }} RoundOutcome
+ */
+
 const childScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'longpoll-child.js');
 
 /** Source addresses the sockets are spread over (each has its own ~28k ephemeral ports). */
@@ -28,38 +34,50 @@ export const MAX_PER_CLIENT = 6000;
 
 function spawnChild() {
   const child = forkTracked(childScript);
-  return { child, next: (type, ms) => nextMessage(child, type, ms, 'long-poll client') };
+  /**
+   * @template {LongPollReport['type']} T
+   * @param {T} type
+   * @param {number} ms
+   */
+  const next = (type, ms) => /** @type {Promise<Extract<LongPollReport, { type: T }>>} */ (nextMessage(child, type, ms, 'long-poll client'));
+  /** @param {LongPollCommand} m */
+  const send = (m) => child.send(m);
+  return { child, next, send };
 }
 
 /**
  * Spawns max(minClients, ceil(n / perClient)) client processes for n sockets,
  * pinned to loadCpus when given. Returns the handle described at the top.
+ * @param {number} n
+ * @param {{ perClient?: number, minClients?: number, loadCpus?: string | null }} [opts]
  */
 export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minClients = 1, loadCpus = null } = {}) {
   if (perClient > MAX_PER_CLIENT) throw new Error(`at most ${MAX_PER_CLIENT} sockets per client process`);
   // never more processes than sockets: a process given none would never report them open
   const k = Math.min(n, Math.max(minClients, Math.ceil(n / perClient)));
   const clients = Array.from({ length: k }, spawnChild);
+  /** @type {LongPollReport[]} */
   const early = [];
-  for (const c of clients) c.child.on('message', (m) => m.type === 'early' && early.push(m));
+  for (const c of clients) c.child.on('message', (/** @type {LongPollReport} */ m) => m.type === 'early' && early.push(m));
   const handle = {
     size: k,
-    pids: () => clients.map((c) => c.child.pid),
+    pids: () => clients.map((c) => /** @type {number} */ (c.child.pid)),
 
     /**
      * Opens the n sockets, each with one get waiting; throws if a connect
      * failed. concurrency and rate are totals over all processes. Socket g
      * (over all processes) goes to urls[g % urls.length]: a multi-node
      * target's gets are spread evenly over its nodes.
+     * @param {{ urls: string[], adapterRef: string, channel: string, ownChannels?: boolean, concurrency?: number, rate?: number, timeoutMs?: number }} what
      */
-    async open({ url, urls = [url], adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
+    async open({ urls, adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
       const per = Math.ceil(n / k);
       let assigned = 0;
       const opened = await Promise.all(
         clients.map((c) => {
           const count = Math.min(per, n - assigned);
           const p = c.next('opened', timeoutMs);
-          c.child.send({
+          c.send({
             cmd: 'open',
             urls,
             adapterRef,
@@ -79,7 +97,10 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       if (failed > 0) throw new Error(`${failed} of ${n} connects failed, first: ${opened.find((m) => m.firstError)?.firstError}`);
     },
 
-    /** Throws if any get was answered outside a round (before a publish). */
+    /**
+     * Throws if any get was answered outside a round (before a publish).
+     * @param {string} what
+     */
     throwIfEarly(what) {
       if (early.length > 0) throw new Error(`${early.length} ${what} answered before any publish, first: ${JSON.stringify(early[0])}`);
     },
@@ -88,12 +109,14 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
      * Starts a round: answers containing expect count as deliveries. Resolves
      * once every process is armed, with {delivered}: a promise of the round's outcome
      * {ok, bad, closed, firstBad, arrivals} (arrivals: process.hrtime ms of each good answer).
+     * @param {string} expect
+     * @returns {Promise<{ delivered: Promise<RoundOutcome> }>}
      */
     async arm(expect, timeoutMs = 60_000) {
       const delivered = clients.map((c) => c.next('delivered', timeoutMs));
       // a failed round must not leave unhandled rejections behind
       for (const d of delivered) d.catch(() => {});
-      await Promise.all(clients.map((c) => (c.child.send({ cmd: 'arm', expect }), c.next('armed', 10_000))));
+      await Promise.all(clients.map((c) => (c.send({ cmd: 'arm', expect }), c.next('armed', 10_000))));
       const outcome = Promise.all(delivered).then((all) => ({
           ok: all.reduce((a, d) => a + d.ok, 0),
           bad: all.reduce((a, d) => a + d.bad, 0),
@@ -108,15 +131,15 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
 
     /** Every socket asks again from the cursor of its last answer. */
     async askAgain(timeoutMs = 10_000) {
-      await Promise.all(clients.map((c) => (c.child.send({ cmd: 'ask' }), c.next('asked', timeoutMs))));
+      await Promise.all(clients.map((c) => (c.send({ cmd: 'ask' }), c.next('asked', timeoutMs))));
     },
 
     /** Closes every socket and waits (bounded) for each process to exit, else kills it. */
     async close(timeoutMs = 10_000) {
-      for (const c of clients) if (c.child.connected) c.child.send({ cmd: 'close' });
+      for (const c of clients) if (c.child.connected) c.send({ cmd: 'close' });
       await Promise.all(
         clients.map((c) =>
-          withTimeout(new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r() : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
+          withTimeout(new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(undefined) : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
             c.child.kill('SIGKILL'),
           ),
         ),

@@ -17,13 +17,18 @@ export function hasWrk() {
   return spawnSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' }).status === 0;
 }
 
-/** A Lua long string that no request text can end early. */
+/**
+ * A Lua long string that no request text can end early.
+ * @param {string} s
+ */
 const luaString = (s) => `[==[${s}]==]`;
 
 /**
  * A wrk script replaying the requests in a loop (each wrk thread from its own
  * offset). With urls, thread k connects to urls[k % urls.length] instead of
  * wrk's own URL.
+ * @param {import('../types.js').Request[]} requests
+ * @param {string[]} [urls]
  */
 export function wrkScript(requests, urls = []) {
   const entries = requests.map((r) => {
@@ -67,13 +72,21 @@ end
 `;
 }
 
+/** @type {Record<string, number>} */
+const MS_PER = { us: 0.001, ms: 1, s: 1000, m: 60000 };
+
+/** @param {string | undefined} s e.g. '1.25ms' */
 function toMs(s) {
   const m = /^([\d.]+)(us|ms|s|m)$/.exec(s ?? '');
-  return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60000 }[m[2]] : NaN;
+  return m ? Number(m[1]) * MS_PER[m[2]] : NaN;
 }
 
-/** The figures of wrk's --latency output. */
+/**
+ * The figures of wrk's --latency output.
+ * @param {string} out
+ */
 export function parseWrkOutput(out) {
+  /** @param {RegExp} re */
   const num = (re) => Number(re.exec(out)?.[1] ?? 0);
   const done = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(out);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
@@ -95,7 +108,11 @@ function reapedChildrenCpuUs() {
   return ((Number(f[13]) + Number(f[14])) * 1e6) / 100; // cutime, cstime in USER_HZ (100)
 }
 
-/** One wrk process; resolves {out, loadUs}: its CPU time, counted once it has exited and been reaped. */
+/**
+ * One wrk process; resolves {out, loadUs}: its CPU time, counted once it has exited and been reaped.
+ * @param {{ url: string, script: string, threads: number, connections: number, seconds: number, loadCpus: string | null }} opts
+ * @returns {Promise<{ out: string, loadUs: number }>}
+ */
 function wrk({ url, script, threads, connections, seconds, loadCpus }) {
   return new Promise((resolve, reject) => {
     const args = [`-t${threads}`, `-c${Math.max(connections, threads)}`, `-d${seconds}s`, '--latency', '-s', script, url];
@@ -115,8 +132,11 @@ function wrk({ url, script, threads, connections, seconds, loadCpus }) {
   });
 }
 
-/** Same contract as runAutocannon() in ./autocannon-load.js. */
-export async function runWrk({ url, urls = [url], requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+/**
+ * Same contract as runAutocannon() in ./autocannon-load.js.
+ * @param {import('./autocannon-load.js').LoadOptions} opts
+ */
+export async function runWrk({ urls, requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
   if (!hasWrk()) throw new Error('wrk is not installed (apt-get install wrk), or use --generator autocannon');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-bench-wrk-'));
   try {

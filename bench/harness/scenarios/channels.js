@@ -11,12 +11,25 @@ import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
-/** One message to each of the waiters' channels; resolves {t0, arrivals} once every waiter has it. */
+/**
+ * @typedef {import('./context.js').Context} Context
+ * @typedef {Awaited<ReturnType<typeof spawnLongPollClients>>} LongPollClients
+ */
+
+/**
+ * One message to each of the waiters' channels; resolves {t0, arrivals} once every waiter has it.
+ * @param {Context} ctx
+ * @param {LongPollClients} clients
+ * @param {Connection[]} publishers
+ * @param {string} prefix
+ * @param {number} waiters
+ */
 async function publishToEach(ctx, clients, publishers, prefix, waiters) {
   const token = freshToken('d');
   const msg = messageWith(token, ctx.settings.messageBytes);
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
   const t0 = nowMs();
+  /** @type {string | null} */
   let failed = null;
   await Promise.all(
     publishers.map(async (p, k) => {
@@ -32,6 +45,11 @@ async function publishToEach(ctx, clients, publishers, prefix, waiters) {
   return { t0, arrivals };
 }
 
+/**
+ * @param {Context} ctx
+ * @param {number} waiters
+ * @returns {Promise<import('../types.js').Run>}
+ */
 export async function run(ctx, waiters) {
   const s = ctx.settings;
   const prefix = freshToken('ch-');

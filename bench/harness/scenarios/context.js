@@ -8,11 +8,19 @@ import { Connection } from '../connection.js';
 import { parseCpuList } from '../cpu.js';
 
 /**
- * @param target a handle from ../targets.js
- * @param pinning {server, load} core lists, or null (nothing pinned)
+ * @typedef {import('../types.js').Request} Request
+ * @typedef {import('../types.js').Bound} Bound
+ * @typedef {Awaited<ReturnType<typeof createContext>>} Context
+ */
+
+/**
+ * @param {import('../targets.js').TargetHandle} target
+ * @param {import('../settings.js').Settings} settings
+ * @param {{ server: string, load: string } | null | undefined} pinning core lists, or null (nothing pinned)
  */
 export async function createContext(target, settings, pinning) {
   const adapter = await loadAdapter(target.adapterRef, target.url);
+  /** @param {string} url */
   const connect = (url) => {
     const { hostname, port } = new URL(url);
     return new Connection({ host: hostname, port: Number(port) });
@@ -26,7 +34,10 @@ export async function createContext(target, settings, pinning) {
     settings,
     pinning,
     conn,
-    /** Sends a request on the harness's connection. */
+    /**
+     * Sends a request on the harness's connection.
+     * @param {Request} req
+     */
     call: (req) => conn.request(req),
     /** Cores the target may use: its pinned cores, else its threads (or every core). */
     serverCapacity: pinning ? parseCpuList(pinning.server).length : (target.threads ?? settings.cores),
@@ -35,6 +46,7 @@ export async function createContext(target, settings, pinning) {
     /**
      * Waiting gets as the target counts them, or null when it cannot tell (no
      * counter in its adapter, or the counter's page is not there).
+     * @returns {Promise<number | null>}
      */
     async waiting() {
       if (!adapter.waiting) return null;
@@ -61,6 +73,9 @@ export async function createContext(target, settings, pinning) {
 /**
  * Resolves once the target counts n waiting gets (at most maxMs). A target that
  * cannot count them gets a fixed grace of 1 s + 0.1 ms per get instead.
+ * @param {Context} ctx
+ * @param {number} n
+ * @param {number} maxMs
  */
 export async function untilWaiting(ctx, n, maxMs) {
   const deadline = Date.now() + maxMs;
@@ -68,32 +83,49 @@ export async function untilWaiting(ctx, n, maxMs) {
   if (w === null) return sleep(1000 + n / 10);
   while (w !== n) {
     if (Date.now() > deadline) throw new Error(`${ctx.target.label}: ${w} gets waiting, expected ${n} after ${maxMs} ms`);
-    await sleep(w > n * 0.99 ? 20 : 100);
+    await sleep(w !== null && w > n * 0.99 ? 20 : 100);
     // a run abandoned after --run-timeout stops here (and its scenario closes its client processes)
     if (ctx.closed) throw new Error(`${ctx.target.label}: run closed while ${w} of ${n} gets were waiting`);
     w = await ctx.waiting();
   }
 }
 
-/** Which side ran out of CPU: 'server', 'load', 'both' or 'neither' (90 % of its cores). */
+/**
+ * Which side ran out of CPU: 'server', 'load', 'both' or 'neither' (90 % of its cores).
+ * @param {Context} ctx
+ * @param {number} serverCores
+ * @param {number} loadCores
+ * @returns {Bound}
+ */
 export function boundBy(ctx, serverCores, loadCores) {
   const s = serverCores >= 0.9 * ctx.serverCapacity;
   const l = loadCores >= 0.9 * ctx.loadCapacity;
   return s && l ? 'both' : s ? 'server' : l ? 'load' : 'neither';
 }
 
-/** A message of settings.messageBytes bytes that carries token, so a delivery can be recognised. */
+/**
+ * A message of settings.messageBytes bytes that carries token, so a delivery can be recognised.
+ * @param {string} token
+ * @param {number} bytes
+ */
 export function messageWith(token, bytes) {
   return token.length >= bytes ? token : token + '.'.repeat(bytes - token.length);
 }
 
 let tokens = 0;
-/** A token no earlier round used (channels and messages are told apart by it). */
+/**
+ * A token no earlier round used (channels and messages are told apart by it).
+ * @param {string} prefix
+ */
 export function freshToken(prefix) {
   return `${prefix}${Date.now().toString(36)}x${(tokens++).toString(36)}`;
 }
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
-/** Milliseconds from t0 to the last of the arrivals (0 when there are none). */
+/**
+ * Milliseconds from t0 to the last of the arrivals (0 when there are none).
+ * @param {number[]} arrivals
+ * @param {number} t0
+ */
 export const untilLast = (arrivals, t0) => arrivals.reduce((a, b) => (a > b ? a : b), t0) - t0;

@@ -11,7 +11,16 @@ import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
 import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { boundBy, freshToken, messageWith, nowMs, untilLast, untilWaiting } from './context.js';
 
-/** The value below which a fraction q of the sorted list lies (nearest rank). */
+/**
+ * @typedef {import('./context.js').Context} Context
+ * @typedef {Awaited<ReturnType<typeof spawnLongPollClients>>} LongPollClients
+ */
+
+/**
+ * The value below which a fraction q of the sorted list lies (nearest rank).
+ * @param {number[]} sorted
+ * @param {number} q
+ */
 export function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
@@ -23,6 +32,10 @@ export function quantile(sorted, q) {
  * clients' round; serverUs and loadUs the CPU of the target and of the clients
  * (with this process) from just before the publish until the last delivery,
  * windowMs later; partsUs the target's parts' ({redis: µs}).
+ * @param {Context} ctx
+ * @param {LongPollClients} clients
+ * @param {string} channel
+ * @param {string} token
  */
 export async function publishRound(ctx, clients, channel, token) {
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
@@ -43,6 +56,11 @@ export async function publishRound(ctx, clients, channel, token) {
   return { t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs };
 }
 
+/**
+ * @param {Context} ctx
+ * @param {number} waiters
+ * @returns {Promise<import('../types.js').Run>}
+ */
 export async function run(ctx, waiters) {
   const s = ctx.settings;
   const channel = freshToken('fan-');
@@ -51,9 +69,12 @@ export async function run(ctx, waiters) {
     await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
     await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
     clients.throwIfEarly('gets');
+    /** @type {number[]} */
     const latencies = [];
+    /** @type {number[]} */
     const putMs = [];
     let serverUs = 0;
+    /** @type {Record<string, number>} */
     const partsUs = {};
     let loadUs = 0;
     let windowMs = 0;
@@ -80,7 +101,7 @@ export async function run(ctx, waiters) {
     return {
       p50Ms: quantile(latencies, 0.5),
       p99Ms: quantile(latencies, 0.99),
-      maxMs: latencies.at(-1),
+      maxMs: latencies[latencies.length - 1],
       serverCpuUs: serverUs / delivered,
       delivered,
       expected: waiters * s.rounds,

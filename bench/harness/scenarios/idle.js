@@ -11,7 +11,12 @@ import { spawnLongPollClients } from '../load/longpoll-clients.js';
 import { publishRound } from './fanout.js';
 import { freshToken, untilWaiting } from './context.js';
 
-/** Proportional set size (shared pages split among their users) in bytes, NaN where unknown. */
+/** @typedef {import('./context.js').Context} Context */
+
+/**
+ * Proportional set size (shared pages split among their users) in bytes, NaN where unknown.
+ * @param {number} pid
+ */
 function readPss(pid) {
   try {
     const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
@@ -21,9 +26,13 @@ function readPss(pid) {
   }
 }
 
+/** @param {number[]} pids @param {(pid: number) => number} f */
 const sum = (pids, f) => pids.reduce((a, p) => a + f(p), 0);
 
-/** A few rounds of long-polls and publishes, so that one-time costs land before the baseline. */
+/**
+ * A few rounds of long-polls and publishes, so that one-time costs land before the baseline.
+ * @param {Context} ctx
+ */
 async function warmUp(ctx) {
   const count = ctx.settings.warmupWaiters;
   const channel = freshToken('warm-');
@@ -42,6 +51,11 @@ async function warmUp(ctx) {
   for (let i = 0; i < 50; i++) await ctx.call(ctx.adapter.put(`${channel}-${i}`, 'w'));
 }
 
+/**
+ * @param {Context} ctx
+ * @param {number} waiters
+ * @returns {Promise<import('../types.js').Run>}
+ */
 export async function run(ctx, waiters) {
   const pids = ctx.target.pids;
   if (pids().length === 0) throw new Error('idle capacity reads the target\'s memory: give the external target\'s process ids with --pid');

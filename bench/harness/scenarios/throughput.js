@@ -13,8 +13,19 @@ import { runAutocannon } from '../load/autocannon-load.js';
 import { runWrk } from '../load/wrk-load.js';
 import { boundBy, messageWith } from './context.js';
 
+/**
+ * @typedef {import('./context.js').Context} Context
+ * @typedef {import('../types.js').Request} Request
+ * @typedef {import('../types.js').Response} Response
+ */
+
 export const CASES = ['put-one', 'put-many', 'sync', 'get-buffered'];
 
+/**
+ * @param {Context} ctx
+ * @param {string} kind
+ * @returns {Promise<Request[]>}
+ */
 async function requestsFor(ctx, kind) {
   const { adapter, settings } = ctx;
   const msg = messageWith('m', settings.messageBytes);
@@ -33,6 +44,11 @@ async function requestsFor(ctx, kind) {
   }
 }
 
+/**
+ * @param {Context} ctx
+ * @param {string} kind
+ * @param {Response} res
+ */
 function answeredAsExpected(ctx, kind, res) {
   if (kind.startsWith('put')) return ctx.adapter.readPut(res).ok;
   if (kind === 'get-buffered') {
@@ -42,7 +58,12 @@ function answeredAsExpected(ctx, kind, res) {
   return res.status >= 200 && res.status < 300;
 }
 
-/** Refuses to measure a request the target does not answer as the case expects. */
+/**
+ * Refuses to measure a request the target does not answer as the case expects.
+ * @param {Context} ctx
+ * @param {string} kind
+ * @param {Request} req
+ */
 async function probe(ctx, kind, req) {
   const res = await ctx.call(req);
   if (!answeredAsExpected(ctx, kind, res)) {
@@ -50,6 +71,11 @@ async function probe(ctx, kind, req) {
   }
 }
 
+/**
+ * @param {Context} ctx
+ * @param {string} kind
+ * @returns {Promise<import('../types.js').Run>}
+ */
 export async function run(ctx, kind) {
   const requests = await requestsFor(ctx, kind);
   await probe(ctx, kind, requests[0]);

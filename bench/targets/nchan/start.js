@@ -20,7 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../lib/common.js';
+import { freePort, sleep } from '../../lib/common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const templatePath = path.join(here, 'nginx.conf.template');
@@ -49,6 +49,7 @@ export function findNchanModule() {
 
 /** Installed versions of the packages, for the report ("not installed" where dpkg does not know them). */
 export function packageVersions(names = ['nginx', 'nginx-common', 'libnginx-mod-nchan']) {
+  /** @type {Record<string, string>} */
   const out = {};
   for (const n of names) {
     const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', n], { encoding: 'utf8' });
@@ -57,7 +58,11 @@ export function packageVersions(names = ['nginx', 'nginx-common', 'libnginx-mod-
   return out;
 }
 
-/** Pids of the direct children of pid (from /proc/PID/task/PID/children, else a /proc scan). */
+/**
+ * Pids of the direct children of pid (from /proc/PID/task/PID/children, else a /proc scan).
+ * @param {number} pid
+ * @returns {number[]}
+ */
 export function childPids(pid) {
   try {
     const text = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
@@ -65,6 +70,7 @@ export function childPids(pid) {
   } catch {
     /* fall back to a scan */
   }
+  /** @type {number[]} */
   const kids = [];
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -79,9 +85,14 @@ export function childPids(pid) {
   return kids;
 }
 
+/**
+ * @param {number} port
+ * @returns {Promise<boolean>}
+ */
 function canConnect(port) {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
+    /** @param {boolean} ok */
     const done = (ok) => {
       s.destroy();
       resolve(ok);
@@ -92,9 +103,10 @@ function canConnect(port) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Renders the template; vars are {DIR, PORT, WORKERS, MODULE}. */
+/**
+ * Renders the template; vars are {DIR, PORT, WORKERS, MODULE}.
+ * @param {Record<string, string | number>} vars
+ */
 export function renderConfig(vars) {
   const text = fs.readFileSync(templatePath, 'utf8');
   const out = text.replace(/\{\{([A-Z_]+)\}\}/g, (m, k) => {
@@ -109,6 +121,7 @@ export function renderConfig(vars) {
  * (port 0 or absent: a free one). Resolves once the port answers and all
  * workers are up: {pids(), masterPid, port, dir, confPath, errorLog(), stop(), exited}.
  * prefix: a command to run nginx under, e.g. ['taskset', '-c', '0'].
+ * @param {{ workers?: number, port?: number, prefix?: string[], startTimeoutMs?: number }} [opts]
  */
 export async function startNchan({ workers = 1, port = 0, prefix = [], startTimeoutMs = 15_000 } = {}) {
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`workers must be 1..64, got ${workers}`);
@@ -146,7 +159,8 @@ export async function startNchan({ workers = 1, port = 0, prefix = [], startTime
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise((r) => proc.once('exit', (code, sig) => r(code ?? sig)));
-  const masterPid = proc.pid;
+  const masterPid = /** @type {number} */ (proc.pid);
+  /** @type {number[]} */
   let workerPids = [];
 
   const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // Cross-thread dispatch: which mechanism should carry channel operations from the
 // thread that parsed a request to the thread that owns the channel?
 //
-//   node bench/dispatch.js [--ops 200000] [--channels 1000] [--message-bytes 100]
+//   node bench/experiments/dispatch.js [--ops 200000] [--channels 1000] [--message-bytes 100]
 //                          [--window 1000] [--owners 2] [--runs 5]
 //                          [--variants structured,msgpackr,piscina,unbatched,inline] [--out FILE]
 //
@@ -38,14 +38,14 @@ import {
   loadAverage,
   systemBusyUs,
   waitQuiet,
-} from './lib/common.js';
+} from '../lib/common.js';
 
 const loadAtStart = loadAverage();
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const workerFile = path.join(here, 'lib', 'dispatch-worker.js');
+const workerFile = path.join(here, 'dispatch-worker.js');
 
-const USAGE = `usage: node bench/dispatch.js [options]
+const USAGE = `usage: node bench/experiments/dispatch.js [options]
   --ops 200000          measured operations per run ('put', one per op)
   --warmup-ops 50000    operations before the measured ones, same threads (JIT warm-up)
   --channels 1000       channels the ops are spread over (fixed-seed pseudo-random)

@@ -1,4 +1,4 @@
-// Worker-thread side of bench/dispatch.js. One file, several roles (workerData.role):
+// Worker-thread side of bench/experiments/dispatch.js. One file, several roles (workerData.role):
 //
 //   'owner'              owns channels; receives batches of [op, id, channel, message]
 //                        on MessagePorts from the mesh, appends each message to its

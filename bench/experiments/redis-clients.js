@@ -5,7 +5,7 @@
 // node has, and the client's CPU per call is what is compared: it is spent on
 // the node's event loop, beside the HTTP work.
 //
-//   npm run build && node bench/redis-clients.js [--calls 100000] [--in-flight 200] [--runs 3]
+//   npm run build && node bench/experiments/redis-clients.js [--calls 100000] [--in-flight 200] [--runs 3]
 //
 // Runs interleave the clients; figures are the median (min-max). The calling
 // process runs on one core and redis-server on another, where there are two.
@@ -13,11 +13,11 @@
 import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { APPEND } from '../dist/engine/redis/scripts.js';
-import { coreCount, fmtFixed, fmtInt, markdownTable, mmm, parseArgs, progress } from './lib/common.js';
-import { startRedisServer } from './lib/redis.js';
+import { APPEND } from '../../dist/engine/redis/scripts.js';
+import { coreCount, fmtFixed, fmtInt, markdownTable, mmm, parseArgs, progress } from '../lib/common.js';
+import { startRedisServer } from '../lib/redis.js';
 
-const USAGE = 'node bench/redis-clients.js [--calls 100000] [--in-flight 200] [--runs 3]';
+const USAGE = 'node bench/experiments/redis-clients.js [--calls 100000] [--in-flight 200] [--runs 3]';
 const opts = parseArgs(process.argv.slice(2), { calls: 100_000, inFlight: 200, runs: 3 }, USAGE);
 const ARGS = (i) => {
   const tag = `{c${i % 1000}}`;
@@ -75,5 +75,5 @@ try {
       '\n',
   );
 } finally {
-  await redis.kill();
+  await redis.destroy();
 }

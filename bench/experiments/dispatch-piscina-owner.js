@@ -1,4 +1,4 @@
-// Piscina task module for bench/dispatch.js variant (c): one task = one put on a
+// Piscina task module for bench/experiments/dispatch.js variant (c): one task = one put on a
 // channel this worker owns (the pool's loadBalancer routes by channel owner).
 // Same store as the 'owner' role in dispatch-worker.js.
 

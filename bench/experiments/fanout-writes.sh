@@ -2,9 +2,9 @@
 # Counts the write system calls the server makes to answer W waiting gets with
 # one publish (strace from Debian's strace package). Each answer must leave in
 # one write: W + 1 sendto calls in all (the +1 answers the put).
-# Usage: bench/fanout-writes.sh [waiters=1000] [threads=1]
+# Usage: bench/experiments/fanout-writes.sh [waiters=1000] [threads=1]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 waiters=${1:-1000}
 threads=${2:-1}
 out=$(mktemp -d)
@@ -14,7 +14,7 @@ strace -f -e trace=write,writev,sendto,sendmsg -o "$out/strace" \
 server=$!
 for _ in $(seq 50); do grep -q '"listening"' "$out/log" && break; sleep 0.2; done
 port=$(grep -o '"port":[0-9]*' "$out/log" | head -1 | cut -d: -f2)
-node bench/fanout-waiters.js "$port" "$waiters" & client=$!
+node bench/experiments/fanout-waiters.js "$port" "$waiters" & client=$!
 sleep 3
 mark=$(wc -l < "$out/strace")
 curl -s "http://127.0.0.1:$port/?method=put&channel=fan&message=m" > /dev/null

@@ -1,0 +1,115 @@
+// The harness's two contracts with the outside, as types: the adapter a user
+// writes to speak to their server (--adapter, the ./bench/adapters export),
+// and the results file comet-bench writes (--json) and renders (--from-json,
+// --merge). bench/README.md describes both in prose; the harness's modules
+// (through JSDoc `import('./types.js')`), user adapters and the tests
+// (test/helpers/bench.ts, test/unit/bench-*.test.ts) use these.
+
+/** A request the harness sends: GET unless method says otherwise. */
+export interface Request {
+  method?: string;
+  /** The path and query string. */
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** An answer as the harness reads it: header names lower-case, the body decoded as UTF-8. */
+export interface Response {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Where an answer leaves the channel, for the next get; opaque to the harness. */
+export type Cursor = unknown;
+
+export interface GetResult {
+  ok: boolean;
+  messages: string[];
+  /** null: the answer says nothing about where to read on (wait for the next message). */
+  cursor: Cursor | null;
+  /** An answer without messages at the end of the server's wait: the get is asked again. */
+  timedOut: boolean;
+}
+
+/** How the harness speaks to a server (bench/README.md, "Adapters"). */
+export interface Adapter {
+  /** Publishes one message. */
+  put(channel: string, message: string): Request;
+  /** The channel's current position (the sync case). */
+  sync(channel: string): Request;
+  /** A long-poll; cursor null waits for the next message. */
+  get(channel: string, cursor: Cursor | null): Request;
+  /** A get the server answers at once from its buffer; call(req) sends the setup requests. */
+  buffered(channel: string, call: (req: Request) => Promise<Response>): Promise<Request>;
+  readPut(res: Response): { ok: boolean };
+  readGet(res: Response): GetResult;
+  /** Where the server counts waiting gets; without it the harness waits a fixed grace. */
+  waiting?: { path: string; read(body: string): number };
+}
+
+/** An adapter module's default export. */
+export type AdapterFactory = (url: URL) => Adapter;
+
+/** Which side ran out of CPU in a run (90 % of its cores). */
+export type Bound = 'server' | 'load' | 'both' | 'neither';
+
+/** One run's figures, as the scenario has them (bench/README.md, "Results"). */
+export interface Run {
+  rps?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+  /** Per request or per delivery; Redis's CPU included for targets with Redis. */
+  serverCpuUs?: number;
+  serverCores?: number;
+  loadCores?: number;
+  bound?: Bound;
+  deliveriesPerSec?: number;
+  bytesPerWaiter?: number;
+  bytesPerWaiterPss?: number;
+  delivered?: number;
+  expected?: number;
+  redisCpuUs?: number;
+  redisCores?: number;
+  [figure: string]: number | string | undefined;
+}
+
+/** A row: one (scenario, case or waiter count, threads, target) and its runs. */
+export interface Entry {
+  scenario: string;
+  target: string;
+  case?: string;
+  waiters?: number;
+  threads?: number;
+  /** The cores the target and the load ran on. */
+  pin?: { server: string; load: string } | null;
+  /** Which of meta.merges brought the row in (--merge). */
+  merge?: number;
+  runs: Run[];
+}
+
+/** A target as the results file lists it. */
+export interface TargetInfo {
+  id: string;
+  kind: 'comet' | 'ceiling' | 'nchan' | 'redis' | 'cluster' | 'external';
+  label: string;
+  threads: number | null;
+  nodes?: number;
+}
+
+export interface Failure {
+  what: string;
+  message: string;
+  merge?: number;
+}
+
+/** The results file: bench/results/latest.json, BENCHMARKS-results.json. */
+export interface Results {
+  /** The machine, versions, settings, pinning and load average; a merged file also `merges`. */
+  meta: Record<string, any>;
+  targets: TargetInfo[];
+  entries: Entry[];
+  failures: Failure[];
+}
