@@ -38,6 +38,9 @@ export class TestEngine implements Engine {
   readonly inner = memoryEngine();
   /** Every result as a promise, as a store across the network gives them. */
   slow = false;
+  /** Results are held back until release(): the order of replies and news is the test's to choose. */
+  holding = false;
+  private readonly held: Array<() => void> = [];
   /** Messages are stored but not reported to the listener (a subscription that dropped them). */
   deaf = false;
   private readonly failures = new Map<Operation, unknown>();
@@ -46,6 +49,11 @@ export class TestEngine implements Engine {
   /** The next call of `operation` rejects with `reason` (a StoreFailure, or anything a buggy store might throw). */
   failNext(operation: Operation, reason: unknown): void {
     this.failures.set(operation, reason);
+  }
+
+  /** Settles every held result, in the order the operations were called. */
+  release(): void {
+    for (const settle of this.held.splice(0)) settle();
   }
 
   /** What the store does when it knows that news of `channel` was lost. */
@@ -99,6 +107,7 @@ export class TestEngine implements Engine {
       return Promise.reject(reason);
     }
     const result = run();
+    if (this.holding) return new Promise((resolve) => this.held.push(() => resolve(result)));
     return this.slow ? Promise.resolve(result) : result;
   }
 }
@@ -108,6 +117,7 @@ export interface ThreadParts {
   router: Router;
   owner: Owner;
   metrics: ThreadMetrics;
+  metricsBuffer: SharedArrayBuffer;
 }
 
 /**
@@ -117,10 +127,11 @@ export interface ThreadParts {
 export function threadParts(self: number, ports: readonly (MessagePort | null)[], engine: Engine, maxMessages = 100): ThreadParts {
   const mesh = new Mesh(self, ports);
   const router = new Router(mesh);
-  const metrics = new ThreadMetrics(createMetricsBuffer(ports.length), self);
+  const metricsBuffer = createMetricsBuffer(ports.length);
+  const metrics = new ThreadMetrics(metricsBuffer, self);
   const owner = new Owner(engine, mesh, router, { maxMessages, maxBytes: 1 << 20 }, metrics);
   router.connect(owner);
-  return { mesh, router, owner, metrics };
+  return { mesh, router, owner, metrics, metricsBuffer };
 }
 
 /** Decodes every incoming batch to this thread's owner, router and `news`, then runs `afterBatch` (the wait room's delivery). */
