@@ -14,7 +14,11 @@ import { decode, type NewsInbox } from '../../src/threads/messages.js';
 import { Owner } from '../../src/threads/owner.js';
 import { Router } from '../../src/threads/router.js';
 
-/** `ports[i][j]` links thread i to thread j (null on the diagonal), as the supervisor hands them out. */
+/**
+ * `ports[i][j]` links thread i to thread j (null on the diagonal), as the
+ * supervisor hands them out; a copy of its builder, which is private to
+ * src/server/supervisor.ts.
+ */
 export function meshPorts(threads: number): (MessagePort | null)[][] {
   const ports = Array.from({ length: threads }, () => Array<MessagePort | null>(threads).fill(null));
   for (let i = 0; i < threads; i++) {

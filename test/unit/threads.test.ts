@@ -105,18 +105,6 @@ t.test('codec: each message alone decodes the same as within a batch', async (t)
   }
 });
 
-t.test('codec: a failure is rebuilt as a CometError with its status', async (t) => {
-  const batch: Batch = [];
-  encoderInto(batch).failed(1, refusals.shuttingDown());
-  let error: unknown;
-  decode(structuredClone(batch), 0, {
-    ...recordingInboxes([]),
-    replies: { timed: () => {}, answered: () => {}, parked: () => {}, failed: (_id, err) => (error = err) },
-  });
-  t.ok(error instanceof CometError);
-  t.match(error, { code: 'COMET_ERR_SHUTTING_DOWN', statusCode: 503, message: 'the server is shutting down' });
-});
-
 t.test('codec: an unknown operation throws, naming the thread it came from', async (t) => {
   const log: Call[] = [];
   const batch: Batch = [];
