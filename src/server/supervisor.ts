@@ -19,13 +19,14 @@
  * see "missed" for anything they had not received, as after any restart.
  */
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { type MessagePort, Worker } from 'node:worker_threads';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
+import { meshPorts } from '../threads/mesh.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
 import { reachRedis } from './redis-probe.js';
 
@@ -169,17 +170,4 @@ function freePort(host: string): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
-}
-
-/** ports[i][j]: thread i's end of the channel between threads i and j (null for i = j). */
-function meshPorts(threads: number): (MessagePort | null)[][] {
-  const ports: (MessagePort | null)[][] = Array.from({ length: threads }, () => new Array<MessagePort | null>(threads).fill(null));
-  for (let i = 0; i < threads; i++) {
-    for (let j = i + 1; j < threads; j++) {
-      const { port1, port2 } = new MessageChannel();
-      ports[i]![j] = port1;
-      ports[j]![i] = port2;
-    }
-  }
-  return ports;
 }

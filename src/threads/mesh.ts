@@ -7,7 +7,7 @@
  * socket at a time, so writing many answers inside another socket's handler
  * would send each of them uncorked).
  */
-import type { MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { type Batch, Encoder } from './messages.js';
 
 export type BatchHandler = (batch: Batch, from: number) => void;
@@ -73,4 +73,17 @@ export class Mesh {
   close(): void {
     for (const port of this.ports) port?.close();
   }
+}
+
+/** ports[i][j]: thread i's end of the channel between threads i and j (null for i = j). */
+export function meshPorts(threads: number): (MessagePort | null)[][] {
+  const ports: (MessagePort | null)[][] = Array.from({ length: threads }, () => new Array<MessagePort | null>(threads).fill(null));
+  for (let i = 0; i < threads; i++) {
+    for (let j = i + 1; j < threads; j++) {
+      const { port1, port2 } = new MessageChannel();
+      ports[i]![j] = port1;
+      ports[j]![i] = port2;
+    }
+  }
+  return ports;
 }

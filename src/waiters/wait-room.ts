@@ -70,8 +70,9 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
-    if (waiter.aborted) this.maybeIdle(entry);
-    else this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
+    if (!waiter.aborted) this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
+    // The channel lingers from its last get, whether that one waited or not.
+    this.maybeIdle(entry);
   }
 
   parked(waiter: Waiter, cursor: number): void {

@@ -5,7 +5,7 @@
  * answer late, fail, or stop reporting news, for the paths a MemoryEngine
  * never takes by itself.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { type Engine, type EngineStats, type Eventually, type GapListener, type MessageListener, type ReadLimits, type ReadResult } from '../../src/engine/engine.js';
 import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { createMetricsBuffer, ThreadMetrics } from '../../src/metrics/counters.js';
@@ -13,23 +13,6 @@ import { Mesh } from '../../src/threads/mesh.js';
 import { decode, type NewsInbox } from '../../src/threads/messages.js';
 import { Owner } from '../../src/threads/owner.js';
 import { Router } from '../../src/threads/router.js';
-
-/**
- * `ports[i][j]` links thread i to thread j (null on the diagonal), as the
- * supervisor hands them out; a copy of its builder, which is private to
- * src/server/supervisor.ts.
- */
-export function meshPorts(threads: number): (MessagePort | null)[][] {
-  const ports = Array.from({ length: threads }, () => Array<MessagePort | null>(threads).fill(null));
-  for (let i = 0; i < threads; i++) {
-    for (let j = i + 1; j < threads; j++) {
-      const { port1, port2 } = new MessageChannel();
-      ports[i]![j] = port1;
-      ports[j]![i] = port2;
-    }
-  }
-  return ports;
-}
 
 /** Start time 0: every cursor a test uses is "known", so `missed` appears only where a test makes it. */
 export function memoryEngine(): MemoryEngine {

@@ -15,7 +15,8 @@ import { CometError, type ErrorCode, refusals } from '../../src/protocol/errors.
 import { Mesh } from '../../src/threads/mesh.js';
 import { type Batch, decode, Encoder, type Inboxes, type NewsInbox, type OwnerInbox, type ReplyInbox } from '../../src/threads/messages.js';
 import { type GetHandler, ownerOf, type TimeHandler } from '../../src/threads/router.js';
-import { meshPorts, memoryEngine, receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
+import { memoryEngine, receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
+import { meshPorts } from '../../src/threads/mesh.js';
 import { waitFor, within } from '../helpers/wait.js';
 
 /** One call taken in by an inbox: which inbox, which method, its arguments (a CometError as code, status, message, closes). */

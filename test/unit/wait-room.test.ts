@@ -14,7 +14,8 @@ import type { GetRequest } from '../../src/protocol/params.js';
 import type { TimeHandler } from '../../src/threads/router.js';
 import type { HttpResponse } from '../../src/uws.js';
 import type { WaitRoomLimits } from '../../src/waiters/wait-room.js';
-import { meshPorts, receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
+import { receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
+import { meshPorts } from '../../src/threads/mesh.js';
 import { waitFor } from '../helpers/wait.js';
 
 const serialised = { answers: 0, jsonp: 0 };
@@ -412,10 +413,7 @@ roomTest('a channel stays watched for a while after a get answered at once', asy
   await new Promise((resolve) => setTimeout(resolve, 1300));
   put(r, 'c', 'b');
   await turns(3);
-  t.equal(r.metrics.values[SLOT.newsSent], 1, 'the owner still sends this thread the news', {
-    // WaitRoom.answered marks the entry idle only for an aborted get, so an
-    // entry whose gets were all answered at once keeps idleSince 0 and is
-    // forgotten (the channel unwatched) at the next sweep instead of lingering.
-    todo: 'bug: a get answered at once does not start the linger',
-  });
+  // An entry whose gets were all answered at once used to keep idleSince 0
+  // and be forgotten (the channel unwatched) at the next sweep.
+  t.equal(r.metrics.values[SLOT.newsSent], 1, 'the owner still sends this thread the news');
 });
