@@ -230,7 +230,7 @@ const BROKEN_TARGETS = [
 
 for (const broken of BROKEN_TARGETS) t.test(`${broken.name}, and nothing is left running`, { timeout: 60_000 }, async (t) => {
   let requests = 0;
-  const server = http.createServer((req, res) => {
+  const server = http.createServer((_req, res) => {
     requests++;
     broken.answer(res);
   });

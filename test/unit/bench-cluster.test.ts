@@ -6,7 +6,6 @@
  * and the report's Cluster mode section.
  * The harness running a real two-node cluster is in test/bench-cluster.test.ts.
  */
-import fs from 'node:fs';
 import t from 'tap';
 import { splitConnections } from '../../bench/harness/load/autocannon-load.js';
 import { wrkScript } from '../../bench/harness/load/wrk-load.js';
@@ -17,8 +16,6 @@ import { parseOptions, settingsFrom } from '../../bench/harness/settings.js';
 import { entryKey, mergeResults } from '../../bench/harness/bench.js';
 import { renderReport } from '../../bench/report/markdown.js';
 import type { Entry, Results } from '../../bench/harness/types.js';
-
-const FIXTURE: Results = JSON.parse(fs.readFileSync(new URL('../fixtures/bench-results.json', import.meta.url), 'utf8'));
 
 // ------------------------------------------------------------------ targets
 
