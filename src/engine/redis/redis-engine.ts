@@ -101,7 +101,8 @@ export class RedisEngine implements Engine {
     this.subscriber = new Subscriber(target, this.client, timeoutMs, {
       announcement: this.announced,
       resubscribed: (notifies) => {
-        for (const notify of notifies) this.readBack(notify);
+        // readBack retries its own read failures until the watch ends: nothing to await or catch here
+        for (const notify of notifies) void this.readBack(notify);
       },
       connection: options.onConnection,
     });
