@@ -1,7 +1,8 @@
 /**
  * The single table of server options. The CLI parser, the environment
- * reader, `--help` and the README's options table are all derived from it, so
- * an option cannot exist in one place and be missing from another.
+ * reader, `--help` and the README's options table (written by `npm run docs`,
+ * checked by test/unit/docs.test.ts) are all derived from it, so an option
+ * cannot exist in one place and be missing from another.
  */
 import os from 'node:os';
 import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../uws.js';
@@ -43,12 +44,13 @@ interface OptionBase<K extends keyof Config> {
   env: string;
   describe: string;
 }
-interface IntOption<K extends keyof Config> extends OptionBase<K> {
+/** A default computed at start is shown (in --help and the README) by what it stands for. */
+type IntDefault = { default: number; shownDefault?: undefined } | { default: () => number; shownDefault: string };
+type IntOption<K extends keyof Config> = OptionBase<K> & {
   kind: 'int';
   min: number;
   max?: number;
-  default: number | (() => number);
-}
+} & IntDefault;
 interface StringOption<K extends keyof Config> extends OptionBase<K> {
   kind: 'string';
   default: string;
@@ -80,7 +82,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'port', flag: 'port', env: 'COMET_PORT', kind: 'int', min: 0, max: 65535, default: 8080, describe: 'TCP port; 0 picks a free port (logged in the "listening" line).' },
   {
     key: 'threads', flag: 'threads', env: 'COMET_THREADS', kind: 'int', min: 1, max: 256,
-    default: () => os.availableParallelism(), describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels.',
+    default: () => os.availableParallelism(), shownDefault: 'available parallelism', describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels.',
   },
   {
     key: 'path', flag: 'path', env: 'COMET_PATH', kind: 'string', default: '/',
@@ -141,3 +143,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'Tests only. on: POST /_fault/crash?thread=N makes worker thread N throw, to exercise the crash policy.',
   },
 ];
+
+/** The default as --help and the README show it. */
+export function shownDefault(option: OptionSpec): string {
+  if (option.kind === 'int') return option.shownDefault ?? String(option.default);
+  return option.default === '' ? '(empty)' : option.default;
+}

@@ -4,7 +4,7 @@
  * fail at startup with a TypeError naming the option, never later at runtime.
  */
 import { parseArgs } from 'node:util';
-import { type Config, OPTIONS, type OptionSpec } from './options.js';
+import { type Config, OPTIONS, type OptionSpec, shownDefault } from './options.js';
 
 export class ConfigError extends TypeError {
   readonly code = 'COMET_ERR_INVALID_OPTION';
@@ -63,9 +63,8 @@ export function helpText(): string {
     'Options:',
   ];
   for (const option of OPTIONS) {
-    const shown = typeof option.default === 'function' ? `(default: available parallelism)` : `(default: ${option.default})`;
     lines.push(`  --${option.flag} <value>`.padEnd(31) + ` ${option.env}`);
-    lines.push(`      ${option.describe} ${shown}`);
+    lines.push(`      ${option.describe} (default: ${shownDefault(option)})`);
   }
   lines.push('  -h, --help'.padEnd(31) + ' Show this help and exit.');
   return lines.join('\n') + '\n';

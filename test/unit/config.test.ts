@@ -6,7 +6,7 @@ import os from 'node:os';
 import t from 'tap';
 import type { Test } from 'tap';
 import { ConfigError, helpText, parseCommandLine } from '../../src/config/parse.js';
-import { OPTIONS, type Config } from '../../src/config/options.js';
+import { OPTIONS, shownDefault, type Config } from '../../src/config/options.js';
 
 function defaultOf(option: (typeof OPTIONS)[number]): string | number {
   return typeof option.default === 'function' ? option.default() : option.default;
@@ -219,8 +219,16 @@ t.test('helpText lists every option with its env var and default', async (t) => 
     t.ok(line, `--${option.flag} listed`);
     t.ok(line?.includes(option.env), `--${option.flag} shows ${option.env}`);
     t.ok(text.includes(option.describe), `--${option.flag} description`);
-    if (typeof option.default !== 'function') t.ok(text.includes(`(default: ${option.default})`), `--${option.flag} default`);
+    t.ok(text.includes(`(default: ${shownDefault(option)})`), `--${option.flag} default`);
   }
+});
+
+t.test('defaults are shown as set, computed ones by what they stand for', async (t) => {
+  const shown = (flag: string) => shownDefault(OPTIONS.find((o) => o.flag === flag)!);
+  t.equal(shown('port'), '8080');
+  t.equal(shown('cors-origin'), '*');
+  t.equal(shown('threads'), 'available parallelism');
+  t.equal(shown('redis'), '(empty)');
 });
 
 t.test('helpText separates every flag from its env var by at least one space', async (t) => {
