@@ -11,8 +11,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Measured on the full suite with every tool installed (2026-12-03, see CHANGELOG).
-const FLOOR = { statements: 0, branches: 0, functions: 0, lines: 0 };
+// src/ on 2026-12-04, every suite run but those needing haproxy, wrk or Chromium: statements
+// 97.55%, branches 91.72%, functions 96.76%, lines 97.55%; a little under, for runs that
+// take another path through a race (a CI run with every tool installed covers more).
+const FLOOR = { statements: 97, branches: 91, functions: 96, lines: 97 };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SUMMARY = path.join(ROOT, '.tap', 'report', 'coverage-summary.json');
