@@ -70,23 +70,24 @@ const client = createClient({ url: endpoint, transport });
 let first = true;
 // Subscribed once the page has loaded: a long-poll <script> (JSONP) inserted
 // earlier would hold the page's load event, and its spinner, until it answers.
-const subscribe = () => client.subscribe(
-  channel,
-  (messages, info) => {
-    // The first answer from time 0 always says "missed": the server cannot
-    // vouch for what came before it started. Later, it means messages were lost.
-    if (info.missed && !first) note('Some messages were missed (the server dropped them).');
-    first = false;
-    $('status').textContent = '';
-    for (const m of messages) show(m);
-  },
-  {
-    time: 0,
-    onError: (err) => {
-      $('status').textContent = `Connection problem, retrying: ${err.message}`;
+const subscribe = () =>
+  client.subscribe(
+    channel,
+    (messages, info) => {
+      // The first answer from time 0 always says "missed": the server cannot
+      // vouch for what came before it started. Later, it means messages were lost.
+      if (info.missed && !first) note('Some messages were missed (the server dropped them).');
+      first = false;
+      $('status').textContent = '';
+      for (const m of messages) show(m);
     },
-  },
-);
+    {
+      time: 0,
+      onError: (err) => {
+        $('status').textContent = `Connection problem, retrying: ${err.message}`;
+      },
+    },
+  );
 if (document.readyState === 'complete') subscribe();
 else addEventListener('load', subscribe, { once: true });
 

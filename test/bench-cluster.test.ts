@@ -22,9 +22,16 @@ t.setTimeout(180_000);
 /** The target's processes the command started: its redis-server and its nodes. */
 async function checkNothingLeft(t: Test, r: Ran, nodes: number): Promise<void> {
   const targets = [...r.seen].filter(([, cmd]) => /redis-server|dist\/cli\/main\.js/.test(cmd));
-  t.ok(targets.some(([, cmd]) => /redis-server/.test(cmd)), 'a redis-server was started', { seen: [...r.seen.values()] });
+  t.ok(
+    targets.some(([, cmd]) => /redis-server/.test(cmd)),
+    'a redis-server was started',
+    { seen: [...r.seen.values()] },
+  );
   t.ok(targets.filter(([, cmd]) => /dist\/cli\/main\.js .*--redis redis:\/\/127\.0\.0\.1:\d+/.test(cmd)).length >= nodes, `${nodes} nodes on it were started`);
-  t.notOk(targets.some(([, cmd]) => /:6379\b/.test(cmd)), 'never the system Redis on 6379');
+  t.notOk(
+    targets.some(([, cmd]) => /:6379\b/.test(cmd)),
+    'never the system Redis on 6379',
+  );
   const alive = () => stillRunning(targets).map(([p, cmd]) => `${p} ${cmd}`);
   t.same(await outliving(alive), [], 'no redis-server or node process outlives the command');
 }
@@ -55,7 +62,9 @@ function checkRow(t: Test, e: Entry | undefined, what: string, redis: boolean): 
 t.test('cluster-2 through put-many and fan-out', { timeout: 90_000 }, async (t) => {
   if (!redisAvailable(t)) return;
   const json = path.join(t.testdir(), 'results.json');
-  const r = await bench(['--target', 'cluster-2', '--scenario', 'throughput,fanout', '--case', 'put-many', '--waiters', '100', ...TINY, '--json', json], { timeoutMs: 80_000 });
+  const r = await bench(['--target', 'cluster-2', '--scenario', 'throughput,fanout', '--case', 'put-many', '--waiters', '100', ...TINY, '--json', json], {
+    timeoutMs: 80_000,
+  });
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const results: Results = JSON.parse(fs.readFileSync(json, 'utf8'));
   t.same(results.failures, [], 'no failed runs');
@@ -84,14 +93,33 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
   const report = path.join(dir, 'BENCH.md');
   const r = await bench(
     [
-      '--generator', 'wrk', '--scenario', 'cluster', '--cluster-targets', 'comet-1,cluster-2', '--cluster-waiters', '100', ...TINY,
-      '--json', path.join(dir, 'fresh.json'), '--merge', merged, '--report', report, '--charts', path.join(dir, 'charts'),
+      '--generator',
+      'wrk',
+      '--scenario',
+      'cluster',
+      '--cluster-targets',
+      'comet-1,cluster-2',
+      '--cluster-waiters',
+      '100',
+      ...TINY,
+      '--json',
+      path.join(dir, 'fresh.json'),
+      '--merge',
+      merged,
+      '--report',
+      report,
+      '--charts',
+      path.join(dir, 'charts'),
     ],
     { timeoutMs: 80_000 },
   );
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const fresh: Results = JSON.parse(fs.readFileSync(path.join(dir, 'fresh.json'), 'utf8'));
-  t.same(fresh.entries.map(describe), ['cluster put-many comet-1', 'cluster put-many cluster-2', 'cluster fanout 100 comet-1', 'cluster fanout 100 cluster-2'], 'this run: each case on each target');
+  t.same(
+    fresh.entries.map(describe),
+    ['cluster put-many comet-1', 'cluster put-many cluster-2', 'cluster fanout 100 comet-1', 'cluster fanout 100 cluster-2'],
+    'this run: each case on each target',
+  );
   const results: Results = JSON.parse(fs.readFileSync(merged, 'utf8'));
   t.same(
     results.entries.map((e) => [describe(e), e.merge ?? null]),
@@ -105,14 +133,18 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
     'the kept row stays, the old cluster row is replaced, the new rows are added',
   );
   t.equal(results.entries[0].runs[0].rps, 1234, 'the kept row as it was');
-  t.ok((results.entries[1].runs[0].rps as number) > 1, 'the replaced row has this run\'s figures');
-  t.equal(results.meta.command, 'comet-bench (an earlier run)', 'the header stays the kept file\'s');
+  t.ok((results.entries[1].runs[0].rps as number) > 1, "the replaced row has this run's figures");
+  t.equal(results.meta.command, 'comet-bench (an earlier run)', "the header stays the kept file's");
   t.match(results.meta.merges, [{ command: /--scenario cluster/, rows: Array }]);
   for (const e of results.entries.filter((x) => x.scenario === 'cluster')) checkRow(t, e, describe(e), e.target !== 'comet-1');
   const md = fs.readFileSync(report, 'utf8');
-  t.match(md, /^## Request throughput$/m, 'the kept row\'s section');
+  t.match(md, /^## Request throughput$/m, "the kept row's section");
   t.match(md, /^## Cluster mode$/m, 'the Cluster mode section');
-  t.match(md, /^\| 2 × comet-server --threads 1 --redis \(2 nodes \+ Redis\) \| 1 \| [\d,]+ \|.*\| \d+\.\d\dx comet-1 rps, \d+\.\d\dx comet-1 CPU\/req \| \w+ \|$/m, 'put-many of the two nodes against the in-memory node');
+  t.match(
+    md,
+    /^\| 2 × comet-server --threads 1 --redis \(2 nodes \+ Redis\) \| 1 \| [\d,]+ \|.*\| \d+\.\d\dx comet-1 rps, \d+\.\d\dx comet-1 CPU\/req \| \w+ \|$/m,
+    'put-many of the two nodes against the in-memory node',
+  );
   t.match(md, /^- Merged in later \(`--merge`\)/m);
   t.ok(fs.existsSync(path.join(dir, 'charts', 'cluster.svg')), 'the Cluster mode chart');
   await checkNothingLeft(t, r, 2);
@@ -120,7 +152,9 @@ t.test('the cluster scenario with wrk, merged into a kept results file and rende
 
 t.test('bench/experiments/redis-clients.js compares the two clients on a redis-server of its own', { timeout: 60_000 }, async (t) => {
   if (!redisAvailable(t)) return;
-  const r = await runNode(path.join(ROOT, 'bench', 'experiments', 'redis-clients.js'), ['--calls', '2000', '--in-flight', '20', '--runs', '1'], { timeoutMs: 50_000 });
+  const r = await runNode(path.join(ROOT, 'bench', 'experiments', 'redis-clients.js'), ['--calls', '2000', '--in-flight', '20', '--runs', '1'], {
+    timeoutMs: 50_000,
+  });
   t.equal(r.code, 0, 'exit code 0', diag(r));
   for (const client of ['ioredis', 'node-redis']) {
     const row = new RegExp(`^\\| ${client} \\| (\\d+\\.\\d+) \\| ([\\d,]+) \\|$`, 'm').exec(r.stdout);

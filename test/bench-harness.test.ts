@@ -101,26 +101,44 @@ t.test('comet-1 and the ceiling through every scenario but scaling', { timeout: 
   // 2,000 idle gets: at a few hundred the ~1 KB each adds is within the targets' RSS noise
   const r = await bench(
     [
-      '--target', 'comet-1,ceiling',
-      '--scenario', 'throughput,fanout,channels,idle',
-      '--case', 'put-many,get-buffered',
-      '--waiters', '200',
-      '--idle', '2000',
+      '--target',
+      'comet-1,ceiling',
+      '--scenario',
+      'throughput,fanout,channels,idle',
+      '--case',
+      'put-many,get-buffered',
+      '--waiters',
+      '200',
+      '--idle',
+      '2000',
       ...TINY,
-      '--json', json, '--report', report, '--charts', charts,
+      '--json',
+      json,
+      '--report',
+      report,
+      '--charts',
+      charts,
     ],
     { timeoutMs: 100_000 },
   );
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const results = readResults(t, json);
   checkResults(t, results, [
-    'throughput put-many comet-1', 'throughput put-many ceiling',
-    'throughput get-buffered comet-1', 'throughput get-buffered ceiling',
-    'fanout 200 comet-1', 'fanout 200 ceiling',
-    'channels 200 comet-1', 'channels 200 ceiling',
-    'idle 2000 comet-1', 'idle 2000 ceiling',
+    'throughput put-many comet-1',
+    'throughput put-many ceiling',
+    'throughput get-buffered comet-1',
+    'throughput get-buffered ceiling',
+    'fanout 200 comet-1',
+    'fanout 200 ceiling',
+    'channels 200 comet-1',
+    'channels 200 ceiling',
+    'idle 2000 comet-1',
+    'idle 2000 ceiling',
   ]);
-  t.same(results.targets.map((x) => x.id), ['comet-1', 'ceiling']);
+  t.same(
+    results.targets.map((x) => x.id),
+    ['comet-1', 'ceiling'],
+  );
   t.match(results.meta, { settings: { runs: 1, durationS: 1, rounds: 2 }, versions: { 'comet-server': String } });
   checkReport(t, report, charts, ['Request throughput', 'Fan-out', 'Many channels', 'Idle capacity']);
 });
@@ -134,7 +152,23 @@ t.test('nginx + Nchan', { timeout: 60_000 }, async (t) => {
   const report = path.join(dir, 'BENCH.md');
   const charts = path.join(dir, 'charts');
   const r = await bench(
-    ['--target', 'nchan-1', '--scenario', 'throughput,fanout', '--case', 'put-many,sync,get-buffered', '--waiters', '100', ...TINY, '--json', json, '--report', report, '--charts', charts],
+    [
+      '--target',
+      'nchan-1',
+      '--scenario',
+      'throughput,fanout',
+      '--case',
+      'put-many,sync,get-buffered',
+      '--waiters',
+      '100',
+      ...TINY,
+      '--json',
+      json,
+      '--report',
+      report,
+      '--charts',
+      charts,
+    ],
     { timeoutMs: 50_000 },
   );
   t.equal(r.code, 0, 'exit code 0', diag(r));
@@ -152,12 +186,30 @@ t.test('--generator wrk', { timeout: 60_000 }, async (t) => {
   const targets = findNginx() && findNchanModule() ? ['comet-1', 'nchan-1'] : ['comet-1'];
   const json = path.join(t.testdir(), 'results.json');
   const r = await bench(
-    ['--generator', 'wrk', '--target', targets.join(','), '--scenario', 'throughput', '--case', 'put-many,get-buffered', ...TINY, '--duration', '1', '--json', json],
+    [
+      '--generator',
+      'wrk',
+      '--target',
+      targets.join(','),
+      '--scenario',
+      'throughput',
+      '--case',
+      'put-many,get-buffered',
+      ...TINY,
+      '--duration',
+      '1',
+      '--json',
+      json,
+    ],
     { timeoutMs: 50_000 },
   );
   t.equal(r.code, 0, 'exit code 0', diag(r));
   const results = readResults(t, json);
-  checkResults(t, results, targets.flatMap((id) => [`throughput put-many ${id}`, `throughput get-buffered ${id}`]));
+  checkResults(
+    t,
+    results,
+    targets.flatMap((id) => [`throughput put-many ${id}`, `throughput get-buffered ${id}`]),
+  );
 });
 
 // ------------------------------------------------------------------ c. a server given by URL
@@ -200,7 +252,10 @@ t.test('external: a running server given by --url and --pid', { timeout: 60_000 
     const loaders = new Set(lines.filter((l) => l.endsWith(' load')).map((l) => Number(l.split(' ')[0])));
     t.ok(loaders.has(r.pid), 'by the command itself');
     t.ok(loaders.size >= 2, `and by its long-poll client processes (${loaders.size} processes)`);
-    t.ok(lines.some((l) => l.endsWith(' put POST')), 'its publishes were used');
+    t.ok(
+      lines.some((l) => l.endsWith(' put POST')),
+      'its publishes were used',
+    );
     // the publishes were POSTs the server accepted: every one was checked (readPut) and counted
     const tp = results.entries.find((e) => e.scenario === 'throughput')!.runs[0]!;
     const puts = (await metric(metricsUrl, 'comet_requests_total', '{method="put"}')) - puts0;
@@ -228,42 +283,47 @@ const BROKEN_TARGETS = [
   },
 ];
 
-for (const broken of BROKEN_TARGETS) t.test(`${broken.name}, and nothing is left running`, { timeout: 60_000 }, async (t) => {
-  let requests = 0;
-  const server = http.createServer((_req, res) => {
-    requests++;
-    broken.answer(res);
+for (const broken of BROKEN_TARGETS)
+  t.test(`${broken.name}, and nothing is left running`, { timeout: 60_000 }, async (t) => {
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests++;
+      broken.answer(res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const { port } = server.address() as { port: number };
+    const json = path.join(t.testdir(), 'results.json');
+
+    const r = await bench(
+      ['--url', `http://127.0.0.1:${port}/`, '--scenario', 'fanout', '--waiters', '5', '--run-timeout', '8', '--runs', '1', '--json', json],
+      { timeoutMs: 45_000 },
+    );
+
+    t.notOk(r.timedOut, 'the command ended by itself', diag(r));
+    t.equal(r.code, 1, 'exit code 1: a run failed', diag(r));
+    t.ok(r.ms < broken.withinMs, `it ended within ${broken.withinMs} ms (${Math.round(r.ms)} ms)`);
+    t.ok(requests > 0, 'the harness did talk to the target');
+    const results = readResults(t, json);
+    t.equal(results.failures.length, 1, 'the failure is listed');
+    t.match(results.failures[0], { what: /^fanout W=5 external run 1\/1$/, message: broken.message });
+    t.same(
+      results.entries.map((e) => [describe(e), e.runs.length]),
+      [['fanout 5 external', 0]],
+      'no figures from the failed run',
+    );
+    t.match(r.stderr, /1 run\(s\) failed/);
+
+    // Seen while it ran, or anywhere on the machine afterwards (a busy machine can hide a short-lived
+    // child from the watcher; no other test file starts the harness's load processes).
+    const LOAD = /longpoll-child\.js|autocannon-child\.js/;
+    const clients = [...r.seen].filter(([, cmd]) => LOAD.test(cmd));
+    const alive = () => [...new Set([...stillRunning(clients).map(([p]) => p), ...processesMatching(LOAD)])];
+    t.same(await outliving(alive), [], `no load process outlives the command (seen while it ran: ${clients.length})`);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const { port } = server.address() as { port: number };
-  const json = path.join(t.testdir(), 'results.json');
-
-  const r = await bench(
-    ['--url', `http://127.0.0.1:${port}/`, '--scenario', 'fanout', '--waiters', '5', '--run-timeout', '8', '--runs', '1', '--json', json],
-    { timeoutMs: 45_000 },
-  );
-
-  t.notOk(r.timedOut, 'the command ended by itself', diag(r));
-  t.equal(r.code, 1, 'exit code 1: a run failed', diag(r));
-  t.ok(r.ms < broken.withinMs, `it ended within ${broken.withinMs} ms (${Math.round(r.ms)} ms)`);
-  t.ok(requests > 0, 'the harness did talk to the target');
-  const results = readResults(t, json);
-  t.equal(results.failures.length, 1, 'the failure is listed');
-  t.match(results.failures[0], { what: /^fanout W=5 external run 1\/1$/, message: broken.message });
-  t.same(results.entries.map((e) => [describe(e), e.runs.length]), [['fanout 5 external', 0]], 'no figures from the failed run');
-  t.match(r.stderr, /1 run\(s\) failed/);
-
-  // Seen while it ran, or anywhere on the machine afterwards (a busy machine can hide a short-lived
-  // child from the watcher; no other test file starts the harness's load processes).
-  const LOAD = /longpoll-child\.js|autocannon-child\.js/;
-  const clients = [...r.seen].filter(([, cmd]) => LOAD.test(cmd));
-  const alive = () => [...new Set([...stillRunning(clients).map(([p]) => p), ...processesMatching(LOAD)])];
-  t.same(await outliving(alive), [], `no load process outlives the command (seen while it ran: ${clients.length})`);
-});
 
 // ------------------------------------------------------------------ e. the release gate
 
@@ -275,13 +335,20 @@ t.test('the release gate', { timeout: 100_000 }, async (t) => {
     // The verdicts themselves are unit-tested; the real thresholds are for a quiet
     // machine and 3 runs, not for one 1 s run beside other tests.
     const dir = t.testdir({
-      'checks.json': JSON.stringify({ checks: gate.checks.map((c: Record<string, unknown>) => ({ ...c, minRatio: 0.02, ...(c.waiters ? { waiters: 200 } : {}) })) }),
+      'checks.json': JSON.stringify({
+        checks: gate.checks.map((c: Record<string, unknown>) => ({ ...c, minRatio: 0.02, ...(c.waiters ? { waiters: 200 } : {}) })),
+      }),
     });
     const json = path.join(dir, 'gate-results.json');
     const r = await runNode(GATE, [...short, '--checks', path.join(dir, 'checks.json'), '--json', json], { timeoutMs: 60_000 });
     t.equal(r.code, 0, 'exit code 0', diag(r));
     t.match(r.stdout, /^\| check \| comet-1 \| ceiling \| ratio \| threshold \| verdict \|$/m, 'the verdict table');
-    for (const c of gate.checks) t.match(r.stdout, new RegExp(`^\\| ${c.name.replace(/[()]/g, '\\$&')} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| ≥ 0.02 \\| pass \\|$`, 'm'), `${c.name}: pass`);
+    for (const c of gate.checks)
+      t.match(
+        r.stdout,
+        new RegExp(`^\\| ${c.name.replace(/[()]/g, '\\$&')} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| ≥ 0.02 \\| pass \\|$`, 'm'),
+        `${c.name}: pass`,
+      );
     t.match(r.stderr, /gate passed/);
     const results = readResults(t, json);
     t.same(results.failures, []);

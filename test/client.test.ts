@@ -61,7 +61,11 @@ function cleanup(t: Test, rec: Recorder): Recorder {
 
 async function requestsTotal(srv: CometServer): Promise<number> {
   const m = await srv.metrics();
-  return m.value('comet_requests_total', { method: 'get' }) + m.value('comet_requests_total', { method: 'sync' }) + m.value('comet_requests_total', { method: 'put' });
+  return (
+    m.value('comet_requests_total', { method: 'get' }) +
+    m.value('comet_requests_total', { method: 'sync' }) +
+    m.value('comet_requests_total', { method: 'put' })
+  );
 }
 
 async function errorsTotal(srv: CometServer, code: string): Promise<number> {
@@ -77,11 +81,9 @@ function exactlyOnceInOrder(t: Test, rec: Recorder, expected: string[], label: s
   const seen = new Set(rec.messages);
   const lost = expected.filter((m) => !seen.has(m));
   t.strictSame(lost.slice(0, 10), [], `${label}: no message lost`, { lost: lost.length });
-  t.ok(
-    rec.messages.length === expected.length && rec.messages.every((m, i) => m === expected[i]),
-    `${label}: all ${expected.length} delivered, in order`,
-    { got: rec.messages.length },
-  );
+  t.ok(rec.messages.length === expected.length && rec.messages.every((m, i) => m === expected[i]), `${label}: all ${expected.length} delivered, in order`, {
+    got: rec.messages.length,
+  });
   t.equal(rec.batches.filter((b) => b.info.missed).length, 0, `${label}: missed never reported`);
 }
 
@@ -118,7 +120,10 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
       await client.publish('multi-x', xs[i]!);
       await other.publish('multi-y', ys[i]!);
     }
-    await waitFor(() => [x1, x2, x3].every((r) => r.messages.length >= 10) && y.messages.length >= 10, { timeoutMs: 3000, what: 'every subscription got its 10' });
+    await waitFor(() => [x1, x2, x3].every((r) => r.messages.length >= 10) && y.messages.length >= 10, {
+      timeoutMs: 3000,
+      what: 'every subscription got its 10',
+    });
     t.strictSame(x1.messages, xs, 'first subscription on x');
     t.strictSame(x2.messages, xs, 'second subscription on x, same client');
     t.strictSame(x3.messages, xs, 'subscription on x from another client');
@@ -198,7 +203,10 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
     await c.publish('w', 'w:0');
     await waitFor(() => second.messages.length >= 1, { timeoutMs: 3000, what: 'the second subscription delivers' });
     t.strictSame(second.messages, ['w:0']);
-    t.ok(second.errors.every((x) => x.error instanceof CometServerError), 'only 503s on the way');
+    t.ok(
+      second.errors.every((x) => x.error instanceof CometServerError),
+      'only 503s on the way',
+    );
     second.sub.stop();
     await t.resolves(within(second.sub.done, 1000, 'second stopped'), 'done resolves after retries');
   });
@@ -219,7 +227,10 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
     }
     const r = cleanup(t, record(c, 'c'));
     await waitFor(() => r.errors.length >= 3, { timeoutMs: 3000, what: 'the subscription retrying' });
-    t.ok(r.errors.every((x) => x.error instanceof CometNetworkError), 'network errors, retried');
+    t.ok(
+      r.errors.every((x) => x.error instanceof CometNetworkError),
+      'network errors, retried',
+    );
     r.sub.stop();
     await t.resolves(within(r.sub.done, 1000, 'stopped'), 'done resolves');
   });
@@ -261,7 +272,10 @@ t.test('nothing lost or repeated while a proxy cuts every connection, again and 
 
   t.ok(cuts >= 4 && cutsWithTraffic >= 3, `cut ${cuts} times, ${cutsWithTraffic} with connections open`);
   t.ok(r.errors.length >= 3, `the cuts hit the subscription (${r.errors.length} failed requests)`);
-  t.ok(r.errors.every((e) => e.error instanceof CometNetworkError && e.error.retryable), 'the failures are network errors');
+  t.ok(
+    r.errors.every((e) => e.error instanceof CometNetworkError && e.error.retryable),
+    'the failures are network errors',
+  );
   exactlyOnceInOrder(t, r, expected, 'through the cuts');
   t.ok(r.batches.length > 1, `delivered over ${r.batches.length} batches`);
   t.strictSame(leakWarnings(), [], 'no listener left behind per request (MaxListenersExceededWarning)');
@@ -303,7 +317,10 @@ t.test('a server unreachable for a second: the subscription backs off, then resu
   // without the sleep makes hundreds.
   t.ok(attempts >= 3 && attempts <= 12, `connection attempts while refused: ${attempts} in 1 s (3..12)`);
   t.ok(failures.length >= 3 && failures.length <= 13, `failed requests told to onError: ${failures.length}`);
-  t.ok(failures.every((f) => f.error instanceof CometNetworkError), 'network errors');
+  t.ok(
+    failures.every((f) => f.error instanceof CometNetworkError),
+    'network errors',
+  );
   // The k-th wait after the cut is drawn below min(maxMs, initialMs * 2^k);
   // the slack is the refused request's own round trip.
   const gaps = failures.slice(1).map((f, i) => Math.round(f.at - failures[i]!.at));
@@ -348,7 +365,10 @@ t.test('after a restart of an in-memory server, missed reaches the application',
   t.equal(missed.length, 1, 'missed reported once');
   t.equal(r.batches.indexOf(missed[0]!), batchesBefore, "it is the first batch after the restart (the server's first answer)");
   t.strictSame(r.messages, [...range('before', 3), ...range('after', 3)], 'the lost messages are gone; the rest arrived once, in order');
-  t.ok(r.batches.every((b, i) => i === 0 || b.info.time > r.batches[i - 1]!.info.time), 'batch times increase across the restart');
+  t.ok(
+    r.batches.every((b, i) => i === 0 || b.info.time > r.batches[i - 1]!.info.time),
+    'batch times increase across the restart',
+  );
 });
 
 t.test('stopping a subscription stops all traffic', async (t) => {
@@ -436,7 +456,7 @@ t.test('a refusal ends the subscription: onError, then done rejects, no retry', 
   t.test('a channel over the limit (refused at the sync)', (t) => refused(t, 'x'.repeat(300), {}, 'sync'));
   t.test('an empty channel from a given time (refused at the get)', (t) => refused(t, '', { time: 1 }, 'get'));
 
-  t.test("an application that never looks at done is not crashed by the refusal (it heard of it in onError)", async (t) => {
+  t.test('an application that never looks at done is not crashed by the refusal (it heard of it in onError)', async (t) => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);

@@ -43,7 +43,11 @@ async function getRetrying(srv: CometServer, channel: string, params: Record<str
 /** Waits until every node has all its threads' Redis command connections ready again. */
 async function waitAllUp(t: Test, nodes: CometServer[], timeoutMs = 10000): Promise<void> {
   const ups = await Promise.all(nodes.map((n) => waitGauge(n, 'comet_redis_up', (v) => v === n.threads, timeoutMs)));
-  t.strictSame(ups, nodes.map((n) => n.threads), 'comet_redis_up back to the thread count on every node');
+  t.strictSame(
+    ups,
+    nodes.map((n) => n.threads),
+    'comet_redis_up back to the thread count on every node',
+  );
 }
 
 /** Has the reader seen every one of these messages? */
@@ -64,7 +68,10 @@ t.test('Redis SIGKILLed and restarted on its port (appendonly, fsync always) whi
   // Gets waiting on it, with a timeout longer than the whole outage.
   const held = nodes.map((n) => n.get(quiet, { time: quietSync, timeout: 25 }, { timeoutMs: 40000 }));
 
-  const pubs = [publisher(a, channel, 'pA', { pauseMs: 5, end: true, endDeadlineMs: 15000 }), publisher(b, channel, 'pB', { pauseMs: 5, end: true, endDeadlineMs: 15000 })];
+  const pubs = [
+    publisher(a, channel, 'pA', { pauseMs: 5, end: true, endDeadlineMs: 15000 }),
+    publisher(b, channel, 'pB', { pauseMs: 5, end: true, endDeadlineMs: 15000 }),
+  ];
   const ends = ['pA:end', 'pB:end'];
   const opts = { until: (r: ReaderResult) => sawAll(r, ends), deadlineMs: 40000, pollTimeout: 25 };
   const readers = [
@@ -73,7 +80,11 @@ t.test('Redis SIGKILLed and restarted on its port (appendonly, fsync always) whi
     reader(b, channel, 'reader on B', syncs[1]!, opts),
   ];
   await sleep(700);
-  t.ok(pubs.every((p) => p.result.acked.length > 10), 'puts acknowledged before the outage', { acked: pubs.map((p) => p.result.acked.length) });
+  t.ok(
+    pubs.every((p) => p.result.acked.length > 10),
+    'puts acknowledged before the outage',
+    { acked: pubs.map((p) => p.result.acked.length) },
+  );
 
   await redis.kill();
   const killedAt = Date.now();
@@ -89,15 +100,29 @@ t.test('Redis SIGKILLed and restarted on its port (appendonly, fsync always) whi
   const ackedAtRestart = pubs.map((p) => p.result.acked.length);
   // Down long enough for several failed reconnection attempts (the backoff doubles from 50 ms).
   await sleep(Math.max(0, 1500 - (Date.now() - killedAt)));
-  t.strictSame(pubs.map((p) => p.result.acked.length), ackedAtRestart, 'no put acknowledged while Redis is down');
+  t.strictSame(
+    pubs.map((p) => p.result.acked.length),
+    ackedAtRestart,
+    'no put acknowledged while Redis is down',
+  );
 
   await redis.restart();
   const restartedAt = Date.now();
   t.comment(`Redis down for ${restartedAt - killedAt} ms`);
-  await waitFor(() => pubs.every((p, i) => p.result.acked.length > ackedAtRestart[i]!), { timeoutMs: 10000, what: 'a 200 for each publisher after the restart' });
+  await waitFor(() => pubs.every((p, i) => p.result.acked.length > ackedAtRestart[i]!), {
+    timeoutMs: 10000,
+    what: 'a 200 for each publisher after the restart',
+  });
   t.comment(`puts answered 200 again ${Date.now() - restartedAt} ms after the restart`);
   await waitAllUp(t, nodes);
-  t.equal(await redis.cli('xlen', `comet:{${channel}}:s`).then(Number).then((n) => n >= ackedAtRestart[0]! + ackedAtRestart[1]!), true, 'the stream kept every acknowledged message (AOF)');
+  t.equal(
+    await redis
+      .cli('xlen', `comet:{${channel}}:s`)
+      .then(Number)
+      .then((n) => n >= ackedAtRestart[0]! + ackedAtRestart[1]!),
+    true,
+    'the stream kept every acknowledged message (AOF)',
+  );
 
   const wake = await b.put(quiet, 'wake');
   const heldAnswers = await within(Promise.all(held), 5000, 'held gets answered after the restart');
@@ -116,7 +141,10 @@ t.test('Redis SIGKILLed and restarted on its port (appendonly, fsync always) whi
   for (const p of results) {
     t.strictSame(p.errors, [], `${p.name}: no answer other than 200 and 503`);
     t.ok(p.unavailable.length > 0, `${p.name}: some puts answered 503 during the outage (${p.unavailable.length})`);
-    t.ok(p.acked.some((x) => x.message === `${p.name}:end`), `${p.name}: puts acknowledged again after the restart (${p.acked.length} in all)`);
+    t.ok(
+      p.acked.some((x) => x.message === `${p.name}:end`),
+      `${p.name}: puts acknowledged again after the restart (${p.acked.length} in all)`,
+    );
   }
   for (const r of await Promise.all(readers.map((x) => x.done))) {
     checkReader(t, r, results);
@@ -161,7 +189,11 @@ t.test('Redis restarted without persistence: a cursor from before the restart ge
   t.notOk(p instanceof Error, 'the get waiting across the restart was held, not failed', { err: p instanceof Error ? p.message : undefined });
   if (!(p instanceof Error)) {
     t.equal(p.missed, true, 'it is told missed too: the restart lost what came after its cursor');
-    t.ok(p.messages.every((m: string) => m === 'm4'), 'with nothing but what Redis still holds', { messages: p.messages });
+    t.ok(
+      p.messages.every((m: string) => m === 'm4'),
+      'with nothing but what Redis still holds',
+      { messages: p.messages },
+    );
   }
   const g = await a.get(channel, { time: cursor, timeout: 5 });
   t.strictSame([g.messages, g.missed], [['m4'], true], 'a get with the old cursor: what is held now, and missed:true');
@@ -190,7 +222,13 @@ t.test('a node SIGKILLed mid-run: the clients of the other nodes see nothing wro
   const pB = publisher(b, channel, 'pB', { count: N, pauseMs: 3 });
   const pC = publisher(c, channel, 'pC', { pauseMs: 3 });
   let cKilled = false;
-  const until = (r: ReaderResult) => cKilled && sawAll(r, [`pA:${N - 1}`, `pB:${N - 1}`]) && sawAll(r, pC.result.acked.map((x) => x.message));
+  const until = (r: ReaderResult) =>
+    cKilled &&
+    sawAll(r, [`pA:${N - 1}`, `pB:${N - 1}`]) &&
+    sawAll(
+      r,
+      pC.result.acked.map((x) => x.message),
+    );
   const readers = [
     reader(a, channel, 'reader on A', syncs[0]!, { until }),
     reader(a, channel, 'slow reader on A', syncs[0]!, { until, pauseMs: () => Math.floor(Math.random() * 20) }),
@@ -206,7 +244,10 @@ t.test('a node SIGKILLed mid-run: the clients of the other nodes see nothing wro
   pC.stop();
   onC.stop();
   t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 2), [2], "Redis dropped C's subscription");
-  t.ok(pA.result.acked.length < N || pB.result.acked.length < N, 'A and B were still publishing when C died', { a: pA.result.acked.length, b: pB.result.acked.length });
+  t.ok(pA.result.acked.length < N || pB.result.acked.length < N, 'A and B were still publishing when C died', {
+    a: pA.result.acked.length,
+    b: pB.result.acked.length,
+  });
 
   const results = await Promise.all([pA.done, pB.done, pC.done]);
   checkCleanPublisher(t, results[0]!);
@@ -236,7 +277,14 @@ t.test('a node cut off from Redis: its waiting gets are held, then given what wa
   t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 2), [2], 'both nodes subscribed');
 
   const before = await publisher(b, channel, 'before', { count: 20 }).done;
-  await waitFor(() => sawAll(onA.result, before.acked.map((x) => x.message)), { timeoutMs: 5000, what: 'A has the first 20' });
+  await waitFor(
+    () =>
+      sawAll(
+        onA.result,
+        before.acked.map((x) => x.message),
+      ),
+    { timeoutMs: 5000, what: 'A has the first 20' },
+  );
   t.ok(await a.waitWaiting(1), "A's reader waits");
   await sleep(200); // parked, not still reading: a read cut off midway is rightly a 503
 
@@ -252,7 +300,14 @@ t.test('a node cut off from Redis: its waiting gets are held, then given what wa
 
   proxy.heal();
   const healed = Date.now();
-  const caughtUp = await waitFor(() => sawAll(onA.result, during.acked.map((x) => x.message)), { timeoutMs: 8000, what: 'A reads back what it missed' }).catch(() => false);
+  const caughtUp = await waitFor(
+    () =>
+      sawAll(
+        onA.result,
+        during.acked.map((x) => x.message),
+      ),
+    { timeoutMs: 8000, what: 'A reads back what it missed' },
+  ).catch(() => false);
   t.ok(caughtUp, "A's held get is given the messages put while it was cut off, without a new put", { seen: onA.result.messages.length });
   t.comment(`A caught up ${Date.now() - healed} ms after the partition healed`);
   await waitAllUp(t, [a]);
@@ -260,44 +315,40 @@ t.test('a node cut off from Redis: its waiting gets are held, then given what wa
   for (const r of await Promise.all([onA.done, onB.done])) checkReader(t, r, [before, during, after]);
 });
 
-t.test(
-  'a node cut off from Redis while Redis restarts and loses data: its held gets say missed',
-  { timeout: 60_000 },
-  async (t) => {
-    if (!redisAvailable(t)) return;
-    const redis = await startRedis(t);
-    const proxy = await startProxy(t, redis.port);
-    const [a, b] = await Promise.all([startNode(t, proxy.url, 1), startNode(t, redis.url, 1)]);
-    await redisPastFirstSecond(redis);
-    const channel = uniq('cutlost');
-    const from = await b.sync(channel);
-    const held = a.get(channel, { time: from, timeout: 25 }, { timeoutMs: 40000 }).catch((err: Error) => err);
-    t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 1), [1], 'A subscribed');
-    await sleep(200); // and read after subscribing: the get is parked
-    proxy.cut();
-    t.equal(await waitGauge(a, 'comet_redis_up', (v) => v === 0, 5000), 0, 'A lost Redis');
-    // Acknowledged while A is cut off, then lost with Redis's data.
-    for (let i = 0; i < 5; i++) await b.put(channel, `lost:${i}`);
-    await redis.kill();
-    await redis.restart();
-    proxy.heal();
-    await waitAllUp(t, [a, b]);
-    t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 1), [1], 'A subscribed again');
-    await sleep(200);
-    await b.put(channel, 'new');
-    const answer = await within(held, 5000, 'the held get is answered');
-    if (answer instanceof Error) {
-      t.fail('the held get failed', { err: answer.message });
-      return;
-    }
-    t.equal(answer.missed, true, 'the held get says missed: lost:0..4 were acknowledged after its cursor and are gone');
-    t.ok(
-      answer.messages.every((m: string) => m === 'new'),
-      'and holds nothing lost (it is answered once A read back, before or with the next message)',
-      { messages: answer.messages },
-    );
-  },
-);
+t.test('a node cut off from Redis while Redis restarts and loses data: its held gets say missed', { timeout: 60_000 }, async (t) => {
+  if (!redisAvailable(t)) return;
+  const redis = await startRedis(t);
+  const proxy = await startProxy(t, redis.port);
+  const [a, b] = await Promise.all([startNode(t, proxy.url, 1), startNode(t, redis.url, 1)]);
+  await redisPastFirstSecond(redis);
+  const channel = uniq('cutlost');
+  const from = await b.sync(channel);
+  const held = a.get(channel, { time: from, timeout: 25 }, { timeoutMs: 40000 }).catch((err: Error) => err);
+  t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 1), [1], 'A subscribed');
+  await sleep(200); // and read after subscribing: the get is parked
+  proxy.cut();
+  t.equal(await waitGauge(a, 'comet_redis_up', (v) => v === 0, 5000), 0, 'A lost Redis');
+  // Acknowledged while A is cut off, then lost with Redis's data.
+  for (let i = 0; i < 5; i++) await b.put(channel, `lost:${i}`);
+  await redis.kill();
+  await redis.restart();
+  proxy.heal();
+  await waitAllUp(t, [a, b]);
+  t.strictSame(await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 1), [1], 'A subscribed again');
+  await sleep(200);
+  await b.put(channel, 'new');
+  const answer = await within(held, 5000, 'the held get is answered');
+  if (answer instanceof Error) {
+    t.fail('the held get failed', { err: answer.message });
+    return;
+  }
+  t.equal(answer.missed, true, 'the held get says missed: lost:0..4 were acknowledged after its cursor and are gone');
+  t.ok(
+    answer.messages.every((m: string) => m === 'new'),
+    'and holds nothing lost (it is answered once A read back, before or with the next message)',
+    { messages: answer.messages },
+  );
+});
 
 t.test('Redis hangs (SIGSTOP): requests answer 503 within --redis-timeout, held gets stay held, all recovers on SIGCONT', { timeout: 60_000 }, async (t) => {
   if (!redisAvailable(t)) return;
@@ -324,10 +375,13 @@ t.test('Redis hangs (SIGSTOP): requests answer 503 within --redis-timeout, held 
   t.ok(took < 3000, `answered within the command timeout, not held (${took} ms)`);
   t.ok(await stillPending(held, 10), 'the waiting get is still held');
   process.kill(pid, 'SIGCONT');
-  const after = await waitFor(async () => {
-    const res = await node.call({ method: 'put', channel, message: 'after' });
-    return res.status === 200 ? res.json.time : undefined;
-  }, { timeoutMs: 10000, what: 'a put answered 200 after SIGCONT' });
+  const after = await waitFor(
+    async () => {
+      const res = await node.call({ method: 'put', channel, message: 'after' });
+      return res.status === 200 ? res.json.time : undefined;
+    },
+    { timeoutMs: 10000, what: 'a put answered 200 after SIGCONT' },
+  );
   // Puts answered 503 were queued in Redis's socket when it stopped: Redis runs them once it
   // resumes (a 503 means "may or may not be stored"), and the held get is woken by them or by 'after'.
   const answer = await within(held, 5000, 'the held get is answered');
@@ -341,7 +395,10 @@ t.test('Redis hangs (SIGSTOP): requests answer 503 within --redis-timeout, held 
     cursor = next.time;
   }
   t.equal(seen.at(-1), 'after', "chaining from the held get's answer reaches 'after', last", { seen });
-  t.ok(seen.every((m) => m === 'after' || m.startsWith('stuck:')), 'only what was put meanwhile');
+  t.ok(
+    seen.every((m) => m === 'after' || m.startsWith('stuck:')),
+    'only what was put meanwhile',
+  );
   t.equal(new Set(seen).size, seen.length, 'no message twice');
   t.equal(cursor, after, "the chain ends at 'after''s time");
   t.ok(node.alive, 'the node is still running');

@@ -24,7 +24,17 @@
  */
 import t from 'tap';
 import calculateSlot from 'cluster-key-slot';
-import { checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, waitNumsub, type PublisherResult, type ReaderControl } from './helpers/cluster.js';
+import {
+  checkReader,
+  numsub,
+  publisher,
+  reader,
+  redisPastFirstSecond,
+  startNode,
+  waitNumsub,
+  type PublisherResult,
+  type ReaderControl,
+} from './helpers/cluster.js';
 import { strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { redisAvailable, startRedisCluster, type RedisServer } from './helpers/redis.js';
 import { since, waitFor, within } from './helpers/server.js';
@@ -106,7 +116,11 @@ t.test('a channel whose slot moves to another master mid-stream: readers on two 
   const readers: ReaderControl[] = [reader(a, channel, 'reader on A', from, opts), reader(b, channel, 'reader on B', from, opts)];
   const waiting = await Promise.all([a.waitWaiting(1, { timeoutMs: 5000 }), b.waitWaiting(1, { timeoutMs: 5000 })]);
   t.strictSame(waiting, [true, true], 'both readers wait before the first put');
-  t.strictSame(await waitNumsub(source, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 4000 }), [2], `old master ${source.port}: PUBSUB SHARDNUMSUB 2 before the move`);
+  t.strictSame(
+    await waitNumsub(source, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 4000 }),
+    [2],
+    `old master ${source.port}: PUBSUB SHARDNUMSUB 2 before the move`,
+  );
 
   const pub = publisher(a, channel, 'p', { count: N, pauseMs: 10, end: true });
   await waitFor(() => pub.result.acked.length >= 50 || pub.result.attempted.length >= N, { timeoutMs: 10_000, what: '50 puts acknowledged' });
@@ -122,9 +136,14 @@ t.test('a channel whose slot moves to another master mid-stream: readers on two 
 
   const p = await within(pub.done, 15_000, 'the publisher');
   const ackedAfter = p.acked.filter((x) => p.ackedAt.get(x.message)! > movedAt).length;
-  t.comment(`${p.attempted.length} puts: ${p.acked.length} acknowledged (${ackedAfter} after the move), ${p.unavailable.length} answered 503 (allowed during the move)`);
+  t.comment(
+    `${p.attempted.length} puts: ${p.acked.length} acknowledged (${ackedAfter} after the move), ${p.unavailable.length} answered 503 (allowed during the move)`,
+  );
   t.strictSame(p.errors, [], 'publisher: no errors but 503s');
-  t.ok(p.acked.some((x) => x.message === END), 'publisher: its final message acknowledged');
+  t.ok(
+    p.acked.some((x) => x.message === END),
+    'publisher: its final message acknowledged',
+  );
   t.ok(ackedBefore >= 50 && ackedAfter >= 50, 'puts acknowledged both before and after the move');
   t.ok(strictlyIncreasing(p.acked.map((x) => x.time)), 'publisher: times strictly increase across the move');
 
@@ -140,15 +159,30 @@ t.test('a channel whose slot moves to another master mid-stream: readers on two 
   });
 
   // The readers now wait on both nodes: their subscriptions are at the new master only.
-  t.strictSame(await waitNumsub(target, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 8000 }), [2], `new master ${target.port}: PUBSUB SHARDNUMSUB 2 (both nodes)`);
-  t.strictSame(await waitNumsub(source, [key], ([n]) => n === 0, { sub: 'shardnumsub', timeoutMs: 8000 }), [0], `old master ${source.port}: PUBSUB SHARDNUMSUB 0`);
+  t.strictSame(
+    await waitNumsub(target, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 8000 }),
+    [2],
+    `new master ${target.port}: PUBSUB SHARDNUMSUB 2 (both nodes)`,
+  );
+  t.strictSame(
+    await waitNumsub(source, [key], ([n]) => n === 0, { sub: 'shardnumsub', timeoutMs: 8000 }),
+    [0],
+    `old master ${source.port}: PUBSUB SHARDNUMSUB 0`,
+  );
   const third = cluster.nodes.find((n) => n !== source && n !== target)!;
   t.strictSame([...(await numsub(third, [key], 'shardnumsub')).values()], [0], `third master ${third.port}: PUBSUB SHARDNUMSUB 0`);
 
   // And their gets keep flowing: a message put now reaches both readers promptly.
   const put = performance.now();
   const time = await a.put(channel, AFTER);
-  const q: PublisherResult = { name: 'q', acked: [{ message: AFTER, time }], unavailable: [], errors: [], attempted: [AFTER], ackedAt: new Map([[AFTER, Date.now()]]) };
+  const q: PublisherResult = {
+    name: 'q',
+    acked: [{ message: AFTER, time }],
+    unavailable: [],
+    errors: [],
+    attempted: [AFTER],
+    ackedAt: new Map([[AFTER, Date.now()]]),
+  };
   const results = await within(Promise.all(readers.map((r) => r.done)), 8000, 'both readers getting the message put after the move');
   t.comment(`the message put after the move reached both readers in ${Math.round(since(put))} ms`);
   for (const r of results) {
@@ -158,7 +192,11 @@ t.test('a channel whose slot moves to another master mid-stream: readers on two 
     const delays = p.acked.map((x) => r.arrivedAt.get(x.message)! - p.ackedAt.get(x.message)!);
     t.comment(`${r.name}: longest delay from an acknowledgement to its arrival ${Math.max(...delays)} ms`);
     const late = delays.filter((d) => d > 3000).length;
-    t.equal(late, 0, `${r.name}: no acknowledged message reached it more than 3 s after its acknowledgement (the periodic slot map refresh alone would take up to 5 s)`);
+    t.equal(
+      late,
+      0,
+      `${r.name}: no acknowledged message reached it more than 3 s after its acknowledgement (the periodic slot map refresh alone would take up to 5 s)`,
+    );
   }
   t.strictSame(results[0]!.messages, results[1]!.messages, 'both readers saw the same sequence');
 });

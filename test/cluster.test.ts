@@ -20,7 +20,18 @@
 import t, { type Test } from 'tap';
 import calculateSlot from 'cluster-key-slot';
 import { ownerOf } from '../src/threads/router.js';
-import { checkCleanPublisher, checkReader, numsub, publisher, reader, redisPastFirstSecond, startNode, waitGauge, waitNumsub, type PublisherResult } from './helpers/cluster.js';
+import {
+  checkCleanPublisher,
+  checkReader,
+  numsub,
+  publisher,
+  reader,
+  redisPastFirstSecond,
+  startNode,
+  waitGauge,
+  waitNumsub,
+  type PublisherResult,
+} from './helpers/cluster.js';
 import { startProxy } from './helpers/tcp-proxy.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
@@ -65,7 +76,11 @@ async function crossNode(t: Test, redis: RedisServer, nodes: CometServer[], from
   t.strictSame([b.messages, b.time, b.missed], [[message], time, undefined], `${label}: get without a time answers with it too`);
   t.ok(time > synced, `${label}: the put's time is above the earlier sync`);
   const after = await Promise.all(nodes.map((n) => n.sync(channel)));
-  t.strictSame(after, nodes.map(() => time), `${label}: sync on every node answers the put's time`);
+  t.strictSame(
+    after,
+    nodes.map(() => time),
+    `${label}: sync on every node answers the put's time`,
+  );
 }
 
 /** Puts alternating between the nodes, each after the previous was answered: strictly increasing times. */
@@ -77,11 +92,24 @@ async function alternatingPuts(t: Test, nodes: CometServer[], channel: string, c
   });
   // And concurrent puts from every node at once: no two share a time, and the stream orders them by it.
   const before = await nodes[0]!.sync(channel);
-  const concurrent = await Promise.all(nodes.flatMap((n, k) => Array.from({ length: 20 }, (_, j) => n.put(channel, `conc-${k}-${j}`).then((time) => ({ time, m: `conc-${k}-${j}` })))));
-  t.equal(new Set(concurrent.map((c) => c.time)).size, concurrent.length, `${concurrent.length} concurrent puts from ${nodes.length} nodes: all times distinct`);
-  t.ok(concurrent.every((c) => c.time > before), 'all above the sync before them');
+  const concurrent = await Promise.all(
+    nodes.flatMap((n, k) => Array.from({ length: 20 }, (_, j) => n.put(channel, `conc-${k}-${j}`).then((time) => ({ time, m: `conc-${k}-${j}` })))),
+  );
+  t.equal(
+    new Set(concurrent.map((c) => c.time)).size,
+    concurrent.length,
+    `${concurrent.length} concurrent puts from ${nodes.length} nodes: all times distinct`,
+  );
+  t.ok(
+    concurrent.every((c) => c.time > before),
+    'all above the sync before them',
+  );
   const got = await nodes[nodes.length - 1]!.get(channel, { time: before, timeout: 0 });
-  t.strictSame(got.messages, [...concurrent].sort((x, y) => x.time - y.time).map((c) => c.m), 'a get returns them in time order');
+  t.strictSame(
+    got.messages,
+    [...concurrent].sort((x, y) => x.time - y.time).map((c) => c.m),
+    'a get returns them in time order',
+  );
 }
 
 t.test('one Redis, two then three nodes', { timeout: 60_000 }, async (t) => {
@@ -109,14 +137,23 @@ t.test('one Redis, two then three nodes', { timeout: 60_000 }, async (t) => {
       ...chs.map((c) => fresh.call({ method: 'put', channel: c, message: 'x' })),
       ...chs.map((c) => fresh.call({ method: 'get', channel: c, time: 0, timeout: 0 })),
     ]);
-    t.strictSame(answers.map((r) => r.status), answers.map(() => 200), 'every first request answered 200', { bodies: answers.map((r) => r.body) });
+    t.strictSame(
+      answers.map((r) => r.status),
+      answers.map(() => 200),
+      'every first request answered 200',
+      { bodies: answers.map((r) => r.body) },
+    );
     await fresh.stop('SIGKILL');
   });
 
   await t.test('two nodes (2 threads and 1): put on one, the waiting get on the other answers', async (t) => {
     // Channels owned by each of A's two threads, so requests cross A's threads as well as the nodes.
     const chs = channelsOnBothThreads('two', 3);
-    const pairs: Array<[CometServer, CometServer, string]> = [[a, b, 'A->B'], [b, a, 'B->A'], [a, a, 'A->A']];
+    const pairs: Array<[CometServer, CometServer, string]> = [
+      [a, b, 'A->B'],
+      [b, a, 'B->A'],
+      [a, a, 'A->A'],
+    ];
     for (const [i, channel] of chs.entries()) {
       const [from, to, label] = pairs[i % 3]!;
       await crossNode(t, redis, [a, b], from, to, channel, `${label} (owner thread ${ownerOf(channel, 2)} on A)`);
@@ -165,7 +202,10 @@ t.test('one Redis, two then three nodes', { timeout: 60_000 }, async (t) => {
     }
     t.ok(results[3]!.answers.length < 3 * N, 'the slow reader got several messages per answer at least once', { answers: results[3]!.answers.length });
     const order = results[0]!.messages.join('\n');
-    t.ok(results.every((r) => r.messages.join('\n') === order), 'every reader saw the same sequence');
+    t.ok(
+      results.every((r) => r.messages.join('\n') === order),
+      'every reader saw the same sequence',
+    );
   });
 });
 
@@ -197,27 +237,40 @@ t.test('hidden costs: one Redis subscription per channel per node, however many 
     t.equal(await waitGauge(a, 'comet_redis_subscriptions', (v) => v === 1, 3000), 1, 'A: comet_redis_subscriptions 1');
 
     const abortB = new AbortController();
-    const onB = Array.from({ length: 50 }, () => b.get(channel, { time: from, timeout: 20 }, { timeoutMs: 30000, signal: abortB.signal }).catch((err: Error) => err));
+    const onB = Array.from({ length: 50 }, () =>
+      b.get(channel, { time: from, timeout: 20 }, { timeoutMs: 30000, signal: abortB.signal }).catch((err: Error) => err),
+    );
     t.ok(await b.waitWaiting(50, { exact: true, timeoutMs: 5000 }), 'B: 50 gets waiting');
     t.strictSame(await waitNumsub(redis, [key], ([n]) => n === 2, { timeoutMs: 3000 }), [2], 'PUBSUB NUMSUB: 2 with two nodes waiting');
     t.equal(await waitGauge(b, 'comet_redis_subscriptions', (v) => v === 1, 3000), 1, 'B: comet_redis_subscriptions 1');
     await sleep(300);
     t.strictSame([...(await numsub(redis, [key])).values()], [2], 'still 2 a moment later (not one per get)');
     const clients = await pubsubClients(redis);
-    t.equal(clients.reduce((n, c) => n + c.sub, 0), 2, 'CLIENT LIST: 2 channel subscriptions in all', { clients });
+    t.equal(
+      clients.reduce((n, c) => n + c.sub, 0),
+      2,
+      'CLIENT LIST: 2 channel subscriptions in all',
+      { clients },
+    );
 
     // B's clients go away; A's are answered by a put.
     abortB.abort();
     const aborted = await within(Promise.all(onB), 5000, 'aborted gets on B');
-    t.ok(aborted.every((x) => x instanceof Error), "B's gets were aborted by the client");
+    t.ok(
+      aborted.every((x) => x instanceof Error),
+      "B's gets were aborted by the client",
+    );
     t.ok(await b.waitWaiting(0, { exact: true, timeoutMs: 3000 }), 'B: no get waiting');
     const newsBefore = (await a.metrics()).value('comet_news_sent_total');
     const time = await b.put(channel, 'wake');
     const answers = await within(Promise.all(onA), 5000, "A's gets answered");
-    t.ok(answers.every((x) => x.time === time && x.messages.length === 1 && x.messages[0] === 'wake'), "A's 50 gets answered with the message");
+    t.ok(
+      answers.every((x) => x.time === time && x.messages.length === 1 && x.messages[0] === 'wake'),
+      "A's 50 gets answered with the message",
+    );
     // The owner thread on A sends one notice per thread with waiters: 2 shows the 50 gets were on both threads.
     const news = (await a.metrics()).value('comet_news_sent_total') - newsBefore;
-    t.equal(news, 2, "A: one cross-thread notice per thread with waiters (the gets were spread over both), not one per get");
+    t.equal(news, 2, 'A: one cross-thread notice per thread with waiters (the gets were spread over both), not one per get');
 
     const left = performance.now();
     t.strictSame(await waitNumsub(redis, [key], ([n]) => n === 0, { timeoutMs: 8000 }), [0], 'PUBSUB NUMSUB back to 0 once the gets left');
@@ -235,17 +288,29 @@ t.test('hidden costs: one Redis subscription per channel per node, however many 
     const gets = chs.map((c) => a.get(c, { timeout: 20 }, { timeoutMs: 30000, signal: abort.signal }).catch((err: Error) => err));
     t.ok(await a.waitWaiting(100, { exact: true, timeoutMs: 5000 }), '100 gets waiting');
     const counts = await waitNumsub(redis, keys, (c) => c.every((n) => n === 1), { timeoutMs: 5000 });
-    t.ok(counts.every((n) => n === 1), 'PUBSUB NUMSUB: 1 for each of the 100 channels', { counts: counts.filter((n) => n !== 1) });
+    t.ok(
+      counts.every((n) => n === 1),
+      'PUBSUB NUMSUB: 1 for each of the 100 channels',
+      { counts: counts.filter((n) => n !== 1) },
+    );
     t.equal(await waitGauge(a, 'comet_redis_subscriptions', (v) => v === 100, 3000), 100, 'comet_redis_subscriptions 100');
     const clients = (await pubsubClients(redis)).filter((c) => c.sub > 0);
     t.ok(clients.length <= a.threads, `at most one subscriber connection per thread of the node (${clients.length})`, { clients });
-    t.equal(clients.reduce((n, c) => n + c.sub, 0), 100, '100 subscriptions in all');
+    t.equal(
+      clients.reduce((n, c) => n + c.sub, 0),
+      100,
+      '100 subscriptions in all',
+    );
 
     abort.abort();
     await within(Promise.all(gets), 5000, 'aborted gets');
     t.ok(await a.waitWaiting(0, { exact: true, timeoutMs: 3000 }), 'no get waiting');
     const after = await waitNumsub(redis, keys, (c) => c.every((n) => n === 0), { timeoutMs: 8000 });
-    t.ok(after.every((n) => n === 0), 'PUBSUB NUMSUB back to 0 for every channel', { left: after.filter((n) => n !== 0).length });
+    t.ok(
+      after.every((n) => n === 0),
+      'PUBSUB NUMSUB back to 0 for every channel',
+      { left: after.filter((n) => n !== 0).length },
+    );
     t.equal(await redis.cli('pubsub', 'channels'), '', 'PUBSUB CHANNELS: none');
     t.equal(await waitGauge(a, 'comet_redis_subscriptions', (v) => v === 0, 3000), 0, 'comet_redis_subscriptions back to 0');
   });
@@ -259,7 +324,13 @@ t.test('bad input in cluster mode: 4xx and nothing stored; a bad --redis is refu
   const channel = uniq('bad');
   checkError(t, await node.call({ method: 'put', channel }), 400, 'COMET_ERR_MISSING_MESSAGE', 'put without message');
   checkError(t, await node.call({ method: 'put', channel, message: 'x'.repeat(65) }), 413, 'COMET_ERR_MESSAGE_TOO_LARGE', 'message over the limit');
-  checkError(t, await node.post({ method: 'put', channel, message: 'é'.repeat(33) }), 413, 'COMET_ERR_MESSAGE_TOO_LARGE', 'POST message over the limit in bytes');
+  checkError(
+    t,
+    await node.post({ method: 'put', channel, message: 'é'.repeat(33) }),
+    413,
+    'COMET_ERR_MESSAGE_TOO_LARGE',
+    'POST message over the limit in bytes',
+  );
   checkError(t, await node.call({ method: 'put', channel: '', message: 'x' }), 400, 'COMET_ERR_BAD_CHANNEL', 'empty channel');
   checkError(t, await node.call({ method: 'put', channel, message: 'x', callback: 'alert(1)' }), 400, 'COMET_ERR_BAD_CALLBACK', 'bad callback on put');
   checkError(t, await node.call({ method: 'get', channel, time: '-1' }), 400, 'COMET_ERR_BAD_TIME', 'bad time');
@@ -272,7 +343,16 @@ t.test('bad input in cluster mode: 4xx and nothing stored; a bad --redis is refu
   t.equal(await redis.cli('dbsize'), '2', "the channel's two keys (stream and meta)");
   t.equal(await redis.cli('xlen', `comet:{${channel}}:s`), '1', 'one message in the stream');
 
-  for (const bad of ['http://127.0.0.1:6379', 'redis://', 'redis://[::1', 'redis://127.0.0.1:99999', 'redis://127.0.0.1:abc', 'redis://127.0.0.1:0', 'redis://127.0.0.1/db', `${redis.url},127.0.0.1:1`]) {
+  for (const bad of [
+    'http://127.0.0.1:6379',
+    'redis://',
+    'redis://[::1',
+    'redis://127.0.0.1:99999',
+    'redis://127.0.0.1:abc',
+    'redis://127.0.0.1:0',
+    'redis://127.0.0.1/db',
+    `${redis.url},127.0.0.1:1`,
+  ]) {
     const r = await runCli(['--port', '0', '--threads', '1', '--redis', bad], { timeoutMs: 5000 });
     t.equal(r.code, 2, `--redis ${JSON.stringify(bad)}: exit code 2`, { stderr: r.stderr.slice(0, 300), stdout: r.stdout.slice(0, 300), timedOut: r.timedOut });
     t.match(r.stderr, /--redis/, 'the message names the option');
@@ -312,9 +392,16 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
     byMaster.get(masterOf(c).port)!.push(c);
   }
   const perMaster = [...byMaster.values()].map((l) => l.slice(0, 2));
-  t.ok(perMaster.every((l) => l.length === 2), 'two channels on each of the 3 masters');
+  t.ok(
+    perMaster.every((l) => l.length === 2),
+    'two channels on each of the 3 masters',
+  );
   const first = perMaster[0]![0]!;
-  t.equal(await cluster.nodes[1]!.cli('-c', 'cluster', 'keyslot', notifyKey(first)), String(calculateSlot(notifyKey(first))), 'CLUSTER KEYSLOT agrees with cluster-key-slot');
+  t.equal(
+    await cluster.nodes[1]!.cli('-c', 'cluster', 'keyslot', notifyKey(first)),
+    String(calculateSlot(notifyKey(first))),
+    'CLUSTER KEYSLOT agrees with cluster-key-slot',
+  );
 
   // A knows every master (after a seed that is down), B and C one seed each (the rest is discovered).
   const [a, b, c] = await Promise.all([
@@ -324,7 +411,13 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
   ]);
   const nodes = [a, b, c];
   await redisPastFirstSecond(...cluster.nodes);
-  t.ok(a.logs().concat(b.logs()).every((l) => l.level < 50), 'no error logged at start');
+  t.ok(
+    a
+      .logs()
+      .concat(b.logs())
+      .every((l) => l.level < 50),
+    'no error logged at start',
+  );
 
   await t.test('put on one node, waiting gets on two others; sharded subscriptions on the owning master only', async (t) => {
     for (const [m, chs] of perMaster.entries()) {
@@ -337,14 +430,27 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
       const g1 = to1.get(channel, { time: synced, timeout: 10 });
       const g2 = to2.get(channel, { time: synced, timeout: 10 });
       const key = notifyKey(channel);
-      t.strictSame(await waitNumsub(master, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 4000 }), [2], `master ${master.port}: PUBSUB SHARDNUMSUB 2 (one per waiting node)`);
-      for (const o of others) t.strictSame([...(await numsub(o, [key], 'shardnumsub')).values()], [0], `master ${o.port}: no subscription to a channel it does not own`);
+      t.strictSame(
+        await waitNumsub(master, [key], ([n]) => n === 2, { sub: 'shardnumsub', timeoutMs: 4000 }),
+        [2],
+        `master ${master.port}: PUBSUB SHARDNUMSUB 2 (one per waiting node)`,
+      );
+      for (const o of others)
+        t.strictSame([...(await numsub(o, [key], 'shardnumsub')).values()], [0], `master ${o.port}: no subscription to a channel it does not own`);
       t.strictSame([...(await numsub(master, [key])).values()], [0], 'no classic (non-sharded) subscription');
       const time = await from.put(channel, `m${m}`);
       const [r1, r2] = await within(Promise.all([g1, g2]), 5000, 'waiting gets answered');
-      t.strictSame([r1.messages, r1.time, r2.messages, r2.time], [[`m${m}`], time, [`m${m}`], time], `master ${master.port}: both waiting gets answered with the message`);
+      t.strictSame(
+        [r1.messages, r1.time, r2.messages, r2.time],
+        [[`m${m}`], time, [`m${m}`], time],
+        `master ${master.port}: both waiting gets answered with the message`,
+      );
       t.strictSame(await Promise.all(nodes.map((n) => n.sync(channel))), [time, time, time], 'sync agrees on every node');
-      t.equal(await master.cli('exists', `comet:{${channel}}:s`, `comet:{${channel}}:m`), '2', `stream and meta stored on master ${master.port}, which owns the slot`);
+      t.equal(
+        await master.cli('exists', `comet:{${channel}}:s`, `comet:{${channel}}:m`),
+        '2',
+        `stream and meta stored on master ${master.port}, which owns the slot`,
+      );
       const times: number[] = [];
       for (let i = 0; i < 30; i++) times.push(await nodes[i % 3]!.put(channel, `alt-${i}`));
       t.ok(strictlyIncreasing(times) && times[0]! > time, '30 puts alternating over the nodes: strictly increasing times');
@@ -357,14 +463,16 @@ t.test('a three-master Redis Cluster: the same guarantees, channels on every mas
     const N = 40;
     const syncs = await Promise.all(chs.map((ch) => a.sync(ch)));
     const readers = chs.flatMap((ch, i) =>
-      nodes.map((n, k) => ({ ch, r: reader(n, ch, `reader on ${'ABC'[k]} of ${ch}`, syncs[i]!, { until: (x) => x.messages.length >= 3 * N, pauseMs: () => (k === 2 ? Math.floor(Math.random() * 10) : 0) }) })),
+      nodes.map((n, k) => ({
+        ch,
+        r: reader(n, ch, `reader on ${'ABC'[k]} of ${ch}`, syncs[i]!, {
+          until: (x) => x.messages.length >= 3 * N,
+          pauseMs: () => (k === 2 ? Math.floor(Math.random() * 10) : 0),
+        }),
+      })),
     );
     for (const n of nodes) t.ok(await n.waitWaiting(chs.length, { timeoutMs: 5000 }), 'readers waiting');
-    const pubs = await Promise.all(
-      nodes.map((n, k) =>
-        Promise.all(chs.map((ch) => publisher(n, ch, `p${k}`, { count: N }).done)),
-      ),
-    );
+    const pubs = await Promise.all(nodes.map((n, k) => Promise.all(chs.map((ch) => publisher(n, ch, `p${k}`, { count: N }).done))));
     await within(Promise.all(readers.map((x) => x.r.done)), 5000, 'every reader has every message, well before a long-poll timeout');
     for (const [i, ch] of chs.entries()) {
       const mine = pubs.map((perChannel) => perChannel[i]!) as PublisherResult[];
@@ -397,5 +505,9 @@ t.test('a Redis with a password: the node authenticates, and its password never 
   const lines = node.logs().filter((l) => typeof l.redis === 'string');
   t.ok(lines.length > 0, 'log lines name the Redis');
   t.notOk(node.outputTail(1_000_000).includes(secret), 'the password is nowhere in the output');
-  t.ok(lines.every((l) => String(l.redis).includes(':***@')), 'the URL is logged with the password masked', { lines: lines.map((l) => l.redis) });
+  t.ok(
+    lines.every((l) => String(l.redis).includes(':***@')),
+    'the URL is logged with the password masked',
+    { lines: lines.map((l) => l.redis) },
+  );
 });

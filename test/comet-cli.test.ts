@@ -60,7 +60,10 @@ type Running = ReturnType<typeof spawnComet>;
 /** Waits (bounded) for `n` lines on stdout, and returns them. */
 async function lines(sub: Running, n: number, timeoutMs = 5000): Promise<string[]> {
   const got = () => sub.stdout.split('\n').slice(0, -1);
-  await waitFor(() => got().length >= n, { timeoutMs, what: `${n} lines from comet sub; stdout ${JSON.stringify(sub.stdout)}, stderr ${JSON.stringify(sub.stderr)}` });
+  await waitFor(() => got().length >= n, {
+    timeoutMs,
+    what: `${n} lines from comet sub; stdout ${JSON.stringify(sub.stdout)}, stderr ${JSON.stringify(sub.stderr)}`,
+  });
   return got();
 }
 
@@ -121,13 +124,17 @@ t.test('sub --json: one JSON object per message, newlines and all', async (t) =>
   const times: number[] = [];
   for (const m of sent) times.push(await srv.put('cli-json', m));
   const got = (await lines(sub, sent.length)).map((l) => JSON.parse(l));
-  t.strictSame(got.map((j) => j.message), sent, 'the messages, as sent');
+  t.strictSame(
+    got.map((j) => j.message),
+    sent,
+    'the messages, as sent',
+  );
   for (const j of got) {
     t.equal(j.channel, 'cli-json', 'channel');
-    t.ok(Number.isSafeInteger(j.time) && j.time >= times[0]! && j.time <= times.at(-1)!, 'time: one of the answers\' times', { j, times });
+    t.ok(Number.isSafeInteger(j.time) && j.time >= times[0]! && j.time <= times.at(-1)!, "time: one of the answers' times", { j, times });
     t.notOk('missed' in j, 'not missed');
   }
-  t.equal(got.at(-1).time, times.at(-1), 'the last line carries the last message\'s time');
+  t.equal(got.at(-1).time, times.at(-1), "the last line carries the last message's time");
   await stopped(t, sub, 'SIGTERM');
 });
 
@@ -140,11 +147,22 @@ t.test('sub --time T prints exactly the messages after T', async (t) => {
   }
   const sub = spawnComet(['sub', 'cli-time', '--json', '--time', String(times[0]), '--url', url()]);
   const got = (await lines(sub, 2)).map((l) => JSON.parse(l));
-  t.strictSame(got.map((j) => j.message), ['second', 'third'], 'the two messages after the first');
-  t.equal(got[1].time, times[2], 'ending at the third\'s time');
-  t.notOk(got.some((j) => j.missed), 'nothing missed');
+  t.strictSame(
+    got.map((j) => j.message),
+    ['second', 'third'],
+    'the two messages after the first',
+  );
+  t.equal(got[1].time, times[2], "ending at the third's time");
+  t.notOk(
+    got.some((j) => j.missed),
+    'nothing missed',
+  );
   await srv.put('cli-time', 'fourth');
-  t.strictSame((await lines(sub, 3)).map((l) => JSON.parse(l).message), ['second', 'third', 'fourth'], 'then what comes next');
+  t.strictSame(
+    (await lines(sub, 3)).map((l) => JSON.parse(l).message),
+    ['second', 'third', 'fourth'],
+    'then what comes next',
+  );
   await stopped(t, sub, 'SIGINT');
 });
 
@@ -199,11 +217,15 @@ t.test('bad usage exits 2 naming what is wrong; --help exits 0', async (t) => {
   t.match(help.stdout, /comet pub CHANNEL MESSAGE[\s\S]*COMET_URL[\s\S]*--json[\s\S]*newlines/, 'the usage, the URL, and the advice on newlines');
 });
 
-t.test('a refusal (4xx) exits 1 with the server\'s message', async (t) => {
+t.test("a refusal (4xx) exits 1 with the server's message", async (t) => {
   const long = 'x'.repeat(MAX_CHANNEL_BYTES + 1);
   const said = (await srv.call({ method: 'sync', channel: long })).json?.error as string;
   t.ok(said, 'the server refuses the channel', { said });
-  for (const args of [['pub', long, 'm'], ['sync', long], ['sub', long]]) {
+  for (const args of [
+    ['pub', long, 'm'],
+    ['sync', long],
+    ['sub', long],
+  ]) {
     const r = await runComet([...args, '--url', url()]);
     t.equal(r.code, 1, `${args[0]}: exit 1`, { r });
     t.ok(r.stderr.includes(said), `${args[0]}: the server's message on stderr`, { stderr: r.stderr });

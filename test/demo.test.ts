@@ -94,7 +94,8 @@ async function waitForMessage(page: Page, name: string, text: string): Promise<v
   await page.locator('#messages li.message', { hasText: text }).filter({ hasText: name }).waitFor({ timeout: 5000 });
 }
 
-const messagesOf = (page: Page) => page.$$eval('#messages li.message', (lis) => lis.map((li) => `${li.querySelector('.name')?.textContent}: ${li.querySelector('.text')?.textContent}`));
+const messagesOf = (page: Page) =>
+  page.$$eval('#messages li.message', (lis) => lis.map((li) => `${li.querySelector('.name')?.textContent}: ${li.querySelector('.text')?.textContent}`));
 
 t.test('chat in headless Chromium: two tabs see each other, over fetch and over JSONP', async (t) => {
   if (!chromiumAvailable(t)) return;
@@ -130,9 +131,15 @@ t.test('chat in headless Chromium: two tabs see each other, over fetch and over 
       const methods = (m: string) => all.filter((r) => r.url.searchParams.get('method') === m);
       t.ok(methods('get').length >= 4 && methods('put').length === 4, `gets and 4 puts seen (${all.length} requests)`);
       if (transport === 'jsonp') {
-        t.ok(all.every((r) => r.type === 'script' && /^[\w.$]+$/.test(r.url.searchParams.get('callback') ?? '')), 'every protocol request was a <script> with callback=');
+        t.ok(
+          all.every((r) => r.type === 'script' && /^[\w.$]+$/.test(r.url.searchParams.get('callback') ?? '')),
+          'every protocol request was a <script> with callback=',
+        );
       } else {
-        t.ok(all.every((r) => r.type === 'fetch' && !r.url.searchParams.has('callback')), 'every protocol request was a fetch, without callback=');
+        t.ok(
+          all.every((r) => r.type === 'fetch' && !r.url.searchParams.has('callback')),
+          'every protocol request was a fetch, without callback=',
+        );
       }
       t.same([...a.errors, ...b.errors], [], 'no script errors');
 

@@ -25,7 +25,12 @@ function table(): Case[] {
     { name: 'method missing', req: (ch) => ({ query: { channel: ch, message: 'x' } }), status: 400, code: 'COMET_ERR_BAD_METHOD' },
     { name: 'method empty', req: (ch) => ({ query: { method: '', channel: ch, message: 'x' } }), status: 400, code: 'COMET_ERR_BAD_METHOD' },
     { name: 'method unknown', req: (ch) => ({ query: { method: 'publish', channel: ch, message: 'x' } }), status: 400, code: 'COMET_ERR_BAD_METHOD' },
-    { name: 'method not a protocol method', req: (ch) => ({ query: { method: 'toString', channel: ch, message: 'x' } }), status: 400, code: 'COMET_ERR_BAD_METHOD' },
+    {
+      name: 'method not a protocol method',
+      req: (ch) => ({ query: { method: 'toString', channel: ch, message: 'x' } }),
+      status: 400,
+      code: 'COMET_ERR_BAD_METHOD',
+    },
     { name: 'put with message missing', req: (ch) => ({ query: { method: 'put', channel: ch } }), status: 400, code: 'COMET_ERR_MISSING_MESSAGE' },
     {
       name: 'put with a channel one byte over 256',
@@ -46,9 +51,19 @@ function table(): Case[] {
       // The body is a few bytes over 65536 too: either limit may speak first.
       code: /^COMET_ERR_(MESSAGE|BODY)_TOO_LARGE$/,
     },
-    { name: 'put with a bad callback', req: (ch) => ({ query: { method: 'put', channel: ch, message: 'x', callback: 'alert(1)' } }), status: 400, code: 'COMET_ERR_BAD_CALLBACK' },
+    {
+      name: 'put with a bad callback',
+      req: (ch) => ({ query: { method: 'put', channel: ch, message: 'x', callback: 'alert(1)' } }),
+      status: 400,
+      code: 'COMET_ERR_BAD_CALLBACK',
+    },
     { name: 'HTTP PUT', req: (ch) => ({ method: 'PUT', query: { method: 'put', channel: ch, message: 'x' } }), status: 405, code: 'COMET_ERR_HTTP_METHOD' },
-    { name: 'HTTP DELETE', req: (ch) => ({ method: 'DELETE', query: { method: 'put', channel: ch, message: 'x' } }), status: 405, code: 'COMET_ERR_HTTP_METHOD' },
+    {
+      name: 'HTTP DELETE',
+      req: (ch) => ({ method: 'DELETE', query: { method: 'put', channel: ch, message: 'x' } }),
+      status: 405,
+      code: 'COMET_ERR_HTTP_METHOD',
+    },
     {
       name: 'HTTP PATCH with a form body',
       req: (ch) => ({ method: 'PATCH', form: { method: 'put', channel: ch, message: 'x' } }),
@@ -56,7 +71,12 @@ function table(): Case[] {
       code: 'COMET_ERR_HTTP_METHOD',
     },
     { name: 'unknown path', req: (ch) => ({ path: '/nope', query: { method: 'put', channel: ch, message: 'x' } }), status: 404, code: 'COMET_ERR_NOT_FOUND' },
-    { name: 'unknown path (POST)', req: (ch) => ({ path: '/index.html', form: { method: 'put', channel: ch, message: 'x' } }), status: 404, code: 'COMET_ERR_NOT_FOUND' },
+    {
+      name: 'unknown path (POST)',
+      req: (ch) => ({ path: '/index.html', form: { method: 'put', channel: ch, message: 'x' } }),
+      status: 404,
+      code: 'COMET_ERR_NOT_FOUND',
+    },
     {
       name: 'POST with a JSON body',
       req: (ch) => ({
@@ -71,18 +91,38 @@ function table(): Case[] {
   for (const method of ['put', 'get', 'sync']) {
     cases.push(
       { name: `${method} with channel missing`, req: () => ({ query: { method, message: 'x', timeout: 0 } }), status: 400, code: 'COMET_ERR_BAD_CHANNEL' },
-      { name: `${method} with channel empty`, req: () => ({ query: { method, channel: '', message: 'x', timeout: 0 } }), status: 400, code: 'COMET_ERR_BAD_CHANNEL' },
+      {
+        name: `${method} with channel empty`,
+        req: () => ({ query: { method, channel: '', message: 'x', timeout: 0 } }),
+        status: 400,
+        code: 'COMET_ERR_BAD_CHANNEL',
+      },
     );
   }
   for (const v of BAD_NUMBERS) {
     cases.push(
-      { name: `get with time=${JSON.stringify(v)}`, req: (ch) => ({ query: { method: 'get', channel: ch, time: v, timeout: 0 } }), status: 400, code: 'COMET_ERR_BAD_TIME' },
-      { name: `get with timeout=${JSON.stringify(v)}`, req: (ch) => ({ query: { method: 'get', channel: ch, timeout: v } }), status: 400, code: 'COMET_ERR_BAD_TIMEOUT' },
+      {
+        name: `get with time=${JSON.stringify(v)}`,
+        req: (ch) => ({ query: { method: 'get', channel: ch, time: v, timeout: 0 } }),
+        status: 400,
+        code: 'COMET_ERR_BAD_TIME',
+      },
+      {
+        name: `get with timeout=${JSON.stringify(v)}`,
+        req: (ch) => ({ query: { method: 'get', channel: ch, timeout: v } }),
+        status: 400,
+        code: 'COMET_ERR_BAD_TIMEOUT',
+      },
     );
   }
   for (const enc of BAD_ENCODINGS) {
     cases.push(
-      { name: `message ${enc} in the query`, req: (ch) => q(`method=put&channel=${encodeURIComponent(ch)}&message=${enc}`), status: 400, code: 'COMET_ERR_BAD_ENCODING' },
+      {
+        name: `message ${enc} in the query`,
+        req: (ch) => q(`method=put&channel=${encodeURIComponent(ch)}&message=${enc}`),
+        status: 400,
+        code: 'COMET_ERR_BAD_ENCODING',
+      },
       { name: `channel ${enc} in the query`, req: () => q(`method=put&channel=${enc}&message=x`), status: 400, code: 'COMET_ERR_BAD_ENCODING' },
       {
         name: `message ${enc} in a form body`,
@@ -172,9 +212,13 @@ for (const threads of [1, 3]) {
       else checkError(t, big, 413, 'COMET_ERR_BODY_TOO_LARGE', 'body over --max-body-bytes');
 
       // A declared Content-Length over the limit is refused without waiting for the body.
-      const raw = await rawExchange(small, [
-        `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\n\r\nmethod=put&channel=${encodeURIComponent(ch)}&message=x`,
-      ], { timeoutMs: 3000 });
+      const raw = await rawExchange(
+        small,
+        [
+          `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\n\r\nmethod=put&channel=${encodeURIComponent(ch)}&message=x`,
+        ],
+        { timeoutMs: 3000 },
+      );
       t.equal(raw.status, 413, 'Content-Length: 10000000 refused with 413 before the body arrives', { text: raw.text.slice(0, 300) });
       checkMessages(t, await small.get(ch, { time: s, timeout: 0 }), ['é'.repeat(50)], 'nothing more stored');
       await healthy(t, small, 'oversized bodies');
@@ -184,7 +228,11 @@ for (const threads of [1, 3]) {
       const res = await srv.request({ method: 'DELETE', query: { method: 'sync', channel: 'x' } });
       checkError(t, res, 405, 'COMET_ERR_HTTP_METHOD', 'DELETE');
       const allow = String(res.headers.allow ?? '').toUpperCase();
-      t.ok(['GET', 'POST', 'HEAD', 'OPTIONS'].every((m) => allow.includes(m)), 'Allow: GET, POST, HEAD, OPTIONS', { allow });
+      t.ok(
+        ['GET', 'POST', 'HEAD', 'OPTIONS'].every((m) => allow.includes(m)),
+        'Allow: GET, POST, HEAD, OPTIONS',
+        { allow },
+      );
     });
 
     t.test('more waiting gets than --max-waiting: 503, the others still served', async (t) => {
@@ -232,7 +280,11 @@ for (const threads of [1, 3]) {
         { name: 'space in the target', chunks: ['GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n'], expect: 'any' },
         { name: 'header line without a colon', chunks: ['GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n'], expect: 'reject' },
         { name: 'a 100 KB header', chunks: [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(100_000)}\r\n\r\n`], expect: 'any' },
-        { name: '5000 headers', chunks: [`GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 5000 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`], expect: 'any' },
+        {
+          name: '5000 headers',
+          chunks: [`GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 5000 }, (_, i) => `X-H${i}: v\r\n`).join('')}\r\n`],
+          expect: 'any',
+        },
         {
           name: 'a 200 KB URL carrying a put',
           chunks: [`GET /?method=put&channel=${encodeURIComponent(huge)}&message=${'a'.repeat(200_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
@@ -240,13 +292,17 @@ for (const threads of [1, 3]) {
         },
         {
           name: 'truncated body then half-close',
-          chunks: [`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nmethod=put&channel=${encodeURIComponent(trunc)}&message=half`],
+          chunks: [
+            `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nmethod=put&channel=${encodeURIComponent(trunc)}&message=half`,
+          ],
           end: true,
           expect: 'reject',
         },
         {
           name: 'truncated body then reset',
-          chunks: [`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nmethod=put&channel=${encodeURIComponent(trunc)}&message=half`],
+          chunks: [
+            `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 200\r\n\r\nmethod=put&channel=${encodeURIComponent(trunc)}&message=half`,
+          ],
           expect: 'reject',
         },
         { name: 'Content-Length not a number', chunks: ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\nmethod=sync&channel=x'], expect: 'reject' },
@@ -259,10 +315,20 @@ for (const threads of [1, 3]) {
         { name: 'bare LF line endings', chunks: ['GET /healthz HTTP/1.1\nHost: x\n\n'], expect: 'any' },
         { name: 'request split in 1-byte writes', chunks: [...'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'], chunkDelayMs: 1, expect: 'any' },
         { name: 'half a request then close', chunks: ['GET /?method=get&chan'], end: true, expect: 'reject' },
-        { name: 'invalid percent-encoding in the raw target', chunks: ['GET /?method=put&channel=%zz&message=%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n'], expect: 'encoding' },
+        {
+          name: 'invalid percent-encoding in the raw target',
+          chunks: ['GET /?method=put&channel=%zz&message=%C3%28 HTTP/1.1\r\nHost: x\r\n\r\n'],
+          expect: 'encoding',
+        },
         {
           name: 'regression: raw invalid UTF-8 bytes in the query were stored as U+FFFD',
-          chunks: [Buffer.concat([Buffer.from(`GET /?method=put&channel=${encodeURIComponent(rawBytes)}&message=`), Buffer.from([0xff, 0xfe, 0xed, 0xa0, 0x80]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')])],
+          chunks: [
+            Buffer.concat([
+              Buffer.from(`GET /?method=put&channel=${encodeURIComponent(rawBytes)}&message=`),
+              Buffer.from([0xff, 0xfe, 0xed, 0xa0, 0x80]),
+              Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n'),
+            ]),
+          ],
           expect: 'encoding',
         },
       ];
@@ -270,7 +336,8 @@ for (const threads of [1, 3]) {
         const r = await rawExchange(srv, c.chunks, { end: c.end, chunkDelayMs: c.chunkDelayMs, timeoutMs: 500, idleMs: 150 });
         const summary = { status: r.status, closed: r.closed, error: r.error, head: r.text.slice(0, 120) };
         if (c.expect === 'encoding') t.equal(r.status, 400, `${c.name}: 400`, summary);
-        else if (c.expect === 'reject') t.ok(r.status === undefined || (r.status >= 400 && r.status < 500) || r.status === 505, `${c.name}: never a success`, summary);
+        else if (c.expect === 'reject')
+          t.ok(r.status === undefined || (r.status >= 400 && r.status < 500) || r.status === 505, `${c.name}: never a success`, summary);
         else t.ok(r.status === undefined || r.status < 500 || r.status === 505, `${c.name}: no server error`, summary);
         await healthy(t, srv, c.name);
       }

@@ -3,16 +3,7 @@
  * slots (or connections) behind.
  */
 import t from 'tap';
-import {
-  makeAgent,
-  rawGet,
-  rawSend,
-  startServer,
-  stillPending,
-  waitFor,
-  within,
-  type HttpResponse,
-} from './helpers/server.js';
+import { makeAgent, rawGet, rawSend, startServer, stillPending, waitFor, within, type HttpResponse } from './helpers/server.js';
 import { channels, checkMessages, uniq } from './helpers/protocol.js';
 
 const FANOUT = 1000;
@@ -47,9 +38,9 @@ for (const threads of [1, 3]) {
         .filter(({ r }) => r.status !== 'fulfilled' || r.value.status !== 200 || JSON.stringify(r.value.json) !== expected);
       t.equal(bad.length, 0, `all ${FANOUT} gets answered with {"time":T,"messages":["fanout!"]}`, {
         expected,
-        firstBad: bad.slice(0, 3).map(({ i, r }) =>
-          r.status === 'fulfilled' ? { i, status: r.value.status, body: r.value.body.slice(0, 200) } : { i, error: String(r.reason) },
-        ),
+        firstBad: bad
+          .slice(0, 3)
+          .map(({ i, r }) => (r.status === 'fulfilled' ? { i, status: r.value.status, body: r.value.body.slice(0, 200) } : { i, error: String(r.reason) })),
       });
       t.ok(await srv.waitWaiting(0, { exact: true, timeoutMs: 5000 }), 'comet_waiting_gets back to 0', {
         waiting: await srv.waiting().catch(String),
@@ -77,10 +68,13 @@ for (const threads of [1, 3]) {
         waiting: await srv.waiting().catch(String),
       });
       let conns = NaN;
-      const settled = await waitFor(async () => {
-        conns = (await srv.metrics()).value('comet_connections');
-        return conns <= baseline + 2;
-      }, { timeoutMs: 10000 }).catch(() => false);
+      const settled = await waitFor(
+        async () => {
+          conns = (await srv.metrics()).value('comet_connections');
+          return conns <= baseline + 2;
+        },
+        { timeoutMs: 10000 },
+      ).catch(() => false);
       t.ok(settled, 'comet_connections back to its baseline', { baseline, conns });
 
       // The server still serves, on the very channels the aborted gets waited on.

@@ -18,10 +18,12 @@ const srv = await startServer({ threads: 2 });
 /** Sends the chunks on a fresh connection; resolves once the server closed it, or after PROMPT_MS. */
 function exchange(chunks: Array<string | Buffer>, opts: { chunkDelayMs?: number; timeoutMs?: number } = {}): Promise<RawResult & { ms: number }> {
   const start = Date.now();
-  return rawExchange(srv, chunks, { timeoutMs: opts.timeoutMs ?? PROMPT_MS, idleMs: opts.timeoutMs ?? PROMPT_MS, chunkDelayMs: opts.chunkDelayMs }).then((r) => ({
-    ...r,
-    ms: Date.now() - start,
-  }));
+  return rawExchange(srv, chunks, { timeoutMs: opts.timeoutMs ?? PROMPT_MS, idleMs: opts.timeoutMs ?? PROMPT_MS, chunkDelayMs: opts.chunkDelayMs }).then(
+    (r) => ({
+      ...r,
+      ms: Date.now() - start,
+    }),
+  );
 }
 
 /** Refused with an error status and the connection closed, within the bound. */
@@ -99,7 +101,10 @@ t.test('a head over --max-header-bytes gets 431 and a close, in one read or seve
   const tightExchange = (chunks: string[]) => rawExchange(tight, chunks, { timeoutMs: PROMPT_MS, idleMs: PROMPT_MS, chunkDelayMs: 50 });
   t.equal((await tightExchange([request('/healthz', `Host: x\r\n${big(3500)}`)])).status, 200, 'with --max-header-bytes 4096, a 3.5 KB head is served');
   const five = request('/healthz', `Host: x\r\n${big(5000)}`);
-  for (const [name, chunks] of [['in one read', [five]], ['in two reads', [five.slice(0, 2500), five.slice(2500)]]] as const) {
+  for (const [name, chunks] of [
+    ['in one read', [five]],
+    ['in two reads', [five.slice(0, 2500), five.slice(2500)]],
+  ] as const) {
     const r = await tightExchange([...chunks]);
     t.equal(r.status, 431, `and a 5 KB head ${name} gets 431`);
     t.ok(r.closed, 'and a close');
@@ -149,7 +154,10 @@ t.test('a request that can be framed two ways is refused with 400 and closed, an
   // The smuggling itself: a proxy that frames by the second length forwards
   // one request; a server framing by the first would run a second one.
   for (const [name, text] of [
-    ['a get with lengths 0 and N, a put hidden as its body', `GET /?method=sync&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`],
+    [
+      'a get with lengths 0 and N, a put hidden as its body',
+      `GET /?method=sync&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`,
+    ],
     ['a post with lengths 9 and N', `${form('message=1', ['9', String(9 + smuggled.length)])}${smuggled}`],
   ] as const) {
     const r = await exchange([text]);
@@ -165,17 +173,25 @@ t.test('a request that can be framed two ways is refused with 400 and closed, an
 t.test('bodies framed one way are served: chunked, and Expect: 100-continue', async (t) => {
   const ch = uniq('framed');
   const since = await srv.sync(ch);
-  const chunked = await exchange([
-    `POST /?method=put&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`,
-    '9\r\nmessage=c\r\n',
-    '0\r\n\r\n',
-  ], { chunkDelayMs: 20 });
+  const chunked = await exchange(
+    [
+      `POST /?method=put&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      '9\r\nmessage=c\r\n',
+      '0\r\n\r\n',
+    ],
+    { chunkDelayMs: 20 },
+  );
   t.equal(chunked.status, 200, 'a chunked form body is a put', { head: chunked.text.slice(0, 120) });
-  const expect = await exchange([
-    `POST /?method=put&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n`,
-    'message=e',
-  ], { chunkDelayMs: 100 });
-  t.match(expect.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'Expect: 100-continue is answered 100, then the put', { head: expect.text.slice(0, 120) });
+  const expect = await exchange(
+    [
+      `POST /?method=put&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n`,
+      'message=e',
+    ],
+    { chunkDelayMs: 100 },
+  );
+  t.match(expect.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /, 'Expect: 100-continue is answered 100, then the put', {
+    head: expect.text.slice(0, 120),
+  });
   checkMessages(t, await srv.get(ch, { time: since, timeout: 0 }), ['c', 'e'], 'both stored');
 });
 

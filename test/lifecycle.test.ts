@@ -16,9 +16,7 @@ import { channels, checkMessages, uniq } from './helpers/protocol.js';
 async function waitingGets(srv: CometServer, n: number): Promise<{ gets: Array<Promise<HttpResponse>>; floors: number[] }> {
   const chs = channels('life', n);
   const floors = await Promise.all(chs.map((c, i) => srv.put(c, `before-${i}`)));
-  const gets = chs.map((c, i) =>
-    srv.call({ method: 'get', channel: c, timeout: 25, ...(i % 2 ? { time: floors[i] } : {}) }, { timeoutMs: 20000 }),
-  );
+  const gets = chs.map((c, i) => srv.call({ method: 'get', channel: c, timeout: 25, ...(i % 2 ? { time: floors[i] } : {}) }, { timeoutMs: 20000 }));
   return { gets, floors };
 }
 
@@ -230,10 +228,7 @@ t.test('invalid option values exit non-zero with a clear message', async (t) => 
 
 t.test('COMET_POLL_TIMEOUT=1 works like --poll-timeout 1', async (t) => {
   const srv = await startServer({ t, threads: 1, env: { COMET_POLL_TIMEOUT: '1' } });
-  const [a, b] = await Promise.all([
-    srv.get(uniq('envtimeout'), {}, { timeoutMs: 10000 }),
-    srv.get(uniq('envtimeout'), { timeout: 60 }, { timeoutMs: 10000 }),
-  ]);
+  const [a, b] = await Promise.all([srv.get(uniq('envtimeout'), {}, { timeoutMs: 10000 }), srv.get(uniq('envtimeout'), { timeout: 60 }, { timeoutMs: 10000 })]);
   checkMessages(t, a, [], 'no timeout param');
   t.ok(a.res.ms >= 700 && a.res.ms < 2500, 'answered after about 1 s', { ms: a.res.ms });
   checkMessages(t, b, [], 'timeout=60');

@@ -42,7 +42,10 @@ for (const threads of [1, 3]) {
         Array.from({ length: threads }, (_, i) => String(i)),
         'comet_event_loop_delay_seconds{thread="i",stat="p99"} for every thread',
       );
-      t.ok(p99.every((s) => Number.isFinite(s.value) && s.value >= 0), 'p99 values are finite seconds');
+      t.ok(
+        p99.every((s) => Number.isFinite(s.value) && s.value >= 0),
+        'p99 values are finite seconds',
+      );
       t.ok(m.value('comet_connections') >= 1, 'comet_connections counts our connection');
     });
 
@@ -68,16 +71,19 @@ for (const threads of [1, 3]) {
         badChannel: 1,
       };
       let after: Metrics | undefined;
-      const ok = await waitFor(async () => {
-        after = await srv.metrics();
-        return (
-          d(after, 'comet_requests_total', { method: 'put' }) === expected.put &&
-          d(after, 'comet_requests_total', { method: 'get' }) === expected.get &&
-          d(after, 'comet_messages_in_total') === expected.in &&
-          d(after, 'comet_errors_total', { code: 'COMET_ERR_BAD_METHOD' }) === expected.badMethod &&
-          after.value('comet_channels') >= chs.length
-        );
-      }, { timeoutMs: 3000 }).catch(() => false);
+      const ok = await waitFor(
+        async () => {
+          after = await srv.metrics();
+          return (
+            d(after, 'comet_requests_total', { method: 'put' }) === expected.put &&
+            d(after, 'comet_requests_total', { method: 'get' }) === expected.get &&
+            d(after, 'comet_messages_in_total') === expected.in &&
+            d(after, 'comet_errors_total', { code: 'COMET_ERR_BAD_METHOD' }) === expected.badMethod &&
+            after.value('comet_channels') >= chs.length
+          );
+        },
+        { timeoutMs: 3000 },
+      ).catch(() => false);
       t.ok(ok, 'the metrics caught up');
       const a = after!;
       t.equal(d(a, 'comet_requests_total', { method: 'put' }), expected.put, 'comet_requests_total{method="put"} +5');
@@ -88,7 +94,10 @@ for (const threads of [1, 3]) {
       t.equal(d(a, 'comet_errors_total', { code: 'COMET_ERR_BAD_METHOD' }), expected.badMethod, 'comet_errors_total{code="COMET_ERR_BAD_METHOD"} +2');
       t.equal(d(a, 'comet_errors_total', { code: 'COMET_ERR_BAD_CHANNEL' }), expected.badChannel, 'comet_errors_total{code="COMET_ERR_BAD_CHANNEL"} +1');
       const msgBytes = msgs.reduce((n, m) => n + Buffer.byteLength(m), 0);
-      t.ok(d(a, 'comet_bytes_in_total') >= msgBytes, 'comet_bytes_in_total grew by at least the message bytes', { delta: d(a, 'comet_bytes_in_total'), msgBytes });
+      t.ok(d(a, 'comet_bytes_in_total') >= msgBytes, 'comet_bytes_in_total grew by at least the message bytes', {
+        delta: d(a, 'comet_bytes_in_total'),
+        msgBytes,
+      });
       t.ok(d(a, 'comet_bytes_out_total') > 0, 'comet_bytes_out_total grew');
       t.ok(a.value('comet_channels') >= chs.length, 'comet_channels counts the channels', { channels: a.value('comet_channels') });
     });
@@ -121,11 +130,10 @@ t.test('comet_connections follows connections as the main thread counts them', a
     { baseline, seen },
   );
   for (const s of sockets) s.destroy();
-  t.ok(
-    await waitFor(async () => (seen = await count()) <= baseline + 2, { timeoutMs: 5000 }).catch(() => false),
-    'and forgotten once closed',
-    { baseline, seen },
-  );
+  t.ok(await waitFor(async () => (seen = await count()) <= baseline + 2, { timeoutMs: 5000 }).catch(() => false), 'and forgotten once closed', {
+    baseline,
+    seen,
+  });
 });
 
 t.test('--connections-interval 0 leaves comet_connections out', async (t) => {

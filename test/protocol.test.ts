@@ -5,17 +5,7 @@
  */
 import t from 'tap';
 import { encodeForm, parseRawResponse, rawExchange, startServer, stillPending, within } from './helpers/server.js';
-import {
-  chain,
-  channels,
-  checkJsonHeaders,
-  checkMessages,
-  isTime,
-  JSON_TYPE,
-  putAll,
-  strictlyIncreasing,
-  uniq,
-} from './helpers/protocol.js';
+import { chain, channels, checkJsonHeaders, checkMessages, isTime, JSON_TYPE, putAll, strictlyIncreasing, uniq } from './helpers/protocol.js';
 
 const ORIGIN = 'https://app.example';
 const AT_ONCE_MS = 1000;
@@ -27,13 +17,7 @@ for (const threads of [1, 3]) {
     const custom = await startServer({
       t,
       threads,
-      args: [
-        '--poll-timeout', '2',
-        '--buffer-size', '5',
-        '--cors-origin', ORIGIN,
-        '--max-message-bytes', '200000',
-        '--max-body-bytes', '1000000',
-      ],
+      args: ['--poll-timeout', '2', '--buffer-size', '5', '--cors-origin', ORIGIN, '--max-message-bytes', '200000', '--max-body-bytes', '1000000'],
     });
 
     t.test('put answers at once with {"time":T}, T in wall-clock microseconds', async (t) => {
@@ -44,11 +28,10 @@ for (const threads of [1, 3]) {
         checkJsonHeaders(t, res);
         t.strictSame(Object.keys(res.json ?? {}), ['time'], 'body is {"time":T}', { body: res.body });
         t.ok(isTime(res.json?.time), 'time is an integer <= 2^53-1', { time: res.json?.time });
-        t.ok(
-          res.json?.time >= before - 60e6 && res.json?.time <= Date.now() * 1000 + 60e6,
-          'time is close to the wall clock in microseconds',
-          { time: res.json?.time, nowMicros: Date.now() * 1000 },
-        );
+        t.ok(res.json?.time >= before - 60e6 && res.json?.time <= Date.now() * 1000 + 60e6, 'time is close to the wall clock in microseconds', {
+          time: res.json?.time,
+          nowMicros: Date.now() * 1000,
+        });
         t.ok(res.ms < AT_ONCE_MS, 'answered at once', { ms: res.ms });
       }
     });
@@ -117,7 +100,11 @@ for (const threads of [1, 3]) {
       const pending = chs.map((ch) => srv.get(ch, { timeout: 10 }));
       await srv.waitWaiting(chs.length);
       const stillWaiting = await Promise.all(pending.map((p) => stillPending(p, 150)));
-      t.strictSame(stillWaiting, chs.map(() => true), 'no get answers before a put');
+      t.strictSame(
+        stillWaiting,
+        chs.map(() => true),
+        'no get answers before a put',
+      );
       for (const [i, ch] of chs.entries()) {
         const tp = await srv.put(ch, `new-${i}`);
         const a = await within(pending[i]!, 3000, `get on ${ch}`);
@@ -165,11 +152,7 @@ for (const threads of [1, 3]) {
       const tf = await srv.put(fut, 'x');
       const future = tf + 10_000_000;
       // The slow (1 s) gets run side by side.
-      const [a, f, b] = await Promise.all([
-        srv.get(ch, { time: t1, timeout: 1 }),
-        srv.get(fresh, { timeout: 1 }),
-        srv.get(fut, { time: future, timeout: 1 }),
-      ]);
+      const [a, f, b] = await Promise.all([srv.get(ch, { time: t1, timeout: 1 }), srv.get(fresh, { timeout: 1 }), srv.get(fut, { time: future, timeout: 1 })]);
       checkMessages(t, a, [], 'timeout answer');
       checkJsonHeaders(t, a.res);
       t.ok(a.res.ms >= 800 && a.res.ms < 3000, 'answered after about 1 s', { ms: a.res.ms });
@@ -235,7 +218,10 @@ for (const threads of [1, 3]) {
       const got = await chain(srv, ch, s, msgs.length);
       t.notOk(got.missed, 'no missed');
       t.strictSame(got.messages, msgs, 'same strings, same order');
-      t.ok(got.messages.every((m) => typeof m === 'string'), 'messages are JSON strings');
+      t.ok(
+        got.messages.every((m) => typeof m === 'string'),
+        'messages are JSON strings',
+      );
     });
 
     t.test('channels are isolated; names are arbitrary UTF-8 up to the limit', async (t) => {
@@ -413,7 +399,10 @@ for (const threads of [1, 3]) {
     });
 
     t.test('OPTIONS answers a CORS preflight and stores nothing', async (t) => {
-      for (const [server, origin] of [[srv, '*'], [custom, ORIGIN]] as const) {
+      for (const [server, origin] of [
+        [srv, '*'],
+        [custom, ORIGIN],
+      ] as const) {
         const ch = uniq('options');
         const s = await server.sync(ch);
         const res = await server.request({

@@ -289,7 +289,7 @@ t.test('comet-server behind nginx and HAProxy', async (t) => {
     });
     const syncsBefore = (await srv.metrics()).value('comet_requests_total', { method: 'sync' });
     const res = await http10.call({ method: 'sync', channel: uniq('http10') }, { timeoutMs: 30000 });
-    t.equal(res.status, 505, 'the server\'s 505 HTTP Version Not Supported, passed on', { body: res.body.slice(0, 200) });
+    t.equal(res.status, 505, "the server's 505 HTTP Version Not Supported, passed on", { body: res.body.slice(0, 200) });
     t.ok(res.ms < 2000, 'at once, not at an idle timeout', { ms: res.ms });
     const syncsAfter = (await srv.metrics()).value('comet_requests_total', { method: 'sync' });
     t.equal(syncsAfter, syncsBefore, 'the server never served the HTTP/1.0 request');
@@ -303,7 +303,9 @@ t.test('comet-server behind nginx and HAProxy', async (t) => {
       if (!res) continue;
       t.equal(res.status, 200, `${s.name}: 200 after ${(ms / 1000).toFixed(1)} s`, { body: res.body.slice(0, 300), diag: s.proxy.diagnostics() });
       t.strictSame(res.json, { time: h.floor, messages: [] }, `${s.name}: {"time":T,"messages":[]} with the channel's time`);
-      t.ok(ms >= (POLL_TIMEOUT - 1) * 1000 && ms < (POLL_TIMEOUT + 10) * 1000, `${s.name}: answered after the server's ${POLL_TIMEOUT} s, not cut short`, { ms });
+      t.ok(ms >= (POLL_TIMEOUT - 1) * 1000 && ms < (POLL_TIMEOUT + 10) * 1000, `${s.name}: answered after the server's ${POLL_TIMEOUT} s, not cut short`, {
+        ms,
+      });
       checkJsonHeaders(t, res);
     }
   });

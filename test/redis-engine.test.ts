@@ -98,7 +98,10 @@ if (redisAvailable(t)) {
     await redisPastFirstSecond(redis);
     const time = await e.append('lost', '"a"');
     await redis.kill();
-    const down = await e.append('lost', '"b"').then(() => undefined, (err: unknown) => err);
+    const down = await e.append('lost', '"b"').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     t.equal(down instanceof StoreFailure && down.kind, 'unavailable', 'down: unavailable at once');
     await redis.restart(); // at once, within the same second: Redis knows its start to the second only, which must not hide the loss
     await ready(e);
@@ -119,9 +122,16 @@ if (redisAvailable(t)) {
     t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'test:{news}:n'), 'test:{news}:n\n1', 'one subscription in Redis');
     const times = [await a.append('news', '"1"'), await a.append('news', '"2"'), await a.append('other', '"x"'), await a.append('news', '"3"')];
     await waitFor(() => got.length >= 3, { timeoutMs: 5000, what: 'three messages' });
-    t.same(got, [['news', times[0], '"1"'], ['news', times[1], '"2"'], ['news', times[3], '"3"']]);
+    t.same(got, [
+      ['news', times[0], '"1"'],
+      ['news', times[1], '"2"'],
+      ['news', times[3], '"3"'],
+    ]);
     b.unwatch('news');
-    await waitFor(async () => (await redis.cli('PUBSUB', 'NUMSUB', 'test:{news}:n')) === 'test:{news}:n\n0', { timeoutMs: 5000, what: 'unsubscribed in Redis' });
+    await waitFor(async () => (await redis.cli('PUBSUB', 'NUMSUB', 'test:{news}:n')) === 'test:{news}:n\n0', {
+      timeoutMs: 5000,
+      what: 'unsubscribed in Redis',
+    });
     await a.append('news', '"4"');
     await new Promise((resolve) => setTimeout(resolve, 200));
     t.equal(got.length, 3, 'nothing after unwatch');
@@ -157,7 +167,10 @@ if (redisAvailable(t)) {
     await redisPastFirstSecond(redis); // a restart after less than a second of life cannot be told from none (scripts.ts)
     const got: string[] = [];
     const gaps: string[] = [];
-    b.setListener((_channel, _time, body) => got.push(body), (channel) => gaps.push(channel));
+    b.setListener(
+      (_channel, _time, body) => got.push(body),
+      (channel) => gaps.push(channel),
+    );
     await b.watch('gap');
     await a.append('gap', '"before"');
     await waitFor(() => got.length === 1, { timeoutMs: 5000, what: 'the message before the restart' });
@@ -180,7 +193,10 @@ if (redisAvailable(t)) {
     await waitFor(() => !e.stats().up, { timeoutMs: 5000, what: 'the engine sees Redis down' });
     const started = Date.now();
     for (const op of [() => e.append('d', '"b"'), () => e.currentTime('d'), () => e.read('d', 0, ALL), () => e.watch('d')]) {
-      const err = await (op() as Promise<unknown>).then(() => undefined, (err: unknown) => err);
+      const err = await (op() as Promise<unknown>).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       t.ok(err instanceof StoreFailure, 'a StoreFailure');
       t.equal((err as StoreFailure).kind, 'unavailable');
       t.match((err as StoreFailure).message, /^the message store \(Redis\) is unavailable: /);
@@ -197,7 +213,10 @@ if (redisAvailable(t)) {
     const e = engine(t, redis, { maxPending: 2 });
     await ready(e);
     const results = await Promise.allSettled([e.append('p', '"1"'), e.append('p', '"2"'), e.append('p', '"3"')]);
-    t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected']);
+    t.same(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected'],
+    );
     t.equal(((results[2] as PromiseRejectedResult).reason as StoreFailure).kind, 'unavailable');
     t.ok((await e.append('p', '"4"')) > 0, 'fine again once they completed');
   });

@@ -76,10 +76,16 @@ t.test('a 3-master cluster', { timeout: 40_000 }, async (t) => {
   const cluster = await startRedisCluster(t, { masters: 3 });
   t.comment(`cluster up in ${Math.round(performance.now() - started)} ms`);
   t.equal(cluster.nodes.length, 3);
-  t.same(cluster.urls, cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`));
+  t.same(
+    cluster.urls,
+    cluster.nodes.map((n) => `redis://127.0.0.1:${n.port}`),
+  );
   t.equal(cluster.url, cluster.urls[0]);
   t.equal(new Set(cluster.nodes.map((n) => n.port)).size, 3, 'distinct ports');
-  t.notOk(cluster.nodes.some((n) => n.port === 6379), 'none on the system Redis port');
+  t.notOk(
+    cluster.nodes.some((n) => n.port === 6379),
+    'none on the system Redis port',
+  );
 
   for (const node of cluster.nodes) {
     const info = await node.cli('-c', 'cluster', 'info');

@@ -269,11 +269,28 @@ async function main() {
     const xs = results[v];
     return [
       KNOWN[v],
-      mmm(xs.map((x) => x.opsPerSec), fmtInt),
-      mmm(xs.map((x) => x.cpuUsPerOp), fmtFixed(2)),
-      mmm(xs.map((x) => x.cores), fmtFixed(2)),
-      v === 'inline' ? 'n/a' : mmm(xs.map((x) => x.opsPerPost), fmtFixed(1)),
-      mmm(xs.map((x) => x.otherCores), fmtFixed(2)),
+      mmm(
+        xs.map((x) => x.opsPerSec),
+        fmtInt,
+      ),
+      mmm(
+        xs.map((x) => x.cpuUsPerOp),
+        fmtFixed(2),
+      ),
+      mmm(
+        xs.map((x) => x.cores),
+        fmtFixed(2),
+      ),
+      v === 'inline'
+        ? 'n/a'
+        : mmm(
+            xs.map((x) => x.opsPerPost),
+            fmtFixed(1),
+          ),
+      mmm(
+        xs.map((x) => x.otherCores),
+        fmtFixed(2),
+      ),
       `${xs.length}/${opts.runs}` + (disturbed[v] ? ` (${disturbed[v]} disturbed)` : ''),
     ];
   });
@@ -302,7 +319,12 @@ async function main() {
   if (best.length) {
     lines.push(
       `Fastest cross-thread variant by median throughput: ${best[0][0]} (${fmtInt(best[0][1])} ops/s)` +
-        (best.length > 1 ? `; then ${best.slice(1).map(([v, x]) => `${v} ${fmtInt(x)}`).join(', ')}.` : '.'),
+        (best.length > 1
+          ? `; then ${best
+              .slice(1)
+              .map(([v, x]) => `${v} ${fmtInt(x)}`)
+              .join(', ')}.`
+          : '.'),
       '',
     );
   }
@@ -311,10 +333,13 @@ async function main() {
   if (failures.length) process.exitCode = 1;
 }
 
-const hardStop = setTimeout(() => {
-  progress('dispatch: overall time limit reached, stopping');
-  process.exit(2);
-}, 30 * 60 * 1000);
+const hardStop = setTimeout(
+  () => {
+    progress('dispatch: overall time limit reached, stopping');
+    process.exit(2);
+  },
+  30 * 60 * 1000,
+);
 hardStop.unref();
 
 main().catch((err) => {

@@ -66,8 +66,14 @@ try {
   await nodeRedis.quit();
   const rows = Object.entries(results).map(([name, rs]) => [
     name,
-    mmm(rs.map((r) => r.cpuUsPerCall), fmtFixed(2)),
-    mmm(rs.map((r) => r.callsPerS), fmtInt),
+    mmm(
+      rs.map((r) => r.cpuUsPerCall),
+      fmtFixed(2),
+    ),
+    mmm(
+      rs.map((r) => r.callsPerS),
+      fmtInt,
+    ),
   ]);
   process.stdout.write(
     `Append script, ${fmtInt(opts.calls)} calls, ${opts.inFlight} in flight, ${opts.runs} runs (median, min-max):\n\n` +

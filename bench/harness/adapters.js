@@ -29,8 +29,13 @@ export function simpleComet(url) {
   return {
     put: (channel, message) => ({ path: q({ method: 'put', channel, message }) }),
     sync: (channel) => ({ path: q({ method: 'sync', channel }) }),
-    get: (channel, cursor) =>
-      ({ path: q(cursor === null ? { method: 'get', channel, timeout: LONG_POLL_S } : { method: 'get', channel, time: /** @type {number} */ (cursor), timeout: LONG_POLL_S }) }),
+    get: (channel, cursor) => ({
+      path: q(
+        cursor === null
+          ? { method: 'get', channel, timeout: LONG_POLL_S }
+          : { method: 'get', channel, time: /** @type {number} */ (cursor), timeout: LONG_POLL_S },
+      ),
+    }),
     async buffered(channel, call) {
       const first = JSON.parse((await call({ path: q({ method: 'put', channel, message: 'first' }) })).body);
       await call({ path: q({ method: 'put', channel, message: 'second' }) });
@@ -64,9 +69,7 @@ export function nchan(url) {
     // Nchan has no sync; a GET on the publisher location answers the channel's info, the nearest equivalent
     sync: (channel) => ({ path: chan('pub', channel), headers: { Accept: 'text/json' } }),
     get: (channel, cursor) =>
-      cursor === null
-        ? { path: chan('sub', channel) }
-        : { path: chan('sub', channel), headers: nchanCursor(/** @type {NchanCursor} */ (cursor)) },
+      cursor === null ? { path: chan('sub', channel) } : { path: chan('sub', channel), headers: nchanCursor(/** @type {NchanCursor} */ (cursor)) },
     async buffered(channel, call) {
       await call({ method: 'POST', path: chan('pub', channel), headers: { 'Content-Type': 'text/plain' }, body: 'first' });
       // the oldest buffered message, at once

@@ -95,7 +95,10 @@ export function mergeResults(base, fresh) {
   const present = new Set(base.entries.map(entryKey));
   entries.push(...fresh.entries.filter((e) => !present.has(entryKey(e))).map(tag));
   const replaced = fresh.entries.map((e) => `${describe(e)} run `);
-  const failures = [...(base.failures ?? []).filter((f) => !replaced.some((p) => f.what.startsWith(p))), ...(fresh.failures ?? []).map((f) => ({ ...f, merge: index }))];
+  const failures = [
+    ...(base.failures ?? []).filter((f) => !replaced.some((p) => f.what.startsWith(p))),
+    ...(fresh.failures ?? []).map((f) => ({ ...f, merge: index })),
+  ];
   // renumber the merged runs that still have rows (or failures), in order
   const used = [...new Set([...entries, ...failures].map((x) => x.merge).filter((m) => m !== undefined))].sort((a, b) => a - b);
   /** @template {{ merge?: number }} X @param {X} x @returns {X} */
@@ -133,7 +136,11 @@ export function writeReport(file, results, chartsDir) {
   const absCharts = path.resolve(chartsDir);
   const chartFiles = writeCharts(results, absCharts);
   const notes = fs.existsSync(NOTES) ? fs.readFileSync(NOTES, 'utf8') : '';
-  const linkDir = path.relative(path.dirname(path.resolve(file)), absCharts).split(path.sep).join('/') || '.';
+  const linkDir =
+    path
+      .relative(path.dirname(path.resolve(file)), absCharts)
+      .split(path.sep)
+      .join('/') || '.';
   fs.writeFileSync(file, renderReport(results, { notes, chartsDir: linkDir, chartFiles }));
   progress(`wrote ${file} and ${chartFiles.length} charts in ${chartsDir}`);
 }

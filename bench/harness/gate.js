@@ -37,7 +37,11 @@ export function loadChecks(file = GATE_FILE) {
  */
 function figureOf(results, check, target) {
   const entry = results.entries.find(
-    (e) => e.scenario === check.scenario && e.target === target && (check.case === undefined || e.case === check.case) && (check.waiters === undefined || e.waiters === check.waiters),
+    (e) =>
+      e.scenario === check.scenario &&
+      e.target === target &&
+      (check.case === undefined || e.case === check.case) &&
+      (check.waiters === undefined || e.waiters === check.waiters),
   );
   return entry && entry.runs.length > 0 ? median(entry.runs.map((r) => /** @type {number} */ (r[check.figure]))) : NaN;
 }
@@ -67,12 +71,19 @@ export function gateArguments(checks, short) {
   const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
   const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
   return [
-    '--scenario', 'throughput,fanout',
-    '--target', 'comet-1,ceiling',
-    '--case', cases.join(','),
-    '--waiters', waiters.join(','),
-    '--runs', '3',
-    '--duration', short ? '2' : '5',
-    '--rounds', short ? '3' : '5',
+    '--scenario',
+    'throughput,fanout',
+    '--target',
+    'comet-1,ceiling',
+    '--case',
+    cases.join(','),
+    '--waiters',
+    waiters.join(','),
+    '--runs',
+    '3',
+    '--duration',
+    short ? '2' : '5',
+    '--rounds',
+    short ? '3' : '5',
   ];
 }

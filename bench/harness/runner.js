@@ -47,10 +47,12 @@ export function plan({ scenarios, targets, settings }) {
   const add = (u) => units.push(u);
   for (const scenario of scenarios) {
     if (scenario === 'throughput') {
-      for (const c of settings.cases) for (const target of targets) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, c) });
+      for (const c of settings.cases)
+        for (const target of targets) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, c) });
     } else if (scenario === 'fanout' || scenario === 'channels') {
       const mod = scenario === 'fanout' ? fanout : channels;
-      for (const w of settings.waiters) for (const target of targets) add({ scenario, waiters: w, target, pin: settings.pinning, run: (ctx) => mod.run(ctx, w) });
+      for (const w of settings.waiters)
+        for (const target of targets) add({ scenario, waiters: w, target, pin: settings.pinning, run: (ctx) => mod.run(ctx, w) });
     } else if (scenario === 'idle') {
       for (const n of settings.idle) for (const target of targets) add({ scenario, waiters: n, target, pin: settings.pinning, run: (ctx) => idle.run(ctx, n) });
     } else if (scenario === 'scaling') {
@@ -60,14 +62,24 @@ export function plan({ scenarios, targets, settings }) {
         for (const kind of kinds) {
           const target = `${kind}-${n}`;
           add({ scenario, case: 'put-many', threads: n, target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, 'put-many') });
-          add({ scenario, case: 'fanout', threads: n, waiters: settings.scalingWaiters, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, settings.scalingWaiters) });
+          add({
+            scenario,
+            case: 'fanout',
+            threads: n,
+            waiters: settings.scalingWaiters,
+            target,
+            pin: settings.pinning,
+            run: (ctx) => fanout.run(ctx, settings.scalingWaiters),
+          });
         }
       }
     } else if (scenario === 'cluster') {
       // in-memory against Redis-backed, one node against several: side by side, round-robin like the rest
-      for (const target of settings.clusterTargets) add({ scenario, case: 'put-many', target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, 'put-many') });
+      for (const target of settings.clusterTargets)
+        add({ scenario, case: 'put-many', target, pin: settings.pinning, run: (ctx) => throughput.run(ctx, 'put-many') });
       for (const w of settings.clusterWaiters) {
-        for (const target of settings.clusterTargets) add({ scenario, case: 'fanout', waiters: w, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, w) });
+        for (const target of settings.clusterTargets)
+          add({ scenario, case: 'fanout', waiters: w, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, w) });
       }
     } else {
       throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);

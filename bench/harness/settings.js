@@ -57,7 +57,12 @@ const powersOfTwoUpTo = (n) => {
  */
 export const OPTIONS = [
   ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster'],
-  ['target', ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'], undefined, 'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)'],
+  [
+    'target',
+    ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'],
+    undefined,
+    'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)',
+  ],
   ['url', '', undefined, 'measure the server at this URL (the external target); implies --target external unless --target is given'],
   ['adapter', 'simple-comet', undefined, 'how to speak to --url: simple-comet, nchan, or a path to an adapter module (bench/README.md)'],
   ['pid', '', undefined, 'process ids of the --url server (comma list), so that its CPU and memory can be read'],
@@ -66,7 +71,12 @@ export const OPTIONS = [
   ['duration', 5, 2, 'seconds of load per throughput run (after --warmup)'],
   ['warmup', 1, 0.5, 'seconds of unmeasured load before each throughput run'],
   ['connections', 50, undefined, 'throughput: keep-alive connections, over all load processes'],
-  ['generator', 'autocannon', undefined, 'throughput load generator: autocannon (one process per load core) or wrk (Debian\'s, one thread per load core; saturates a fast server sooner)'],
+  [
+    'generator',
+    'autocannon',
+    undefined,
+    "throughput load generator: autocannon (one process per load core) or wrk (Debian's, one thread per load core; saturates a fast server sooner)",
+  ],
   ['case', CASES, undefined, `throughput cases: ${CASES.join(', ')}`],
   ['channels', 1000, undefined, 'throughput put-many: channels the puts rotate over'],
   ['messageBytes', 32, undefined, 'bytes per published message'],
@@ -76,11 +86,21 @@ export const OPTIONS = [
   ['threads', powersOfTwoUpTo(Math.max(2, cores)), undefined, 'thread scaling: thread (worker) counts'],
   ['scalingWaiters', 1000, undefined, 'thread scaling: waiters of its fan-out runs'],
   ['publishers', 16, undefined, 'many channels: keep-alive connections the publishes go over'],
-  ['clusterTargets', ['comet-1', 'redis-1', 'cluster-2'], undefined, 'cluster mode: the targets compared (not --target): put-many and fan-out on each, ratios to the in-memory comet-N'],
+  [
+    'clusterTargets',
+    ['comet-1', 'redis-1', 'cluster-2'],
+    undefined,
+    'cluster mode: the targets compared (not --target): put-many and fan-out on each, ratios to the in-memory comet-N',
+  ],
   ['clusterWaiters', [1000, 10000], [1000], 'cluster mode: waiters of its fan-out runs, spread evenly over the nodes'],
   ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
   ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
-  ['merge', '', undefined, 'merge the results into this results file (e.g. BENCHMARKS-results.json): rows of the same scenario, case, waiters, threads and target are replaced, the rest kept; --report then renders the merged file'],
+  [
+    'merge',
+    '',
+    undefined,
+    'merge the results into this results file (e.g. BENCHMARKS-results.json): rows of the same scenario, case, waiters, threads and target are replaced, the rest kept; --report then renders the merged file',
+  ],
   ['report', '', undefined, 'write the markdown report (and its charts) here, e.g. BENCHMARKS.md'],
   ['charts', 'bench/charts', undefined, 'where --report writes its SVG charts (linked from the report by a relative path)'],
   ['fromJson', '', undefined, 'do not measure: render --report from this results file'],
@@ -93,7 +113,9 @@ const flag = (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 
 /** @param {string} command */
 export function usage(command) {
-  const lines = OPTIONS.map(([name, def, , help]) => `  ${flag(name).padEnd(18)} ${help} (default: ${Array.isArray(def) ? def.join(',') : def === '' ? 'none' : def})`);
+  const lines = OPTIONS.map(
+    ([name, def, , help]) => `  ${flag(name).padEnd(18)} ${help} (default: ${Array.isArray(def) ? def.join(',') : def === '' ? 'none' : def})`,
+  );
   return `usage: ${command} [options]\n${lines.join('\n')}`;
 }
 
@@ -108,7 +130,13 @@ export function parseOptions(argv, command) {
   const spec = /** @type {Options} */ (Object.fromEntries(OPTIONS.map(([name, def, quickDef]) => [name, quick && quickDef !== undefined ? quickDef : def])));
   const o = parseArgs(argv, /** @type {Options & Record<string, unknown>} */ (spec), usage(command));
   if (o.url && !argv.some((a) => a === '--target' || a.startsWith('--target='))) o.target = ['external'];
-  for (const [name, min, max] of /** @type {const} */ ([['runs', 1, 20], ['duration', 0.5, 600], ['connections', 1, 10_000], ['channels', 1, 1_000_000], ['rounds', 1, 100]])) {
+  for (const [name, min, max] of /** @type {const} */ ([
+    ['runs', 1, 20],
+    ['duration', 0.5, 600],
+    ['connections', 1, 10_000],
+    ['channels', 1, 1_000_000],
+    ['rounds', 1, 100],
+  ])) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
   if (!['autocannon', 'wrk'].includes(o.generator)) throw new Error(`--generator must be autocannon or wrk, got ${o.generator}`);

@@ -71,7 +71,14 @@ export function describeTarget(id, external = {}) {
     const nodes = Number(m[1]);
     const threads = Number(m[2] ?? 1);
     if (nodes < 1 || threads < 1) throw new Error(`target ${id}: nodes and threads must be at least 1`);
-    return { id, kind: 'cluster', threads, nodes, label: `${nodes} × comet-server --threads ${threads} --redis (${nodes} nodes + Redis)`, adapterRef: 'simple-comet' };
+    return {
+      id,
+      kind: 'cluster',
+      threads,
+      nodes,
+      label: `${nodes} × comet-server --threads ${threads} --redis (${nodes} nodes + Redis)`,
+      adapterRef: 'simple-comet',
+    };
   }
   if (id === 'external') {
     if (!external.url) throw new Error('the external target needs --url');
@@ -136,7 +143,12 @@ async function startClusterTarget(d) {
   };
   try {
     for (let i = 0; i < /** @type {number} */ (d.nodes); i++) {
-      const s = startNodeTarget({ target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS, extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url] });
+      const s = startNodeTarget({
+        target: 'server',
+        threads: /** @type {number} */ (d.threads),
+        ...SERVER_OPTIONS,
+        extraArgs: [...SERVER_OPTIONS.extraArgs, '--redis', redis.url],
+      });
       servers.push(s);
       ready.push(s.waitListening(START_TIMEOUT_MS));
     }
@@ -186,11 +198,7 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
     for (const p of pids) if (!fs.existsSync(`/proc/${p}`)) throw new Error(`--pid ${p}: no such process`);
     handle = { ...d, url: /** @type {string} */ (external.url), pids: () => pids, stop: async () => {}, kill: () => {}, log: () => '' };
   } else {
-    const s = startNodeTarget(
-      d.kind === 'ceiling'
-        ? { target: 'raw' }
-        : { target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS },
-    );
+    const s = startNodeTarget(d.kind === 'ceiling' ? { target: 'raw' } : { target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS });
     const port = await s.waitListening(START_TIMEOUT_MS);
     handle = {
       ...d,

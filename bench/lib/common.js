@@ -49,7 +49,10 @@ export function parseArgs(argv, spec, usage) {
       if (!Number.isFinite(n)) throw new Error(`--${a} wants a number, got ${value}`);
       out[key] = n;
     } else if (Array.isArray(def)) {
-      const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
+      const parts = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       out[key] = parts.map((s) => (/^[\d_]+$/.test(s) ? Number(s.replace(/_/g, '')) : s));
     } else {
       out[key] = value;
@@ -104,7 +107,10 @@ export function commandLine() {
 }
 
 export function loadAverage() {
-  return os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 }
 
 /** Machine-wide busy CPU time so far, in microseconds (from /proc/stat), or null off Linux. */

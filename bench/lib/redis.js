@@ -240,13 +240,20 @@ export class RedisServer {
 
   #args() {
     const a = [
-      '--port', String(this.port),
-      '--bind', '127.0.0.1',
-      '--daemonize', 'no',
-      '--save', '',
-      '--appendonly', this.opts.appendonly ? 'yes' : 'no',
-      '--dir', this.dir,
-      '--logfile', this.#logfile,
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--daemonize',
+      'no',
+      '--save',
+      '',
+      '--appendonly',
+      this.opts.appendonly ? 'yes' : 'no',
+      '--dir',
+      this.dir,
+      '--logfile',
+      this.#logfile,
     ];
     if (this.opts.cluster) a.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000');
     return [...a, ...(this.opts.args ?? [])];
@@ -315,7 +322,10 @@ export class RedisServer {
     while (Date.now() < deadline) {
       if (!this.alive) {
         await withTimeout(this.#closed, 2000, 'the output of redis-server').catch(() => undefined);
-        throw new RedisStartError(`redis-server on port ${this.port} exited (${proc.exitCode ?? proc.signalCode}) before answering\n${this.logTail()}`, this.logTail());
+        throw new RedisStartError(
+          `redis-server on port ${this.port} exited (${proc.exitCode ?? proc.signalCode}) before answering\n${this.logTail()}`,
+          this.logTail(),
+        );
       }
       try {
         if (!ours) {
@@ -336,7 +346,10 @@ export class RedisServer {
       await sleep(20);
     }
     await this.kill();
-    throw new RedisStartError(`redis-server on port ${this.port} did not answer PING with +PONG within ${timeoutMs} ms (last: ${last})\n${this.logTail()}`, this.logTail());
+    throw new RedisStartError(
+      `redis-server on port ${this.port} did not answer PING with +PONG within ${timeoutMs} ms (last: ${last})\n${this.logTail()}`,
+      this.logTail(),
+    );
   }
 
   /** SIGKILL, then waits (bounded) for the exit. Does nothing when it is not running. */

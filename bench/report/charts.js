@@ -41,7 +41,13 @@ const KIND_NAMES = {
  */
 function targetColour(results, t) {
   const same = results.targets.filter((o) => o.kind === t.kind);
-  return kindColour(t.kind, Math.max(0, same.findIndex((o) => o.id === t.id)));
+  return kindColour(
+    t.kind,
+    Math.max(
+      0,
+      same.findIndex((o) => o.id === t.id),
+    ),
+  );
 }
 
 /** @param {Results} results @returns {(e: Entry) => Series} */
@@ -75,7 +81,10 @@ function bars(results, es, { keyOf, groups, seriesOf }) {
   /** @param {(xs: number[]) => number} fn @returns {(s: Series) => (number | null)[]} */
   const stat = (fn) => (s) =>
     groups.map((g) => {
-      const xs = values(ordered.find((e) => seriesOf(e).id === s.id && keyOf(e) === g.key), g.field);
+      const xs = values(
+        ordered.find((e) => seriesOf(e).id === s.id && keyOf(e) === g.key),
+        g.field,
+      );
       return xs.length ? fn(xs) : null;
     });
   return {
@@ -112,7 +121,11 @@ function fanoutBars(results, es) {
   /** @param {Entry} e */
   const keyOf = (e) => e.waiters;
   const groups = unique(sorted(results, es).map(keyOf)).flatMap((w) =>
-    [['p50Ms', 'p50'], ['p99Ms', 'p99'], ['maxMs', 'max']].map(([field, name]) => ({ label: `${waitersLabel(w)}: ${name}`, key: w, field })),
+    [
+      ['p50Ms', 'p50'],
+      ['p99Ms', 'p99'],
+      ['maxMs', 'max'],
+    ].map(([field, name]) => ({ label: `${waitersLabel(w)}: ${name}`, key: w, field })),
   );
   return bars(results, es, { keyOf, groups, seriesOf: perTarget(results) });
 }
@@ -128,9 +141,21 @@ function scalingBars(results, es) {
 /** @type {Chart[]} */
 export const CHARTS = [
   { file: 'throughput.svg', scenario: 'throughput', title: 'Request throughput', unit: 'requests/s', data: targetChart((e) => e.case, String, 'rps') },
-  { file: 'throughput-cpu.svg', scenario: 'throughput', title: 'Request throughput: server CPU per request', unit: 'µs per request', data: targetChart((e) => e.case, String, 'serverCpuUs') },
+  {
+    file: 'throughput-cpu.svg',
+    scenario: 'throughput',
+    title: 'Request throughput: server CPU per request',
+    unit: 'µs per request',
+    data: targetChart((e) => e.case, String, 'serverCpuUs'),
+  },
   { file: 'fanout.svg', scenario: 'fanout', title: 'Fan-out: latency from publish to delivery', unit: 'ms', data: fanoutBars },
-  { file: 'channels.svg', scenario: 'channels', title: 'Many channels: deliveries per second', unit: 'deliveries/s', data: targetChart((e) => e.waiters, waitersLabel, 'deliveriesPerSec') },
+  {
+    file: 'channels.svg',
+    scenario: 'channels',
+    title: 'Many channels: deliveries per second',
+    unit: 'deliveries/s',
+    data: targetChart((e) => e.waiters, waitersLabel, 'deliveriesPerSec'),
+  },
   {
     file: 'idle.svg',
     scenario: 'idle',
@@ -139,13 +164,24 @@ export const CHARTS = [
     data: targetChart((e) => e.waiters, waitersLabel, 'bytesPerWaiter'),
     refLine: { value: 2048, label: 'target 2 KB' },
   },
-  { file: 'scaling.svg', scenario: 'scaling', where: { case: 'put-many' }, title: 'Thread scaling: put-many requests/s', unit: 'requests/s', data: scalingBars },
+  {
+    file: 'scaling.svg',
+    scenario: 'scaling',
+    where: { case: 'put-many' },
+    title: 'Thread scaling: put-many requests/s',
+    unit: 'requests/s',
+    data: scalingBars,
+  },
   {
     file: 'cluster.svg',
     scenario: 'cluster',
     title: 'Cluster mode: server CPU per put and per delivery, Redis included',
     unit: 'µs per request or delivery',
-    data: targetChart((e) => (e.case === 'fanout' ? e.waiters : e.case), (k) => (typeof k === 'number' ? `fan-out, ${waitersLabel(k)}` : String(k)), 'serverCpuUs'),
+    data: targetChart(
+      (e) => (e.case === 'fanout' ? e.waiters : e.case),
+      (k) => (typeof k === 'number' ? `fan-out, ${waitersLabel(k)}` : String(k)),
+      'serverCpuUs',
+    ),
   },
 ];
 

@@ -40,7 +40,7 @@ const SECTIONS = {
   idle: {
     title: 'Idle capacity',
     method:
-      'N long-poll gets wait, idle; the resident memory of all the target\'s processes is read before they connect and once all N wait, and the difference over N is the memory per waiting get. Then one publish reaches all N, timed until the last delivery.',
+      "N long-poll gets wait, idle; the resident memory of all the target's processes is read before they connect and once all N wait, and the difference over N is the memory per waiting get. Then one publish reaches all N, timed until the last delivery.",
   },
   scaling: {
     title: 'Thread scaling',
@@ -50,7 +50,7 @@ const SECTIONS = {
   cluster: {
     title: 'Cluster mode',
     method:
-      'comet-server in memory on one node against cluster mode (`--redis`: channels in Redis, a put on one node wakes gets waiting on any), on one node and on several nodes sharing one Redis, measured side by side in one run. Every target is started afresh for each run, Redis included (its own `redis-server` on a free port, nothing persisted), and pinned with the nodes to the target\'s CPUs. put-many spreads the load generator\'s connections evenly over the nodes; in fan-out the waiters are spread evenly over the nodes and the publish goes to the first node, and the latencies are over every delivery on every node. Server CPU counts every process of the target, Redis included; "of which Redis" is the `redis-server` process\'s share of it.',
+      "comet-server in memory on one node against cluster mode (`--redis`: channels in Redis, a put on one node wakes gets waiting on any), on one node and on several nodes sharing one Redis, measured side by side in one run. Every target is started afresh for each run, Redis included (its own `redis-server` on a free port, nothing persisted), and pinned with the nodes to the target's CPUs. put-many spreads the load generator's connections evenly over the nodes; in fan-out the waiters are spread evenly over the nodes and the publish goes to the first node, and the latencies are over every delivery on every node. Server CPU counts every process of the target, Redis included; \"of which Redis\" is the `redis-server` process's share of it.",
   },
 };
 
@@ -84,7 +84,7 @@ const list = (obj) => Object.entries(obj ?? {});
 function header(results) {
   const m = results.meta ?? {};
   const mc = m.machine ?? {};
-  const fd = /^\d+$/.test(String(mc.fdLimit)) ? fmtInt(Number(mc.fdLimit)) : mc.fdLimit ?? 'unknown';
+  const fd = /^\d+$/.test(String(mc.fdLimit)) ? fmtInt(Number(mc.fdLimit)) : (mc.fdLimit ?? 'unknown');
   const lines = [
     '# Benchmarks',
     '',
@@ -93,7 +93,11 @@ function header(results) {
     `- Command: \`${m.command ?? 'npm run bench'}\``,
     `- Date: ${m.date ?? 'unknown'}; took ${duration(m.durationS)}`,
     `- Machine: ${plural(mc.cores ?? '?', 'core')}, ${mc.cpu ?? 'unknown CPU'}, ${mc.memGiB ?? '?'} GiB RAM, ${mc.os ?? 'unknown OS'}, Node ${mc.node ?? '?'} (V8 ${mc.v8 ?? '?'}), open-files limit ${fd}`,
-    `- Versions: ${list(m.versions).map(([k, v]) => `${k} ${v}`).join(', ') || 'unknown'}`,
+    `- Versions: ${
+      list(m.versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'unknown'
+    }`,
     `- Load average (1/5/15 min): at start ${m.loadAverage?.start ?? 'n/a'}; at end ${m.loadAverage?.end ?? 'n/a'}`,
     `- Pinning: ${m.pinning ? `target on CPUs ${m.pinning.server}, load generator on CPUs ${m.pinning.load}` : 'none; the target and the load generator share the cores'}`,
     '- Targets:',

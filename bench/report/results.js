@@ -52,9 +52,7 @@ export const threadsOf = (results, e) => e.threads ?? targetOf(results, e.target
  * @param {Partial<Entry>} [where] fields the entries must have, e.g. { case: 'put-many' }
  */
 export function entriesOf(results, scenario, where = {}) {
-  return results.entries.filter(
-    (e) => e.scenario === scenario && Object.entries(where).every(([k, v]) => e[/** @type {keyof Entry} */ (k)] === v),
-  );
+  return results.entries.filter((e) => e.scenario === scenario && Object.entries(where).every(([k, v]) => e[/** @type {keyof Entry} */ (k)] === v));
 }
 
 /**
@@ -114,10 +112,7 @@ export const ceilingOf = (results, e) => counterpart(results, e, (t) => t.kind =
  */
 export function inMemoryOf(results, e) {
   const threads = threadsOf(results, e);
-  return (
-    counterpart(results, e, (t) => t.kind === 'comet' && t.threads === threads) ??
-    counterpart(results, e, (t) => t.kind === 'comet')
-  );
+  return counterpart(results, e, (t) => t.kind === 'comet' && t.threads === threads) ?? counterpart(results, e, (t) => t.kind === 'comet');
 }
 
 /** @param {Results} results @param {Entry} e */

@@ -75,7 +75,11 @@ function textWidth(s, size = FONT_SIZE) {
 export function compact(n) {
   /** @param {number} x */
   const three = (x) => String(Number(x.toPrecision(3)));
-  for (const [unit, suffix] of /** @type {const} */ ([[1e9, 'G'], [1e6, 'M'], [1e3, 'k']])) {
+  for (const [unit, suffix] of /** @type {const} */ ([
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ])) {
     // 999.6 rounds to 1.00e3 at three digits, so it belongs to the next unit up
     if (Math.abs(n) >= unit * 0.9995) return three(n / unit) + suffix;
   }
@@ -223,7 +227,11 @@ export function barChart({ title, unit, groups, series, refLine }) {
   const width = Math.round(PLOT_LEFT + groups.length * groupW + RIGHT);
   const plotRight = width - RIGHT;
 
-  const lg = legend(series.map((s, i) => ({ name: s.name, colour: colours[i] })), 48, width);
+  const lg = legend(
+    series.map((s, i) => ({ name: s.name, colour: colours[i] })),
+    48,
+    width,
+  );
   // room above the highest bar for its value label
   const plotTop = 48 + lg.height + 24;
   const xLines = groups.map((g) => wrap(g, Math.floor((groupW - 6) / (FONT_SIZE * CHAR_W))));

@@ -71,7 +71,10 @@ const FANOUT_KEY = [
  */
 const VERSUS_PEERS = [
   ['vs ceiling', (results, e, table) => (targetOf(results, e.target).kind === 'ceiling' ? '—' : ratioCell(e, ceilingOf(results, e), 'ceiling', table.key))],
-  ['vs Nchan, same workers', (results, e, table) => (targetOf(results, e.target).kind === 'comet' ? ratioCell(e, nchanOf(results, e), 'Nchan', table.key) : '—')],
+  [
+    'vs Nchan, same workers',
+    (results, e, table) => (targetOf(results, e.target).kind === 'comet' ? ratioCell(e, nchanOf(results, e), 'Nchan', table.key) : '—'),
+  ],
 ];
 /** @type {VersusColumns} */
 const VERSUS_IN_MEMORY = [
@@ -250,10 +253,19 @@ function row(results, e, table) {
  * @param {Table} table
  */
 function tableMarkdown(results, es, table) {
-  const headers = [...table.ids.map((id) => id.head), 'target', 'runs', ...table.figures.map(([head]) => head), ...(table.versus ?? VERSUS_PEERS).map(([head]) => head)];
+  const headers = [
+    ...table.ids.map((id) => id.head),
+    'target',
+    'runs',
+    ...table.figures.map(([head]) => head),
+    ...(table.versus ?? VERSUS_PEERS).map(([head]) => head),
+  ];
   if (table.perThread) headers.push('vs 1 thread', 'CPUs');
   if (table.bound) headers.push('saturated');
-  return markdownTable(headers, sorted(results, es).map((e) => row(results, e, table)));
+  return markdownTable(
+    headers,
+    sorted(results, es).map((e) => row(results, e, table)),
+  );
 }
 
 /**

@@ -108,8 +108,7 @@ const BYTES = { fmt: fmtInt, unit: 'B' };
 /** @param {Results} results */
 function assessPut(results) {
   /** @param {string} kind @param {number} threads @param {string} c */
-  const at = (kind, threads, c) =>
-    entriesOf(results, 'throughput', { case: c }).find((e) => kindOf(results, e) === kind && threadsOf(results, e) === threads);
+  const at = (kind, threads, c) => entriesOf(results, 'throughput', { case: c }).find((e) => kindOf(results, e) === kind && threadsOf(results, e) === threads);
   /** @type {Part[]} */
   const parts = [];
   for (const c of ['put-many', 'put-one']) {

@@ -56,8 +56,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 const app = uws.App();
 app.get('/metrics', (res) => {
-  res.writeHeader('Content-Type', 'text/plain; version=0.0.4')
-    .end(`# TYPE comet_waiting_gets gauge\ncomet_waiting_gets ${waiting}\n`);
+  res.writeHeader('Content-Type', 'text/plain; version=0.0.4').end(`# TYPE comet_waiting_gets gauge\ncomet_waiting_gets ${waiting}\n`);
 });
 app.get('/', (res, req) => {
   const q = new URLSearchParams(req.getQuery() ?? '');

@@ -38,9 +38,12 @@ export function parseCometArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
   if (!Object.hasOwn(POSITIONALS, name)) throw new UsageError(`unknown command ${JSON.stringify(name)}: expected pub, sub or sync`);
   const command = name as keyof typeof POSITIONALS;
   const expected = POSITIONALS[command];
-  if (args.length < expected.length) throw new UsageError(`${command}: missing ${expected.slice(args.length).join(' and ')} (usage: comet ${command} ${expected.join(' ')})`);
+  if (args.length < expected.length)
+    throw new UsageError(`${command}: missing ${expected.slice(args.length).join(' and ')} (usage: comet ${command} ${expected.join(' ')})`);
   if (args.length > expected.length) {
-    throw new UsageError(`${command}: unexpected argument ${JSON.stringify(args[expected.length])} (usage: comet ${command} ${expected.join(' ')}; quote a message with spaces)`);
+    throw new UsageError(
+      `${command}: unexpected argument ${JSON.stringify(args[expected.length])} (usage: comet ${command} ${expected.join(' ')}; quote a message with spaces)`,
+    );
   }
   if (command !== 'sub') {
     if (values.json) throw new UsageError(`--json only applies to sub`);
@@ -72,7 +75,8 @@ function checkUrl(flag: string | undefined, fromEnv: string | undefined): string
 function checkTime(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value)) throw new UsageError(`--time must be a time the server gave (a whole number), got ${JSON.stringify(raw)}`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value))
+    throw new UsageError(`--time must be a time the server gave (a whole number), got ${JSON.stringify(raw)}`);
   return value;
 }
 

@@ -41,10 +41,7 @@ async function main(): Promise<number> {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
-  log.info(
-    { host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.version },
-    'listening',
-  );
+  log.info({ host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.version }, 'listening');
   if (config.faultInjection === 'on') log.warn('fault injection is enabled (--fault-injection on): POST /_fault/crash crashes a thread');
 
   let signals = 0;

@@ -26,7 +26,13 @@ export function fetchTransport(url: string): Transport {
         let res: Response;
         try {
           res = post
-            ? await fetch(url, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' }, signal: both, cache: 'no-store' })
+            ? await fetch(url, {
+                method: 'POST',
+                body: form,
+                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+                signal: both,
+                cache: 'no-store',
+              })
             : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal: both, cache: 'no-store' });
         } catch (err) {
           throw failure(err, signal, deadline, deadlineMs);

@@ -150,8 +150,6 @@ export class MemoryEngine implements Engine {
     return Promise.resolve();
   }
 
-
-
   /** Where the history of a channel not in memory starts: the server's start, or its eviction. */
   private floorFor(channel: string): number {
     return Math.max(this.options.startTime, this.evicted[evictedSlot(channel)]!);

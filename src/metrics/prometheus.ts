@@ -21,9 +21,7 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   };
   const sum = (slot: number) => total(snap, slot);
 
-  metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [
-    [`{node="${process.version}",uws="${uwsVersion}"}`, 1],
-  ]);
+  metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [[`{node="${process.version}",uws="${uwsVersion}"}`, 1]]);
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
   metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
   if (!Number.isNaN(snap.connections)) {
@@ -33,18 +31,10 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
   metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
   if (sharedStore) {
-    metric(
-      'comet_redis_subscriptions',
-      'gauge',
-      "Redis pub/sub subscriptions held by this node: one per channel with waiting gets, however many wait.",
-      [['', sum(SLOT.storeSubscriptions)]],
-    );
-    metric(
-      'comet_redis_up',
-      'gauge',
-      'Threads whose Redis command connection is ready, out of comet_threads.',
-      [['', sum(SLOT.storeUp)]],
-    );
+    metric('comet_redis_subscriptions', 'gauge', 'Redis pub/sub subscriptions held by this node: one per channel with waiting gets, however many wait.', [
+      ['', sum(SLOT.storeSubscriptions)],
+    ]);
+    metric('comet_redis_up', 'gauge', 'Threads whose Redis command connection is ready, out of comet_threads.', [['', sum(SLOT.storeUp)]]);
   }
   metric('comet_requests_total', 'counter', 'Valid protocol requests by method.', [
     ['{method="put"}', sum(SLOT.requestsPut)],
@@ -55,12 +45,9 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_messages_out_total', 'counter', 'Messages sent in get answers (one per message per get).', [['', sum(SLOT.messagesOut)]]);
   metric('comet_bytes_in_total', 'counter', 'Message bytes stored by put (UTF-8).', [['', sum(SLOT.bytesIn)]]);
   metric('comet_bytes_out_total', 'counter', 'Body bytes of get answers.', [['', sum(SLOT.bytesOut)]]);
-  metric(
-    'comet_news_sent_total',
-    'counter',
-    'New-message notices sent by owner threads, one per thread with waiting gets on the channel (not one per get).',
-    [['', sum(SLOT.newsSent)]],
-  );
+  metric('comet_news_sent_total', 'counter', 'New-message notices sent by owner threads, one per thread with waiting gets on the channel (not one per get).', [
+    ['', sum(SLOT.newsSent)],
+  ]);
   metric(
     'comet_errors_total',
     'counter',

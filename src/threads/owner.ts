@@ -48,7 +48,10 @@ export class Owner implements OwnerInbox {
   get(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
     const ready = wait ? this.addWatcher(channel, from) : undefined;
     if (ready instanceof Promise) {
-      ready.then(() => this.read(from, requestId, channel, since, wait), (err: unknown) => this.fail(from, requestId, err));
+      ready.then(
+        () => this.read(from, requestId, channel, since, wait),
+        (err: unknown) => this.fail(from, requestId, err),
+      );
     } else {
       this.read(from, requestId, channel, since, wait);
     }
@@ -69,7 +72,10 @@ export class Owner implements OwnerInbox {
   private read(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
     const result = this.engine.read(channel, since, this.limits);
     if (result instanceof Promise) {
-      result.then((r) => this.answer(from, requestId, r, wait), (err: unknown) => this.fail(from, requestId, err));
+      result.then(
+        (r) => this.answer(from, requestId, r, wait),
+        (err: unknown) => this.fail(from, requestId, err),
+      );
     } else {
       this.answer(from, requestId, result, wait);
     }
@@ -77,7 +83,11 @@ export class Owner implements OwnerInbox {
 
   private replyTime(from: number, requestId: number, time: Eventually<number>): void {
     if (typeof time === 'number') this.replies[from]!.timed(requestId, time);
-    else time.then((t) => this.replies[from]!.timed(requestId, t), (err: unknown) => this.fail(from, requestId, err));
+    else
+      time.then(
+        (t) => this.replies[from]!.timed(requestId, t),
+        (err: unknown) => this.fail(from, requestId, err),
+      );
   }
 
   private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {

@@ -93,7 +93,10 @@ export function childrenOf(pid: number): number[] {
 
 /** Pids of every process on the machine whose command line matches re. */
 export function processesMatching(re: RegExp): number[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d) && re.test(cmdline(Number(d)))).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && re.test(cmdline(Number(d))))
+    .map(Number);
 }
 
 /**

@@ -105,7 +105,11 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const read = Promise.resolve(e.read('order', before, ALL)).then((r) => (resolved.push('read'), r));
     const times = await Promise.all(appends);
     t.ok(increasing(times), 'times increase in call order');
-    t.same((await read).bodies, Array.from({ length: 30 }, (_, i) => json(`m${i}`)), 'a read called after the appends sees them all');
+    t.same(
+      (await read).bodies,
+      Array.from({ length: 30 }, (_, i) => json(`m${i}`)),
+      'a read called after the appends sees them all',
+    );
     t.same(resolved, [...Array.from({ length: 30 }, (_, i) => `append ${i}`), 'read'], 'results resolve in call order');
   });
 
@@ -305,7 +309,11 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
       t.same([stats.channels, stats.messages, stats.subscriptions], [3, 3, 0], 'channels, messages held (not those dropped); no subscriptions');
       t.ok(stats.bytes >= 9, 'bytes count at least the bodies held');
     } else {
-      t.same([stats.channels, stats.messages, stats.bytes, stats.subscriptions], [0, 0, 0, 2], 'one subscription per watched channel; the store keeps the rest');
+      t.same(
+        [stats.channels, stats.messages, stats.bytes, stats.subscriptions],
+        [0, 0, 0, 2],
+        'one subscription per watched channel; the store keeps the rest',
+      );
     }
     e.unwatch('stats-a');
     e.unwatch('stats-c');

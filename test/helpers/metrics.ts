@@ -35,9 +35,7 @@ export class Metrics {
 
   /** Samples of `name` whose labels include every pair of `labels`. */
   series(name: string, labels: Record<string, string> = {}): Sample[] {
-    return this.samples.filter(
-      (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-    );
+    return this.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   }
 
   has(name: string, labels: Record<string, string> = {}): boolean {

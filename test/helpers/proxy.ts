@@ -260,7 +260,14 @@ export function startNginx(t: Test, opts: ProxyOptions): Promise<RunningProxy> {
 /** HAProxy in the foreground (-db) from deploy/haproxy.cfg. */
 export function startHaproxy(t: Test, opts: ProxyOptions): Promise<RunningProxy> {
   const shipped = readFileSync(HAPROXY_CFG, 'utf8');
-  return launch(t, 'haproxy', HAPROXY, (conf) => ['-db', '-f', conf], (r) => haproxyConfig(shipped, r), opts);
+  return launch(
+    t,
+    'haproxy',
+    HAPROXY,
+    (conf) => ['-db', '-f', conf],
+    (r) => haproxyConfig(shipped, r),
+    opts,
+  );
 }
 
 /** Runs a config check (`nginx -t`, `haproxy -c`) to its end (bounded): its exit code and output. */

@@ -169,10 +169,13 @@ export class CometEndpoint implements Endpoint {
    */
   async waitWaiting(n: number, { exact = false, timeoutMs = 3000 } = {}): Promise<boolean> {
     try {
-      await waitFor(async () => {
-        const w = await this.waiting();
-        return exact ? w === n : w >= n;
-      }, { timeoutMs, what: `comet_waiting_gets ${exact ? '==' : '>='} ${n}` });
+      await waitFor(
+        async () => {
+          const w = await this.waiting();
+          return exact ? w === n : w >= n;
+        },
+        { timeoutMs, what: `comet_waiting_gets ${exact ? '==' : '>='} ${n}` },
+      );
       return true;
     } catch {
       return false;

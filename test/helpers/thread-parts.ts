@@ -6,7 +6,15 @@
  * never takes by itself.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { type Engine, type EngineStats, type Eventually, type GapListener, type MessageListener, type ReadLimits, type ReadResult } from '../../src/engine/engine.js';
+import {
+  type Engine,
+  type EngineStats,
+  type Eventually,
+  type GapListener,
+  type MessageListener,
+  type ReadLimits,
+  type ReadResult,
+} from '../../src/engine/engine.js';
 import { MemoryEngine } from '../../src/engine/memory-engine.js';
 import { createMetricsBuffer, ThreadMetrics } from '../../src/metrics/counters.js';
 import { Mesh } from '../../src/threads/mesh.js';

@@ -71,10 +71,18 @@ t.test('Histogram', async (t) => {
     t.equal(h.quantile(1 / 64), 0);
     const fine = new Histogram();
     for (const v of [0.4, 1.7, 2.2, 63.9]) fine.record(v);
-    t.same([0.25, 0.5, 0.75].map((q) => fine.quantile(q)), [0, 1, 2], 'below 64 µs: 1 µs buckets');
+    t.same(
+      [0.25, 0.5, 0.75].map((q) => fine.quantile(q)),
+      [0, 1, 2],
+      'below 64 µs: 1 µs buckets',
+    );
     const big = new Histogram();
     for (const v of [3e9, 5e10, 1e12]) big.record(v);
-    for (const [q, v] of [[0.2, 3e9], [0.5, 5e10], [1, 1e12]] as const) {
+    for (const [q, v] of [
+      [0.2, 3e9],
+      [0.5, 5e10],
+      [1, 1e12],
+    ] as const) {
       t.ok(Math.abs(big.quantile(q) - v) / v <= 0.02, `q=${q}: ${big.quantile(q)} within 2 % of ${v}`);
     }
   });
@@ -239,7 +247,10 @@ t.test('simpleComet adapter', async (t) => {
   const sent: Req[] = [];
   let time = 100;
   const req = await a.buffered('tg', async (r: Req) => (sent.push(r), ok(`{"time":${++time}}`)));
-  t.same(sent.map((r) => queryOf(r).message), ['first', 'second']);
+  t.same(
+    sent.map((r) => queryOf(r).message),
+    ['first', 'second'],
+  );
   t.same(queryOf(req), { method: 'get', channel: 'tg', time: '101', timeout: '0' });
 
   t.equal(a.waiting!.path, '/metrics');
@@ -326,7 +337,11 @@ t.test('cpu', async (t) => {
   for (const n of [2, 3, 4, 5, 16, 64]) {
     const p = defaultPinning(n)!;
     const all = [...parseCpuList(p.server), ...parseCpuList(p.load)].sort((a, b) => a - b);
-    t.same(all, Array.from({ length: n }, (_, i) => i), `${n} cores: disjoint halves covering every core`);
+    t.same(
+      all,
+      Array.from({ length: n }, (_, i) => i),
+      `${n} cores: disjoint halves covering every core`,
+    );
   }
   t.ok(processCpuUs(process.pid) > 0, 'this process has used CPU');
   t.equal(processCpuUs(2 ** 22 + 12345), 0, 'a missing process has used none');
@@ -462,13 +477,27 @@ t.test('scenario helpers', async (t) => {
 // ------------------------------------------------------------------ the release gate
 
 t.test('harness/gate.js evaluate', async (t) => {
-  const entry = (scenario: string, target: string, runs: Array<Record<string, number>>, extra: Record<string, unknown> = {}) => ({ scenario, target, runs, ...extra });
+  const entry = (scenario: string, target: string, runs: Array<Record<string, number>>, extra: Record<string, unknown> = {}) => ({
+    scenario,
+    target,
+    runs,
+    ...extra,
+  });
   const results = {
     meta: {},
     targets: [],
     failures: [],
     entries: [
-      entry('throughput', 'comet-1', [{ serverCpuUs: 10, rps: 80 }, { serverCpuUs: 12, rps: 90 }, { serverCpuUs: 11, rps: 70 }], { case: 'put-many' }),
+      entry(
+        'throughput',
+        'comet-1',
+        [
+          { serverCpuUs: 10, rps: 80 },
+          { serverCpuUs: 12, rps: 90 },
+          { serverCpuUs: 11, rps: 70 },
+        ],
+        { case: 'put-many' },
+      ),
       entry('throughput', 'ceiling', [{ serverCpuUs: 5.5, rps: 100 }], { case: 'put-many' }),
       entry('throughput', 'comet-1', [{ serverCpuUs: 99 }], { case: 'sync' }),
       entry('fanout', 'comet-1', [{ p99Ms: 40 }], { waiters: 1000 }),
@@ -490,12 +519,18 @@ t.test('harness/gate.js evaluate', async (t) => {
   t.match(cpu, { comet: 11, ceiling: 5.5, ratio: 0.5, pass: true }, 'lower is better: ceiling / comet over the median');
   t.match(cpuStrict, { ratio: 0.5, pass: false });
   t.match(rps, { comet: 80, ceiling: 100, ratio: 0.8, pass: true }, 'higher is better: comet / ceiling');
-  t.match(p99, { comet: 40, ceiling: 20, ratio: 0.5, pass: true }, 'the entry of the check\'s waiter count');
+  t.match(p99, { comet: 40, ceiling: 20, ratio: 0.5, pass: true }, "the entry of the check's waiter count");
   t.equal(sync.pass, false, 'no ceiling entry: fails');
   t.ok(Number.isNaN(sync.ceiling));
   t.equal(noRuns.pass, false, 'an entry without runs: fails');
   t.equal(noFigure.pass, false, 'a figure the runs lack: fails');
-  t.same(evaluate({ meta: {}, targets: [], entries: [], failures: [] }, [check({ scenario: 'fanout', figure: 'p99Ms', minRatio: 0 })]).map((v: { pass: boolean }) => v.pass), [false], 'nothing measured: fails even at 0');
+  t.same(
+    evaluate({ meta: {}, targets: [], entries: [], failures: [] }, [check({ scenario: 'fanout', figure: 'p99Ms', minRatio: 0 })]).map(
+      (v: { pass: boolean }) => v.pass,
+    ),
+    [false],
+    'nothing measured: fails even at 0',
+  );
 
   const checks = loadChecks();
   t.ok(checks.length > 0, 'bench/gate.json has checks');

@@ -75,7 +75,10 @@ t.test('xmlProblems: the checker itself catches broken documents', async (t) => 
 t.test('barChart: a standalone, well-formed SVG 1.1 document', async (t) => {
   const svg = barChart(SIMPLE);
   t.same(xmlProblems(svg), []);
-  t.match(svg, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg" version="1.1" width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/);
+  t.match(
+    svg,
+    /^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg" version="1.1" width="(\d+)" height="(\d+)" viewBox="0 0 \1 \2"/,
+  );
   t.match(svg, /<rect x="0" y="0" width="\d+" height="\d+" fill="#ffffff"\/>/, 'white background');
   t.notMatch(svg, /<script|<style|href=|url\(|class=|style=/i, 'no scripts, stylesheets or external references');
   t.match(svg, /font-family="system-ui/);
@@ -190,7 +193,9 @@ t.test('renderReport: a scenario absent from the results has no section and no c
   t.notMatch(md, '## Failures');
   const onlyIdle = { ...FIXTURE, entries: FIXTURE.entries.filter((e) => e.scenario === 'idle') };
   t.same(
-    renderReport(onlyIdle).split('\n').filter((l: string) => l.startsWith('## ')),
+    renderReport(onlyIdle)
+      .split('\n')
+      .filter((l: string) => l.startsWith('## ')),
     ['## Performance targets', '## Idle capacity', '## Failures'],
   );
   t.match(renderReport(onlyIdle, { chartFiles: [] }), /## Idle capacity(?![^]*!\[)/, 'links only the charts written');
@@ -223,12 +228,21 @@ function results(entries: Entry[]): Results {
 }
 
 /** A put-many entry with one run per CPU figure; requests/s follows from the CPU unless given. */
-function put(target: string, cpu: number[], { bound = 'server' as Bound, rps = [] as number[], scenario = 'throughput', threads = undefined as number | undefined } = {}): Entry {
+function put(
+  target: string,
+  cpu: number[],
+  { bound = 'server' as Bound, rps = [] as number[], scenario = 'throughput', threads = undefined as number | undefined } = {},
+): Entry {
   const runs = cpu.map((c, i) => ({ rps: rps[i] ?? 1e6 / c, serverCpuUs: c, bound }));
   return { scenario, case: 'put-many', target, runs, ...(threads === undefined ? {} : { threads }) };
 }
 
-const fanout = (target: string, cpu: number, p99: number, waiters = 10000): Entry => ({ scenario: 'fanout', waiters, target, runs: [{ serverCpuUs: cpu, p99Ms: p99 }] });
+const fanout = (target: string, cpu: number, p99: number, waiters = 10000): Entry => ({
+  scenario: 'fanout',
+  waiters,
+  target,
+  runs: [{ serverCpuUs: cpu, p99Ms: p99 }],
+});
 const idle = (target: string, bytes: number, waiters = 18000): Entry => ({ scenario: 'idle', waiters, target, runs: [{ bytesPerWaiter: bytes }] });
 
 function assess(entries: Entry[], index: number): Assessment {
@@ -274,7 +288,11 @@ t.test('assessTargets: fan-out to 10,000 waiters against Nchan at equal workers'
   t.equal(assess([fanout('comet-1', 15, 190), fanout('nchan-1', 14, 200)], 1).verdict, 'not met', 'CPU worse');
   const pairs = assess([fanout('comet-1', 9, 190), fanout('nchan-1', 14, 200), fanout('comet-2', 20, 190), fanout('nchan-2', 14, 200)], 1);
   t.equal(pairs.verdict, 'not met', 'comet-2 against nchan-2 counts where both ran');
-  t.equal(assess([fanout('comet-1', 9, 190), fanout('nchan-1', 14, 200), fanout('comet-2', 20, 190)], 1).verdict, 'met', 'without nchan-2, comet-2 is not judged');
+  t.equal(
+    assess([fanout('comet-1', 9, 190), fanout('nchan-1', 14, 200), fanout('comet-2', 20, 190)], 1).verdict,
+    'met',
+    'without nchan-2, comet-2 is not judged',
+  );
   t.equal(assess([fanout('comet-1', 9, 190), fanout('nchan-1', 14, 200, 1000)], 1).verdict, 'not measured', 'only at 10,000 waiters');
   t.equal(assess([], 1).verdict, 'not measured');
   t.match(assess([fanout('comet-2', 9, 190), fanout('nchan-1', 14, 200)], 1).why, 'Nchan not measured at the thread counts comet-server ran with');
@@ -297,7 +315,10 @@ t.test('assessTargets: throughput against Nchan, requests/s only where both serv
   t.equal(loadBound.verdict, 'not met', 'more requests/s but more CPU per request');
   t.match(loadBound.figures, 'not both saturated, so server CPU per request compared');
   for (const bound of ['both', 'neither'] as const) {
-    t.ok(assess([put('comet-1', [12], { bound }), put('nchan-1', [10], saturated)], 3).figures.includes('CPU per request compared'), `'${bound}' on one side: CPU compared`);
+    t.ok(
+      assess([put('comet-1', [12], { bound }), put('nchan-1', [10], saturated)], 3).figures.includes('CPU per request compared'),
+      `'${bound}' on one side: CPU compared`,
+    );
   }
   t.equal(assess([put('comet-1', [10]), put('ceiling', [10])], 3).verdict, 'not measured', 'no Nchan');
 });
@@ -321,7 +342,10 @@ t.test('assessTargets on the fixture: every target has a verdict and figures', a
     t.ok(a.figures.length > 0);
     t.notMatch(a.figures, /NaN|undefined/);
   }
-  t.same(all.map((a) => a.verdict), ['not met', 'not met', 'met', 'not met', 'not measured']);
+  t.same(
+    all.map((a) => a.verdict),
+    ['not met', 'not met', 'met', 'not met', 'not measured'],
+  );
   const md: string = renderReport(FIXTURE);
   t.match(md, /\| Thread scaling: [^|]* \| [^|]* \| Not measured: no 8-thread run: needs ≥ 8 cores for the server; this machine has 2 \|/);
 });
@@ -330,7 +354,10 @@ t.test('writeCharts: one SVG per scenario figure present, well-formed and determ
   const root = t.testdir();
   const dir = path.join(root, 'charts');
   const written = writeCharts(FIXTURE, dir);
-  t.same(written.map((c: { file: string }) => c.file), ['throughput.svg', 'throughput-cpu.svg', 'fanout.svg', 'channels.svg', 'idle.svg', 'scaling.svg']);
+  t.same(
+    written.map((c: { file: string }) => c.file),
+    ['throughput.svg', 'throughput-cpu.svg', 'fanout.svg', 'channels.svg', 'idle.svg', 'scaling.svg'],
+  );
   t.same(fs.readdirSync(dir).sort(), written.map((c: { file: string }) => c.file).sort());
   const first = new Map(written.map((c: { file: string }) => [c.file, fs.readFileSync(path.join(dir, c.file), 'utf8')]));
   for (const [file, svg] of first) t.same(xmlProblems(svg as string), [], file);
@@ -344,7 +371,9 @@ t.test('writeCharts: one SVG per scenario figure present, well-formed and determ
   for (const [file, svg] of first) t.equal(fs.readFileSync(path.join(dir, file as string), 'utf8'), svg, `${file} the same bytes again`);
 
   const other = path.join(root, 'subset');
-  t.same(writeCharts({ ...FIXTURE, entries: FIXTURE.entries.filter((e) => e.scenario === 'idle') }, other), [{ file: 'idle.svg', title: 'Idle capacity: resident memory per waiting get' }]);
+  t.same(writeCharts({ ...FIXTURE, entries: FIXTURE.entries.filter((e) => e.scenario === 'idle') }, other), [
+    { file: 'idle.svg', title: 'Idle capacity: resident memory per waiting get' },
+  ]);
   t.same(fs.readdirSync(other), ['idle.svg']);
 });
 

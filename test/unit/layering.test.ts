@@ -15,19 +15,19 @@ const SRC = path.resolve(import.meta.dirname, '../../src');
  * imports nothing of the server, and only the comet CLI imports it.
  */
 const RANKS: Record<string, number> = {
-  'cli': 8,
+  cli: 8,
   'index.ts': 8,
-  'server': 7,
-  'http': 6,
-  'waiters': 5,
-  'threads': 4,
-  'engine': 3,
-  'metrics': 3,
-  'config': 2,
-  'protocol': 2,
+  server: 7,
+  http: 6,
+  waiters: 5,
+  threads: 4,
+  engine: 3,
+  metrics: 3,
+  config: 2,
+  protocol: 2,
   'log.ts': 1,
   'uws.ts': 1,
-  'client': 1,
+  client: 1,
 };
 
 function sourceFiles(dir: string): string[] {

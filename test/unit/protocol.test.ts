@@ -325,7 +325,17 @@ t.test('jsonp: isValidCallback rejects anything else', async (t) => {
 });
 
 t.test('jsonp: scriptSafeJson escapes U+2028 and U+2029 and round-trips', async (t) => {
-  const samples = ['plain', '', 'line\u2028sep', 'para\u2029sep', '\u2028\u2029\u2028', 'quote " backslash \\ newline \n tab \t', '</script>', '😀 é €', '\u0000\u001f'];
+  const samples = [
+    'plain',
+    '',
+    'line\u2028sep',
+    'para\u2029sep',
+    '\u2028\u2029\u2028',
+    'quote " backslash \\ newline \n tab \t',
+    '</script>',
+    '😀 é €',
+    '\u0000\u001f',
+  ];
   for (const text of samples) {
     const json = scriptSafeJson(text);
     t.notOk(/[\u2028\u2029]/.test(json), `${show(text)}: no raw separators`);

@@ -143,7 +143,10 @@ function spyPosts(port: MessagePort, to: number, log: string[]): void {
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 t.test('mesh: what one turn queues leaves as one batch per destination, in order; an idle turn sends nothing', async (t) => {
-  const { meshes: [m0, m1, m2], ports } = meshes(t, 3);
+  const {
+    meshes: [m0, m1, m2],
+    ports,
+  } = meshes(t, 3);
   const posts: string[] = [];
   spyPosts(ports[0]![1]!, 1, posts);
   spyPosts(ports[0]![2]!, 2, posts);
@@ -166,25 +169,28 @@ t.test('mesh: what one turn queues leaves as one batch per destination, in order
   for (let i = 0; i < 5; i++) await turn();
 
   t.same(posts.sort(), ['post→1', 'post→2']);
-  t.same(received.sort((a, b) => a.at - b.at), [
-    {
-      at: 1,
-      from: 0,
-      calls: [
-        ['replies', 'timed', 1, 10],
-        ['news', 'news', 'c', 30, '"x"'],
-        ['replies', 'timed', 2, 20],
-      ],
-    },
-    {
-      at: 2,
-      from: 0,
-      calls: [
-        ['news', 'gap', 'a'],
-        ['news', 'gap', 'b'],
-      ],
-    },
-  ]);
+  t.same(
+    received.sort((a, b) => a.at - b.at),
+    [
+      {
+        at: 1,
+        from: 0,
+        calls: [
+          ['replies', 'timed', 1, 10],
+          ['news', 'news', 'c', 30, '"x"'],
+          ['replies', 'timed', 2, 20],
+        ],
+      },
+      {
+        at: 2,
+        from: 0,
+        calls: [
+          ['news', 'gap', 'a'],
+          ['news', 'gap', 'b'],
+        ],
+      },
+    ],
+  );
 
   m0!.to[1]!.timed(3, 30);
   await waitFor(() => received.length === 3, { intervalMs: 1, what: 'the next turn’s batch' });
@@ -193,7 +199,10 @@ t.test('mesh: what one turn queues leaves as one batch per destination, in order
 });
 
 t.test('mesh: a thread’s own batch is handled last, after the other threads’ batches are posted', async (t) => {
-  const { meshes: [m0], ports } = meshes(t, 2);
+  const {
+    meshes: [m0],
+    ports,
+  } = meshes(t, 2);
   const events: string[] = [];
   spyPosts(ports[0]![1]!, 1, events);
   m0!.onBatch((batch, from) => {
@@ -205,7 +214,13 @@ t.test('mesh: a thread’s own batch is handled last, after the other threads’
   m0!.to[1]!.timed(1, 1);
   m0!.to[0]!.gap('c');
   await waitFor(() => events.length === 2, { intervalMs: 1, what: 'the flush' });
-  t.same(events, ['post→1', `own from 0: ${JSON.stringify([['news', 'news', 'c', 1, '"first queued"'], ['news', 'gap', 'c']])}`]);
+  t.same(events, [
+    'post→1',
+    `own from 0: ${JSON.stringify([
+      ['news', 'news', 'c', 1, '"first queued"'],
+      ['news', 'gap', 'c'],
+    ])}`,
+  ]);
 });
 
 t.test('mesh: a single thread delivers to itself without any port', async (t) => {
@@ -219,7 +234,10 @@ t.test('mesh: a single thread delivers to itself without any port', async (t) =>
 });
 
 t.test('mesh: close() closes every port of the thread', async (t) => {
-  const { meshes: [m0], ports } = meshes(t, 3);
+  const {
+    meshes: [m0],
+    ports,
+  } = meshes(t, 3);
   const closed = [once(ports[1]![0]!, 'close'), once(ports[2]![0]!, 'close')];
   m0!.close();
   await within(Promise.all(closed), 2000, 'the peers’ ports closing');
@@ -311,7 +329,10 @@ t.test('one thread: puts are timed at once with increasing times; sync gives the
   const th = thread!;
   t.same(sync(th, 'c').log, [['timed', 0]], 'a channel never written is at the start time');
   const puts = [put(th, 'c', '"a"'), put(th, 'c', '"b"'), put(th, 'c', '"c"')];
-  t.ok(puts.every((p) => p.log.length === 1), 'a MemoryEngine answers before put returns');
+  t.ok(
+    puts.every((p) => p.log.length === 1),
+    'a MemoryEngine answers before put returns',
+  );
   t.ok(puts[0]!.time < puts[1]!.time && puts[1]!.time < puts[2]!.time, 'times increase');
   t.same(sync(th, 'c').log, [['timed', puts[2]!.time]]);
   t.equal(th.router.busy, false);
@@ -470,7 +491,10 @@ t.test('an engine that answers later: every request is pending until its reply, 
   const s = sync(th, 'c');
   const g = get(th, 'c', 0, false);
   const b = put(th, 'c', '"b"');
-  t.ok([a, s, g, b].every((r) => r.log.length === 0), 'nothing answered while the calls run');
+  t.ok(
+    [a, s, g, b].every((r) => r.log.length === 0),
+    'nothing answered while the calls run',
+  );
   t.equal(th.router.busy, true);
   await settled([a, s, g, b]);
   t.ok(a.time < b.time);
@@ -496,7 +520,10 @@ t.test('a handler may send the next request from inside its reply', async (t) =>
     step();
     await waitFor(() => chain.length === 6 && chain.every((r) => r.log.length > 0), { intervalMs: 1, what: 'the whole chain' });
     const what = slow ? 'slow engine' : 'MemoryEngine';
-    t.ok(chain.every((r) => r.log.length === 1), `${what}: each handler told once`);
+    t.ok(
+      chain.every((r) => r.log.length === 1),
+      `${what}: each handler told once`,
+    );
     t.same(chain[5]!.log[0]?.slice(2), [['"0"', '"2"', '"4"'], false, false], `${what}: the last get saw every put`);
     t.equal(th.router.busy, false, `${what}: nothing left pending`);
   }
@@ -525,5 +552,8 @@ t.test('failAll answers every request still waiting for an owner that will never
   th.router.timed(2, 5);
   th.router.answered(4, 5, [], false, true);
   await turn();
-  t.ok(requests.every((r) => r.log.length === 1), 'late replies reach no handler');
+  t.ok(
+    requests.every((r) => r.log.length === 1),
+    'late replies reach no handler',
+  );
 });

@@ -118,12 +118,12 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       for (const d of delivered) d.catch(() => {});
       await Promise.all(clients.map((c) => (c.send({ cmd: 'arm', expect }), c.next('armed', 10_000))));
       const outcome = Promise.all(delivered).then((all) => ({
-          ok: all.reduce((a, d) => a + d.ok, 0),
-          bad: all.reduce((a, d) => a + d.bad, 0),
-          closed: all.reduce((a, d) => a + d.closed, 0),
-          firstBad: all.find((d) => d.firstBad)?.firstBad,
-          arrivals: all.flatMap((d) => d.arrivals),
-        }));
+        ok: all.reduce((a, d) => a + d.ok, 0),
+        bad: all.reduce((a, d) => a + d.bad, 0),
+        closed: all.reduce((a, d) => a + d.closed, 0),
+        firstBad: all.find((d) => d.firstBad)?.firstBad,
+        arrivals: all.flatMap((d) => d.arrivals),
+      }));
       // a round abandoned before its publish must not leave an unhandled rejection behind
       outcome.catch(() => {});
       return { delivered: outcome };
@@ -139,9 +139,11 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       for (const c of clients) if (c.child.connected) c.send({ cmd: 'close' });
       await Promise.all(
         clients.map((c) =>
-          withTimeout(new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(undefined) : c.child.once('exit', r))), timeoutMs, 'client exit').catch(() =>
-            c.child.kill('SIGKILL'),
-          ),
+          withTimeout(
+            new Promise((r) => (c.child.exitCode !== null || c.child.signalCode !== null ? r(undefined) : c.child.once('exit', r))),
+            timeoutMs,
+            'client exit',
+          ).catch(() => c.child.kill('SIGKILL')),
         ),
       );
     },

@@ -19,9 +19,7 @@ export interface AutocannonTarget {
   offset: number;
 }
 
-export type AutocannonCommand =
-  | { cmd: 'run'; targets: AutocannonTarget[]; requests: Request[]; warmupS: number; durationS: number }
-  | { cmd: 'go' };
+export type AutocannonCommand = { cmd: 'run'; targets: AutocannonTarget[]; requests: Request[]; warmupS: number; durationS: number } | { cmd: 'go' };
 
 export type AutocannonReport =
   | { type: 'warm' }

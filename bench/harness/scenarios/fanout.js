@@ -83,7 +83,10 @@ export async function run(ctx, waiters) {
       const token = freshToken('r');
       const r = await publishRound(ctx, clients, channel, token);
       const { ok, bad, closed, firstBad, arrivals } = r.outcome;
-      if (ok !== waiters) throw new Error(`round ${round + 1}: ${ok} of ${waiters} waiters got the message (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})`);
+      if (ok !== waiters)
+        throw new Error(
+          `round ${round + 1}: ${ok} of ${waiters} waiters got the message (bad ${bad}, closed ${closed}, first bad ${JSON.stringify(firstBad)})`,
+        );
       for (const at of arrivals) latencies.push(at - r.t0);
       putMs.push(r.putMs);
       serverUs += r.serverUs;

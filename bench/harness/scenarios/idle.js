@@ -58,7 +58,7 @@ async function warmUp(ctx) {
  */
 export async function run(ctx, waiters) {
   const pids = ctx.target.pids;
-  if (pids().length === 0) throw new Error('idle capacity reads the target\'s memory: give the external target\'s process ids with --pid');
+  if (pids().length === 0) throw new Error("idle capacity reads the target's memory: give the external target's process ids with --pid");
   // client processes first, so that pages they share with the target are shared alike at both readings
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: 2 });
   try {

@@ -194,7 +194,9 @@ export async function startNchan({ workers = 1, port = 0, prefix = [], startTime
       workerPids = childPids(masterPid);
       if (workerPids.length === workers && (await canConnect(port))) break;
       if (Date.now() > deadline) {
-        throw new Error(`nginx did not answer on 127.0.0.1:${port} with ${workers} workers within ${startTimeoutMs} ms (workers seen: ${workerPids.length})\n${stderr}\n${errorLog()}`);
+        throw new Error(
+          `nginx did not answer on 127.0.0.1:${port} with ${workers} workers within ${startTimeoutMs} ms (workers seen: ${workerPids.length})\n${stderr}\n${errorLog()}`,
+        );
       }
       await sleep(50);
     }

@@ -53,7 +53,10 @@ export function redactUrls(urls: string | string[]): string {
 }
 
 export function parseRedisUrls(value: string): string[] {
-  return value.split(',').map((url) => url.trim()).filter((url) => url !== '');
+  return value
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
 }
 
 /**
