@@ -18,6 +18,8 @@ export interface Config {
   maxChannelBytes: number;
   maxBodyBytes: number;
   maxCallbackLength: number;
+  jsonp: string;
+  jsonpCallback: string;
   maxHeaderBytes: number;
   bufferSize: number;
   bufferBytes: number;
@@ -74,6 +76,21 @@ function isRedisUrl(u: string): boolean {
     return url.port !== '0' && /^\/?\d*$/.test(url.pathname) && url.search === '' && url.hash === '';
   } catch {
     return false;
+  }
+}
+
+/**
+ * A --jsonp-callback pattern that compiles on its own, so that its groups are
+ * balanced and the anchors protocol/jsonp.ts puts around it (`^(?:...)$`)
+ * hold: `a)|(b` would otherwise compile anchored and match any prefix `a`.
+ */
+function isCallbackPattern(v: string): string | undefined {
+  if (/[\r\n]/.test(v)) return 'must be a single-line regular expression';
+  try {
+    new RegExp(v);
+    return undefined;
+  } catch (err) {
+    return `must be a valid regular expression (${(err as Error).message})`;
   }
 }
 
@@ -165,6 +182,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 4096,
     default: 128,
     describe: 'Longest JSONP callback name (400 above).',
+  },
+  {
+    key: 'jsonp',
+    flag: 'jsonp',
+    env: 'COMET_JSONP',
+    kind: 'string',
+    default: 'on',
+    choices: ['on', 'off'],
+    describe:
+      'off: refuse every request with a callback (400 COMET_ERR_BAD_CALLBACK). A JSONP answer is readable by any page, and its callback runs in the page that loads it: turn it off where no client needs it.',
+  },
+  {
+    key: 'jsonpCallback',
+    flag: 'jsonp-callback',
+    env: 'COMET_JSONP_CALLBACK',
+    kind: 'string',
+    default: '',
+    check: isCallbackPattern,
+    describe:
+      'Allow pattern for JSONP callbacks: a regular expression that must match the whole callback (for example `cb_[0-9]+`). Empty: any identifier path. Reserved names (see "JSONP callbacks") are refused either way. It only ever sees callbacks within --max-callback-length: keep it free of nested quantifiers.',
   },
   {
     key: 'maxHeaderBytes',

@@ -68,6 +68,11 @@ export const refusals = {
     refusal(param === 'time' ? 'COMET_ERR_BAD_TIME' : 'COMET_ERR_BAD_TIMEOUT', `${param} must be a non-negative integer of at most ${max}`),
   callbackTooLong: (maxLength: number) => refusal('COMET_ERR_BAD_CALLBACK', `callback is longer than ${maxLength} characters`),
   callbackNotIdentifier: () => refusal('COMET_ERR_BAD_CALLBACK', 'callback must be a JavaScript identifier or a dotted path of identifiers'),
+  /** `segment` passed the identifier grammar, so it is safe to echo. */
+  callbackReserved: (segment: string) =>
+    refusal('COMET_ERR_BAD_CALLBACK', `callback must not name ${segment}: built-ins and page objects are reserved (a callback could drive the page)`),
+  callbackNotAllowed: () => refusal('COMET_ERR_BAD_CALLBACK', "callback does not match this server's allowed callback names (--jsonp-callback)"),
+  jsonpDisabled: () => refusal('COMET_ERR_BAD_CALLBACK', 'JSONP is disabled on this server (--jsonp off): send no callback and read the JSON answer'),
   paramsNotUtf8: () => refusal('COMET_ERR_BAD_ENCODING', 'invalid UTF-8 in the parameters (percent-encode non-ASCII characters)'),
   paramsMalformed: () => refusal('COMET_ERR_BAD_ENCODING', 'malformed percent-encoding or invalid UTF-8 in the parameters'),
   bodyNotUtf8: () => refusal('COMET_ERR_BAD_ENCODING', 'request body is not valid UTF-8'),

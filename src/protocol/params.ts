@@ -4,7 +4,7 @@
  * stored or it is refused with a 4xx answer and changes nothing.
  */
 import { refusals } from './errors.js';
-import { isValidCallback } from './jsonp.js';
+import { callbackPattern, isValidCallback, reservedSegment } from './jsonp.js';
 
 export const MAX_TIME = Number.MAX_SAFE_INTEGER;
 
@@ -13,6 +13,10 @@ export interface ParamLimits {
   maxMessageBytes: number;
   maxCallbackLength: number;
   pollTimeout: number;
+  /** 'off': every request with a callback is refused. */
+  jsonp: string;
+  /** An allow pattern every callback must match whole ('' : any identifier path); compiled once, not per request. */
+  jsonpCallback: string;
 }
 
 interface Common {
@@ -141,7 +145,7 @@ export function parseProtocolRequest(raw: RawParams, limits: ParamLimits): Proto
   if (utf8Length(channel) > limits.maxChannelBytes) {
     throw refusals.channelTooLong(limits.maxChannelBytes);
   }
-  const callback = parseCallback(raw.callback, limits.maxCallbackLength);
+  const callback = parseCallback(raw.callback, limits);
   if (method === 'put') {
     const message = raw.message;
     if (message === undefined) throw refusals.messageMissing();
@@ -156,12 +160,24 @@ export function parseProtocolRequest(raw: RawParams, limits: ParamLimits): Proto
   return { method, channel, since, timeout: Math.min(asked, limits.pollTimeout), callback };
 }
 
-function parseCallback(callback: string | undefined, maxLength: number): string | undefined {
+/**
+ * A callback, refused before anything is stored or waited on: JSONP off, too
+ * long, not an identifier path, a reserved segment (jsonp.ts), or outside the
+ * deployment's allow pattern. The pattern runs last, on at most
+ * maxCallbackLength characters of identifier path; the reserved list applies
+ * whatever the pattern allows.
+ */
+function parseCallback(callback: string | undefined, limits: ParamLimits): string | undefined {
   if (callback === undefined) return undefined;
-  if (callback.length > maxLength) throw refusals.callbackTooLong(maxLength);
+  if (limits.jsonp === 'off') throw refusals.jsonpDisabled();
+  if (callback.length > limits.maxCallbackLength) throw refusals.callbackTooLong(limits.maxCallbackLength);
   if (!isValidCallback(callback)) {
     throw refusals.callbackNotIdentifier();
   }
+  const reserved = reservedSegment(callback);
+  if (reserved !== undefined) throw refusals.callbackReserved(reserved);
+  const allow = callbackPattern(limits.jsonpCallback);
+  if (allow !== undefined && !allow.test(callback)) throw refusals.callbackNotAllowed();
   return callback;
 }
 

@@ -170,7 +170,7 @@ t.test('regression: readParams rescanned to the end for "=" after every paramete
 });
 
 // ---- parseProtocolRequest ----------------------------------------------------
-const LIMITS: ParamLimits = { maxChannelBytes: 8, maxMessageBytes: 10, maxCallbackLength: 16, pollTimeout: 30 };
+const LIMITS: ParamLimits = { maxChannelBytes: 8, maxMessageBytes: 10, maxCallbackLength: 16, pollTimeout: 30, jsonp: 'on', jsonpCallback: '' };
 const parse = (raw: RawParams, limits: ParamLimits = LIMITS) => parseProtocolRequest(raw, limits);
 
 t.test('parseProtocolRequest: method must be put, get or sync', async (t) => {
