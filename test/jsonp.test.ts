@@ -5,10 +5,33 @@
 import vm from 'node:vm';
 import t from 'tap';
 import type { Test } from 'tap';
-import { startServer, stillPending, within, type HttpResponse } from './helpers/server.js';
+import { RESERVED_CALLBACK_SEGMENTS } from '../src/protocol/jsonp.js';
+import { runCli, startServer, stillPending, within, type CometServer, type HttpResponse } from './helpers/server.js';
 import { checkError, checkMessages, isTime, JS_TYPE, uniq } from './helpers/protocol.js';
 
-const VALID = ['cb', 'jQuery123_456', 'app.onComet', '$', '_', 'a.b.c', '$.x_1', 'A'.repeat(128)];
+const VALID = [
+  'cb',
+  'jQuery123_456',
+  'app.onComet',
+  'A.B.C.D',
+  '$',
+  '_',
+  'a.b.c',
+  '$.x_1',
+  'A'.repeat(128),
+  // The client library's own names, and names that only contain a reserved one.
+  '__comet_jsonp_m1x2_0',
+  '__jp0',
+  'app.windowed',
+  'documentReady',
+  'onOpen',
+  // Case variants are other bindings: Document and Window are interfaces that throw when called.
+  'Document',
+  'Window',
+  'Location',
+  'app.Top',
+  'EVAL',
+];
 const INVALID = ['alert(1)', 'a..b', '1abc', 'a-b', '<script>', 'A'.repeat(129), '', 'a.', '.a', 'a b', 'a[0]', 'a;b', 'a.1b', 'é', 'cb//', 'a\u2028b'];
 
 /** A printable name for a callback (TAP test names must stay on one line, so U+2028 is escaped). */
@@ -125,4 +148,77 @@ t.test('--max-callback-length bounds the callback', async (t) => {
   checkError(t, long, 400, 'COMET_ERR_BAD_CALLBACK', '11 characters');
   const dotted = await srv.call({ method: 'sync', channel: uniq('len'), callback: 'abcde.fghij' });
   checkError(t, dotted, 400, 'COMET_ERR_BAD_CALLBACK', '11 characters with a dot');
+});
+
+/** The attack callbacks of issue 12, then every reserved name as the whole callback and as each kind of segment. */
+function reservedCallbacks(): string[] {
+  const out = ['__proto__', 'constructor.constructor', 'document.write', 'location.assign', 'opener.document.body.firstElementChild.click'];
+  for (const name of RESERVED_CALLBACK_SEGMENTS) out.push(name, `${name}.x`, `app.${name}`, `app.${name}.x`);
+  return out;
+}
+
+/** Each callback refused 400 COMET_ERR_BAD_CALLBACK on put, get and sync, at once, and no put stored anything. */
+async function checkRefused(t: Test, srv: CometServer, callbacks: string[], message: RegExp): Promise<void> {
+  const ch = uniq('refused');
+  const s = await srv.sync(ch);
+  for (const [i, cb] of callbacks.entries()) {
+    // put for every callback (nothing may be stored); get and sync in turn, to bound the run.
+    const put = await srv.call({ method: 'put', channel: ch, message: `m${i}`, callback: cb });
+    checkError(t, put, 400, 'COMET_ERR_BAD_CALLBACK', `put, callback ${cb}`);
+    t.match(put.json?.error, message, `put, callback ${cb}: says why`);
+    const other =
+      i % 2 === 0
+        ? await srv.call({ method: 'get', channel: ch, time: s, timeout: 5, callback: cb })
+        : await srv.call({ method: 'sync', channel: ch, callback: cb });
+    checkError(t, other, 400, 'COMET_ERR_BAD_CALLBACK', `${i % 2 === 0 ? 'get' : 'sync'}, callback ${cb}`);
+    t.ok(other.ms < 1000, 'refused at once, without waiting');
+  }
+  checkMessages(t, await srv.get(ch, { time: s, timeout: 0 }), [], 'no refused put stored its message');
+  t.equal(await srv.sync(ch), s, 'the channel time did not move');
+}
+
+t.test('reserved names are refused as the whole callback and as any segment', async (t) => {
+  const srv = await startServer({ t, threads: 2 });
+  await checkRefused(t, srv, reservedCallbacks(), /must not name/);
+});
+
+t.test('--jsonp-callback: an allow pattern matched against the whole callback', async (t) => {
+  const srv = await startServer({ t, threads: 1, args: ['--jsonp-callback', 'cb_[0-9]+|app\\.onComet'] });
+  for (const cb of ['cb_1', 'cb_123456', 'app.onComet']) checkJsonp(t, await srv.call({ method: 'sync', channel: uniq('pat'), callback: cb }), cb);
+  await checkRefused(t, srv, ['cb_x', 'xcb_1', 'cb_1x', 'cb_1.x', 'app.onCometX', 'jQuery123_456', 'app'], /allowed callback names/);
+  // The grammar still applies before the pattern.
+  checkError(t, await srv.call({ method: 'sync', channel: uniq('pat'), callback: 'cb_1(' }), 400, 'COMET_ERR_BAD_CALLBACK', 'cb_1( is not an identifier path');
+});
+
+t.test('the reserved list applies whatever the allow pattern admits', async (t) => {
+  const srv = await startServer({ t, threads: 1, env: { COMET_JSONP_CALLBACK: '[\\w$.]+' } });
+  checkJsonp(t, await srv.call({ method: 'sync', channel: uniq('pat'), callback: 'app.onComet' }), 'app.onComet');
+  await checkRefused(t, srv, reservedCallbacks(), /must not name/);
+});
+
+t.test('--jsonp off refuses every callback, and serves JSON as before', async (t) => {
+  const srv = await startServer({ t, threads: 1, args: ['--jsonp', 'off'] });
+  await checkRefused(t, srv, ['cb', 'jQuery123_456', 'app.onComet'], /JSONP is disabled/);
+  const ch = uniq('nojsonp');
+  const s = await srv.sync(ch);
+  const t1 = await srv.put(ch, 'plain');
+  checkMessages(t, await srv.get(ch, { time: s, timeout: 0 }), ['plain'], 'a put and a get without callback work');
+  t.ok(t1 > s, 'the put without callback got a later time');
+});
+
+t.test('COMET_JSONP=off does the same from the environment', async (t) => {
+  const srv = await startServer({ t, threads: 1, env: { COMET_JSONP: 'off' } });
+  await checkRefused(t, srv, ['cb'], /JSONP is disabled/);
+});
+
+t.test('an invalid --jsonp-callback pattern is a configuration error: exit 2 naming the option', async (t) => {
+  for (const bad of ['(', 'a)|(b', '[z-a]', 'a\nb']) {
+    const r = await runCli(['--port', '0', '--threads', '1', '--jsonp-callback', bad], { timeoutMs: 5000 });
+    t.equal(r.code, 2, `--jsonp-callback ${JSON.stringify(bad)}: exit 2`, { stderr: r.stderr.slice(0, 300), timedOut: r.timedOut });
+    t.match(r.stderr, /--jsonp-callback/, 'the message names the option');
+    t.notOk(r.listened, 'never listened');
+  }
+  const env = await runCli(['--port', '0', '--threads', '1'], { env: { COMET_JSONP_CALLBACK: '*cb' }, timeoutMs: 5000 });
+  t.equal(env.code, 2, 'a bad COMET_JSONP_CALLBACK: exit 2');
+  t.match(env.stderr, /COMET_JSONP_CALLBACK/, 'the message names the variable');
 });

@@ -65,6 +65,10 @@ function otherValue(key: keyof Config): string {
     case 'demo':
     case 'faultInjection':
       return 'on';
+    case 'jsonp':
+      return 'off';
+    case 'jsonpCallback':
+      return 'cb_[0-9]+';
     case 'uwsBuild':
       return '20.51';
     default:
@@ -187,6 +191,14 @@ t.test('string options: choices and checks', async (t) => {
     throwsConfig(t, () => parseCommandLine(['--redis-prefix', bad], {}), '--redis-prefix', `prefix ${JSON.stringify(bad)}`);
   }
   t.equal(parseCommandLine(['--redis-prefix', ''], {}).config.redisPrefix, '', 'an empty prefix is allowed');
+  for (const bad of ['on ', 'yes', '']) {
+    throwsConfig(t, () => parseCommandLine(['--jsonp', bad], {}), '--jsonp', `jsonp ${JSON.stringify(bad)}`);
+  }
+  for (const bad of ['(', 'a)|(b', '[z-a]', '*', 'a\nb']) {
+    throwsConfig(t, () => parseCommandLine(['--jsonp-callback', bad], {}), '--jsonp-callback', `jsonp-callback ${JSON.stringify(bad)}`);
+    throwsConfig(t, () => parseCommandLine([], { COMET_JSONP_CALLBACK: bad }), 'COMET_JSONP_CALLBACK', `COMET_JSONP_CALLBACK ${JSON.stringify(bad)}`);
+  }
+  t.equal(parseCommandLine(['--jsonp-callback', 'jQuery\\d+_\\d+|app\\.on[A-Z]\\w*'], {}).config.jsonpCallback, 'jQuery\\d+_\\d+|app\\.on[A-Z]\\w*');
 });
 
 t.test('unknown flags, positionals and missing values throw', async (t) => {

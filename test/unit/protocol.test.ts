@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { CometError, ERROR_CODE_LIST, ERROR_CODES, type ErrorCode } from '../../src/protocol/errors.js';
 import { MAX_TIME, parseProtocolRequest, readParams, utf8Length, type ParamLimits, type RawParams } from '../../src/protocol/params.js';
-import { isValidCallback, scriptSafeJson, wrapJsonp } from '../../src/protocol/jsonp.js';
+import { callbackPattern, isValidCallback, RESERVED_CALLBACK_SEGMENTS, reservedSegment, scriptSafeJson, wrapJsonp } from '../../src/protocol/jsonp.js';
 import { errorAnswer, messagesAnswer, timeAnswer } from '../../src/protocol/respond.js';
 
 /** Runs `fn` and checks that it throws a CometError with this code and status. */
@@ -270,6 +270,30 @@ t.test('parseProtocolRequest: callback must be a valid identifier path within th
   throwsComet(t, () => parse({ method: 'put', channel: 'a', message: 'x', callback: 'a(' }), 'COMET_ERR_BAD_CALLBACK', 400, 'put too');
 });
 
+t.test('parseProtocolRequest: reserved segments, the allow pattern and --jsonp off', async (t) => {
+  const wide = { ...LIMITS, maxCallbackLength: 128 };
+  for (const callback of ['__proto__', 'constructor.constructor', 'document.write', 'location.assign', 'app.opener.x', 'import']) {
+    for (const method of ['put', 'get', 'sync'] as const) {
+      throwsComet(t, () => parse({ method, channel: 'a', message: 'x', callback }, wide), 'COMET_ERR_BAD_CALLBACK', 400, `${method} ${callback}`);
+    }
+  }
+  t.equal(parse({ method: 'get', channel: 'a', callback: 'Document' }, wide).callback, 'Document', 'case variants are other names');
+  const pattern = { ...wide, jsonpCallback: 'cb_[0-9]+' };
+  t.equal(parse({ method: 'sync', channel: 'a', callback: 'cb_7' }, pattern).callback, 'cb_7', 'the pattern admits cb_7');
+  for (const callback of ['cb_x', 'xcb_7', 'cb_7x', 'app.onComet']) {
+    throwsComet(t, () => parse({ method: 'sync', channel: 'a', callback }, pattern), 'COMET_ERR_BAD_CALLBACK', 400, `pattern refuses ${callback}`);
+  }
+  const everything = { ...wide, jsonpCallback: '.*' };
+  t.equal(parse({ method: 'sync', channel: 'a', callback: 'app.onComet' }, everything).callback, 'app.onComet');
+  throwsComet(t, () => parse({ method: 'sync', channel: 'a', callback: 'window.top' }, everything), 'COMET_ERR_BAD_CALLBACK', 400, 'reserved despite .*');
+  throwsComet(t, () => parse({ method: 'sync', channel: 'a', callback: 'a(' }, everything), 'COMET_ERR_BAD_CALLBACK', 400, 'grammar despite .*');
+  const off = { ...wide, jsonp: 'off' };
+  for (const method of ['put', 'get', 'sync'] as const) {
+    throwsComet(t, () => parse({ method, channel: 'a', message: 'x', callback: 'cb' }, off), 'COMET_ERR_BAD_CALLBACK', 400, `${method}: JSONP off`);
+  }
+  t.equal(parse({ method: 'sync', channel: 'a' }, off).callback, undefined, 'JSONP off: no callback is fine');
+});
+
 t.test('parseProtocolRequest: works end to end from readParams', async (t) => {
   const raw = readParams('method=put&channel=r%C3%A9union&message=hello+%F0%9F%98%80&foo=1');
   t.same(parse(raw, { ...LIMITS, maxMessageBytes: 64 }), { method: 'put', channel: 'réunion', message: 'hello 😀', callback: undefined });
@@ -322,6 +346,29 @@ t.test('jsonp: isValidCallback rejects anything else', async (t) => {
   for (const name of ['alert(1)', 'a..b', '1abc', 'a-b', '<script>', '', 'a.', '.a', 'a[0]', 'a b', 'a;b', 'a.1b', 'é', 'a\nb', 'cb//', 'a\u2028b']) {
     t.notOk(isValidCallback(name), show(name));
   }
+});
+
+t.test('jsonp: reservedSegment finds a reserved name in any segment, exactly', async (t) => {
+  t.ok(RESERVED_CALLBACK_SEGMENTS.size > 150, `the list holds ${RESERVED_CALLBACK_SEGMENTS.size} names`);
+  for (const name of RESERVED_CALLBACK_SEGMENTS) {
+    t.ok(isValidCallback(name), `${name} is identifier-shaped (else the grammar already refuses it)`);
+    for (const path of [name, `${name}.x`, `a.${name}`, `a.${name}.b`, `a.b.${name}`]) t.equal(reservedSegment(path), name, path);
+  }
+  t.equal(reservedSegment('opener.document.body.firstElementChild.click'), 'opener', 'the first reserved segment is named');
+  for (const name of ['cb', 'jQuery123_456', 'app.onComet', 'A.B.C.D', 'Document', 'app.windowed', 'documentReady', '__jp0', 'a.b.c']) {
+    t.equal(reservedSegment(name), undefined, name);
+  }
+});
+
+t.test('jsonp: callbackPattern compiles once and anchors the whole callback', async (t) => {
+  t.equal(callbackPattern(''), undefined, 'empty: no pattern');
+  const p = callbackPattern('cb_[0-9]+');
+  t.equal(callbackPattern('cb_[0-9]+'), p, 'the same source: the same RegExp, not a new one');
+  t.ok(p?.test('cb_12'));
+  t.notOk(p?.test('xcb_12'), 'anchored at the start');
+  t.notOk(p?.test('cb_12x'), 'anchored at the end');
+  t.notOk(callbackPattern('a|b')?.test('ab'), 'an alternation stays inside the anchors');
+  t.not(callbackPattern('x'), p, 'another source compiles anew');
 });
 
 t.test('jsonp: scriptSafeJson escapes U+2028 and U+2029 and round-trips', async (t) => {
