@@ -77,6 +77,19 @@ function isRedisUrl(u: string): boolean {
   }
 }
 
+/** An origin as a browser sends it: lowercase scheme and host, an optional port, no path. */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[a-z0-9.\-[\]:]+$/;
+
+/**
+ * --cors-origin: * or origins to compare exactly with the Origin header
+ * (protocol/cors.ts), each a single line since it is written into a header.
+ * `null` is refused: sandboxed frames and file: pages all send it.
+ */
+function checkCorsOrigin(value: string): string | undefined {
+  if (value === '*' || value.split(',').every((o) => ORIGIN.test(o.trim()))) return undefined;
+  return 'must be * or a comma-separated list of origins as browsers send them (lowercase scheme://host[:port], no path, no *, not null)';
+}
+
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'COMET_HOST', kind: 'string', default: '0.0.0.0', describe: 'Address to listen on.' },
   {
@@ -248,8 +261,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'COMET_CORS_ORIGIN',
     kind: 'string',
     default: '*',
-    check: (v) => (v.length > 0 && !/[\r\n]/.test(v) ? undefined : 'must be a non-empty single-line value'),
-    describe: 'Value of Access-Control-Allow-Origin.',
+    check: checkCorsOrigin,
+    describe:
+      'Origins allowed to read answers from a page (CORS). *: any (Access-Control-Allow-Origin: *). A comma-separated list of origins (https://app.example): a request whose Origin is one of them gets it echoed, with Vary: Origin; any other gets no CORS header.',
   },
   {
     key: 'shutdownTimeout',
