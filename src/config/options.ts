@@ -10,6 +10,8 @@ import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../uws.js';
 export interface Config {
   host: string;
   port: number;
+  adminHost: string;
+  adminPort: number;
   threads: number;
   path: string;
   logLevel: string;
@@ -101,6 +103,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 65535,
     default: 8080,
     describe: 'TCP port; 0 picks a free port (logged in the "listening" line).',
+  },
+  {
+    key: 'adminHost',
+    flag: 'admin-host',
+    env: 'COMET_ADMIN_HOST',
+    kind: 'string',
+    default: '',
+    check: (v) => (/^[^\s]*$/.test(v) ? undefined : 'must be an address, with no spaces'),
+    describe: 'Address of the admin listener (see --admin-port). Empty: the same as --host.',
+  },
+  {
+    key: 'adminPort',
+    flag: 'admin-port',
+    env: 'COMET_ADMIN_PORT',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    default: 0,
+    describe:
+      'TCP port of a separate listener for /metrics and /healthz, which the public port then answers 404; it must differ from --port. 0: no admin listener, both are served on the public port.',
   },
   {
     key: 'threads',

@@ -65,6 +65,9 @@ export class HttpFront {
   private readonly responder: Responder;
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
+  /** The operations listener (--admin-port), when configured: /metrics and /healthz move there. */
+  private readonly adminApp: TemplatedApp | undefined;
+  private adminSocket: us_listen_socket | null = null;
   /** `--cors-origin *`: every request's headers, without reading its Origin. */
   private readonly wildcard: AnswerHeaders | undefined;
   private readonly limits: ParamLimits;
@@ -77,13 +80,30 @@ export class HttpFront {
     this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
     this.wildcard = this.responder.cors.wildcard;
     this.app = uws.App().any('/*', this.onRequest);
+    this.adminApp = options.config.adminPort === 0 ? undefined : uws.App().any('/*', this.onAdminRequest);
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return listenOn(this.app, host, port, (socket) => (this.listenSocket = socket));
+  /**
+   * Listens on the public port, and on the admin port when there is one.
+   * Every thread listens on the admin port too (SO_REUSEPORT, as on the
+   * public one; a non-zero port, so uSockets sets it): a health check then
+   * reaches whichever thread the kernel picks, no thread is a single point
+   * whose stall alone fails every check, and the admin listener's own accept
+   * queue keeps /healthz answering while the public one is full.
+   */
+  async listen(host: string, port: number): Promise<number> {
+    const [listening] = await Promise.all([
+      listenOn(this.app, host, port, (socket) => (this.listenSocket = socket)),
+      this.adminApp && listenOn(this.adminApp, this.options.config.adminHost || host, this.options.config.adminPort, (socket) => (this.adminSocket = socket)),
+    ]);
+    return listening;
   }
 
-  /** Stops accepting connections; requests on open ones are refused with 503 from now on. */
+  /**
+   * Stops accepting connections on the public port; requests on open ones
+   * are refused with 503 from now on. The admin listener stays open until
+   * closeAll(), so that health checks see the 503 of a draining server.
+   */
   stopListening(): void {
     this.responder.closing = true;
     if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
@@ -98,7 +118,10 @@ export class HttpFront {
    */
   closeAll(): void {
     this.stopListening();
+    if (this.adminSocket) uws.us_listen_socket_close(this.adminSocket);
+    this.adminSocket = null;
     (this.app as TemplatedApp & { close(): void }).close();
+    if (this.adminApp) (this.adminApp as TemplatedApp & { close(): void }).close();
   }
 
   /**
@@ -120,7 +143,12 @@ export class HttpFront {
 
   private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
     // The request is gone once the handler returns: its Origin is read now, for answers given later too.
-    this.handle(res, req, this.wildcard ?? this.responder.cors.forOrigin(req.getHeader('origin')));
+    this.handle(res, req, this.wildcard ?? this.responder.cors.forOrigin(req.getHeader('origin')), false);
+  };
+
+  /** The admin listener: operations only, no CORS header on anything. */
+  private readonly onAdminRequest = (res: HttpResponse, req: HttpRequest): void => {
+    this.handle(res, req, NO_CORS, true);
   };
 
   /**
@@ -128,10 +156,11 @@ export class HttpFront {
    * registering onAborted, which an exception would cause: a bug in one
    * request must cost that request only.
    */
-  private handle(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders): void {
+  private handle(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, admin: boolean): void {
     this.responder.inHandler = res;
     try {
-      this.route(res, req, headers);
+      if (admin) this.routeAdmin(res, req);
+      else this.route(res, req, headers);
     } catch (err) {
       this.options.log.error({ err }, 'request handler failed');
       try {
@@ -151,10 +180,16 @@ export class HttpFront {
     // Content-Length (every long-poll) pays one header look-up.
     if ((method === 'post' || req.getHeader('content-length') !== '') && ambiguousFraming(req)) return this.refuseAmbiguous(res, headers);
     if (url === this.options.config.path) return this.protocol(res, req, method, headers);
-    if (this.operations(res, url, method)) return;
+    if (this.adminApp === undefined && this.operations(res, url, method)) return;
     if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method, headers);
     if (this.options.config.faultInjection === 'on' && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
     this.responder.refuse(res, refusals.noSuchPath(url), headers);
+  }
+
+  /** The admin listener: /metrics and /healthz, and 404 for anything else. */
+  private routeAdmin(res: HttpResponse, req: HttpRequest): void {
+    const url = req.getUrl();
+    if (!this.operations(res, url, req.getMethod())) this.responder.refuse(res, refusals.noSuchPath(url), NO_CORS);
   }
 
   /** /metrics and /healthz, answered without CORS headers; false for anything else. */
