@@ -409,7 +409,7 @@ for (const threads of [1, 3]) {
           method: 'OPTIONS',
           query: { method: 'put', channel: ch, message: 'nope' },
           headers: {
-            Origin: 'https://elsewhere.example',
+            Origin: ORIGIN,
             'Access-Control-Request-Method': 'POST',
             'Access-Control-Request-Headers': 'content-type',
           },
@@ -423,20 +423,22 @@ for (const threads of [1, 3]) {
         t.ok(methods.includes('GET') && methods.includes('POST'), 'Access-Control-Allow-Methods lists GET and POST', {
           header: res.headers['access-control-allow-methods'],
         });
+        t.equal(res.headers['access-control-allow-headers'], 'Content-Type, Authorization, Last-Event-ID', 'the headers the protocol reads');
         checkMessages(t, await server.get(ch, { time: s, timeout: 0 }), [], 'nothing stored');
       }
     });
 
-    t.test('--cors-origin sets Access-Control-Allow-Origin on every answer', async (t) => {
+    t.test('--cors-origin sets Access-Control-Allow-Origin on every answer to its origin', async (t) => {
       const ch = uniq('cors');
-      const put = await custom.call({ method: 'put', channel: ch, message: 'x' });
+      const opts = { headers: { Origin: ORIGIN } };
+      const put = await custom.call({ method: 'put', channel: ch, message: 'x' }, opts);
       t.equal(put.status, 200);
       checkJsonHeaders(t, put, ORIGIN);
-      const sync = await custom.call({ method: 'sync', channel: ch });
+      const sync = await custom.call({ method: 'sync', channel: ch }, opts);
       checkJsonHeaders(t, sync, ORIGIN);
-      const get = await custom.call({ method: 'get', channel: ch, time: 0, timeout: 0 });
+      const get = await custom.call({ method: 'get', channel: ch, time: 0, timeout: 0 }, opts);
       checkJsonHeaders(t, get, ORIGIN);
-      const err = await custom.call({ method: 'nope', channel: ch });
+      const err = await custom.call({ method: 'nope', channel: ch }, opts);
       t.equal(err.headers['access-control-allow-origin'], ORIGIN, 'error answers too');
       const dflt = await srv.call({ method: 'nope', channel: ch });
       t.equal(dflt.headers['access-control-allow-origin'], '*', 'default server: * on error answers');

@@ -41,7 +41,12 @@ async function main(): Promise<number> {
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
-  log.info({ host: config.host, port: server.port, threads: config.threads, path: config.path, node: process.version, uws: runtime.version }, 'listening');
+  // The admin listener, when there is one, is named beside the public one.
+  const admin = config.adminPort === 0 ? {} : { adminHost: config.adminHost || config.host, adminPort: config.adminPort };
+  log.info(
+    { host: config.host, port: server.port, ...admin, threads: config.threads, path: config.path, node: process.version, uws: runtime.version },
+    'listening',
+  );
   if (config.faultInjection === 'on') log.warn('fault injection is enabled (--fault-injection on): POST /_fault/crash crashes a thread');
 
   let signals = 0;

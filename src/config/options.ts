@@ -10,6 +10,8 @@ import { shortVersion, UWS_BUILDS, UWS_CHOICES } from '../uws.js';
 export interface Config {
   host: string;
   port: number;
+  adminHost: string;
+  adminPort: number;
   threads: number;
   path: string;
   logLevel: string;
@@ -94,6 +96,19 @@ function isCallbackPattern(v: string): string | undefined {
   }
 }
 
+/** An origin as a browser sends it: lowercase scheme and host, an optional port, no path. */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[a-z0-9.\-[\]:]+$/;
+
+/**
+ * --cors-origin: * or origins to compare exactly with the Origin header
+ * (protocol/cors.ts), each a single line since it is written into a header.
+ * `null` is refused: sandboxed frames and file: pages all send it.
+ */
+function checkCorsOrigin(value: string): string | undefined {
+  if (value === '*' || value.split(',').every((o) => ORIGIN.test(o.trim()))) return undefined;
+  return 'must be * or a comma-separated list of origins as browsers send them (lowercase scheme://host[:port], no path, no *, not null)';
+}
+
 export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'COMET_HOST', kind: 'string', default: '0.0.0.0', describe: 'Address to listen on.' },
   {
@@ -105,6 +120,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 65535,
     default: 8080,
     describe: 'TCP port; 0 picks a free port (logged in the "listening" line).',
+  },
+  {
+    key: 'adminHost',
+    flag: 'admin-host',
+    env: 'COMET_ADMIN_HOST',
+    kind: 'string',
+    default: '',
+    check: (v) => (/^[^\s]*$/.test(v) ? undefined : 'must be an address, with no spaces'),
+    describe: 'Address of the admin listener (see --admin-port). Empty: the same as --host.',
+  },
+  {
+    key: 'adminPort',
+    flag: 'admin-port',
+    env: 'COMET_ADMIN_PORT',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    default: 0,
+    describe:
+      'TCP port of a separate listener for /metrics and /healthz, which the public port then answers 404; it must differ from --port. 0: no admin listener, both are served on the public port.',
   },
   {
     key: 'threads',
@@ -285,8 +320,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'COMET_CORS_ORIGIN',
     kind: 'string',
     default: '*',
-    check: (v) => (v.length > 0 && !/[\r\n]/.test(v) ? undefined : 'must be a non-empty single-line value'),
-    describe: 'Value of Access-Control-Allow-Origin.',
+    check: checkCorsOrigin,
+    describe:
+      'Origins allowed to read answers from a page (CORS). *: any (Access-Control-Allow-Origin: *). A comma-separated list of origins (https://app.example): a request whose Origin is one of them gets it echoed, with Vary: Origin; any other gets no CORS header.',
   },
   {
     key: 'shutdownTimeout',

@@ -30,6 +30,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     const raw = typeof fromFlag === 'string' ? fromFlag : env[option.env];
     config[option.key] = raw === undefined ? defaultValue(option) : parseValue(option, raw, typeof fromFlag === 'string' ? `--${option.flag}` : option.env);
   }
+  if (config.adminPort !== 0 && config.adminPort === config.port) {
+    throw new ConfigError(`the admin port must differ from the public port, got ${config.port} for both`);
+  }
   return { help: values.help === true, config: config as unknown as Config };
 }
 

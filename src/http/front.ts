@@ -16,7 +16,8 @@ import type { Router, TimeHandler } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
-import { ALLOWED_METHODS, type Responder, timeAnswer } from '../protocol/respond.js';
+import type { AnswerHeaders } from '../protocol/cors.js';
+import { ALLOWED_METHODS, NO_CORS, type Responder, timeAnswer } from '../protocol/respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from '../uws.js';
 
 export interface FrontEndOptions {
@@ -44,6 +45,7 @@ class TimeAnswer implements TimeHandler {
     private readonly responder: Responder,
     private readonly res: HttpResponse,
     private readonly callback: string | undefined,
+    private readonly headers: AnswerHeaders,
   ) {}
   /** Called before the handler returns: nothing asynchronous has run yet, so no abort can be missed. */
   leaveHandler(): void {
@@ -51,11 +53,11 @@ class TimeAnswer implements TimeHandler {
   }
   timed(time: number): void {
     this.done = true;
-    if (!this.aborted) this.responder.answer(this.res, timeAnswer(time), this.callback);
+    if (!this.aborted) this.responder.answer(this.res, timeAnswer(time), this.callback, this.headers);
   }
   failed(err: CometError): void {
     this.done = true;
-    if (!this.aborted) this.responder.refuse(this.res, err);
+    if (!this.aborted) this.responder.refuse(this.res, err, this.headers);
   }
 }
 
@@ -63,6 +65,11 @@ export class HttpFront {
   private readonly responder: Responder;
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | null = null;
+  /** The operations listener (--admin-port), when configured: /metrics and /healthz move there. */
+  private readonly adminApp: TemplatedApp | undefined;
+  private adminSocket: us_listen_socket | null = null;
+  /** `--cors-origin *`: every request's headers, without reading its Origin. */
+  private readonly wildcard: AnswerHeaders | undefined;
   private readonly limits: ParamLimits;
   /** The demo's files (--demo on), read once here at thread start. */
   private readonly demo: Map<string, DemoFile> | undefined;
@@ -71,20 +78,32 @@ export class HttpFront {
     this.responder = options.responder;
     this.limits = options.config;
     this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
+    this.wildcard = this.responder.cors.wildcard;
     this.app = uws.App().any('/*', this.onRequest);
+    this.adminApp = options.config.adminPort === 0 ? undefined : uws.App().any('/*', this.onAdminRequest);
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
-        if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
-        this.listenSocket = socket;
-        resolve(uws.us_socket_local_port(socket as never));
-      });
-    });
+  /**
+   * Listens on the public port, and on the admin port when there is one.
+   * Every thread listens on the admin port too (SO_REUSEPORT, as on the
+   * public one; a non-zero port, so uSockets sets it): a health check then
+   * reaches whichever thread the kernel picks, no thread is a single point
+   * whose stall alone fails every check, and the admin listener's own accept
+   * queue keeps /healthz answering while the public one is full.
+   */
+  async listen(host: string, port: number): Promise<number> {
+    const [listening] = await Promise.all([
+      listenOn(this.app, host, port, (socket) => (this.listenSocket = socket)),
+      this.adminApp && listenOn(this.adminApp, this.options.config.adminHost || host, this.options.config.adminPort, (socket) => (this.adminSocket = socket)),
+    ]);
+    return listening;
   }
 
-  /** Stops accepting connections; requests on open ones are refused with 503 from now on. */
+  /**
+   * Stops accepting connections on the public port; requests on open ones
+   * are refused with 503 from now on. The admin listener stays open until
+   * closeAll(), so that health checks see the 503 of a draining server.
+   */
   stopListening(): void {
     this.responder.closing = true;
     if (this.listenSocket) uws.us_listen_socket_close(this.listenSocket);
@@ -99,7 +118,10 @@ export class HttpFront {
    */
   closeAll(): void {
     this.stopListening();
+    if (this.adminSocket) uws.us_listen_socket_close(this.adminSocket);
+    this.adminSocket = null;
     (this.app as TemplatedApp & { close(): void }).close();
+    if (this.adminApp) (this.adminApp as TemplatedApp & { close(): void }).close();
   }
 
   /**
@@ -109,79 +131,106 @@ export class HttpFront {
    * one. While this answer is owed, uWS drops the connection instead when
    * more follows; otherwise the client gets its 400 and the connection closes.
    */
-  private refuseAmbiguous(res: HttpResponse): void {
+  private refuseAmbiguous(res: HttpResponse, headers: AnswerHeaders): void {
     const err = refusals.ambiguousFraming();
     let aborted = false;
     res.onAborted(() => (aborted = true));
     setImmediate(() => {
       if (aborted) this.options.metrics.error(err.code);
-      else this.responder.refuse(res, err);
+      else this.responder.refuse(res, err, headers);
     });
   }
+
+  private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    // The request is gone once the handler returns: its Origin is read now, for answers given later too.
+    this.handle(res, req, this.wildcard ?? this.responder.cors.forOrigin(req.getHeader('origin')), false);
+  };
+
+  /** The admin listener: operations only, no CORS header on anything. */
+  private readonly onAdminRequest = (res: HttpResponse, req: HttpRequest): void => {
+    this.handle(res, req, NO_CORS, true);
+  };
 
   /**
    * uWS aborts the whole process when a handler returns without answering or
    * registering onAborted, which an exception would cause: a bug in one
    * request must cost that request only.
    */
-  private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+  private handle(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, admin: boolean): void {
     this.responder.inHandler = res;
     try {
-      this.route(res, req);
+      if (admin) this.routeAdmin(res, req);
+      else this.route(res, req, headers);
     } catch (err) {
       this.options.log.error({ err }, 'request handler failed');
       try {
-        this.responder.refuse(res, refusals.internal());
+        this.responder.refuse(res, refusals.internal(), headers);
       } catch {
         // Already answered before the failure: nothing more to say.
       }
     } finally {
       this.responder.inHandler = null;
     }
-  };
+  }
 
-  private route(res: HttpResponse, req: HttpRequest): void {
+  private route(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders): void {
     const url = req.getUrl();
     const method = req.getMethod();
     // Only requests that may carry a body are scanned: a get without
     // Content-Length (every long-poll) pays one header look-up.
-    if ((method === 'post' || req.getHeader('content-length') !== '') && ambiguousFraming(req)) return this.refuseAmbiguous(res);
-    if (url === this.options.config.path) return this.protocol(res, req, method);
-    if (url === '/healthz' && (method === 'get' || method === 'head')) return this.health(res, method === 'head');
-    if (url === '/metrics' && method === 'get') {
-      const { metricsBuffer, config } = this.options;
-      return this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== '', config.uwsBuild));
-    }
-    if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method);
+    if ((method === 'post' || req.getHeader('content-length') !== '') && ambiguousFraming(req)) return this.refuseAmbiguous(res, headers);
+    if (url === this.options.config.path) return this.protocol(res, req, method, headers);
+    if (this.adminApp === undefined && this.operations(res, url, method)) return;
+    if (this.demo && (url === '/demo' || url.startsWith(DEMO_PREFIX))) return this.demoFile(res, url, method, headers);
     if (this.options.config.faultInjection === 'on' && url === '/_fault/crash' && method === 'post') return this.crash(res, req.getQuery() ?? '');
-    this.responder.refuse(res, refusals.noSuchPath(url));
+    this.responder.refuse(res, refusals.noSuchPath(url), headers);
   }
 
-  private protocol(res: HttpResponse, req: HttpRequest, method: string): void {
-    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown());
+  /** The admin listener: /metrics and /healthz, and 404 for anything else. */
+  private routeAdmin(res: HttpResponse, req: HttpRequest): void {
+    const url = req.getUrl();
+    if (!this.operations(res, url, req.getMethod())) this.responder.refuse(res, refusals.noSuchPath(url), NO_CORS);
+  }
+
+  /** /metrics and /healthz, answered without CORS headers; false for anything else. */
+  private operations(res: HttpResponse, url: string, method: string): boolean {
+    if (url === '/healthz' && (method === 'get' || method === 'head')) {
+      this.health(res, method === 'head');
+      return true;
+    }
+    if (url === '/metrics' && method === 'get') {
+      const { metricsBuffer, config } = this.options;
+      this.responder.plain(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(metricsBuffer, config.threads, config.redis !== '', config.uwsBuild));
+      return true;
+    }
+    return false;
+  }
+
+  private protocol(res: HttpResponse, req: HttpRequest, method: string, headers: AnswerHeaders): void {
+    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), headers);
     switch (method) {
       case 'get':
       case 'head':
-        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head');
+        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers);
       case 'post':
-        return this.readForm(res, req);
+        return this.readForm(res, req, headers);
       case 'options':
-        return this.responder.preflight(res, req.getHeader('access-control-request-headers'));
+        return this.responder.preflight(res, headers);
       default:
-        return this.responder.refuse(res, refusals.httpMethod(method), ['Allow', ALLOWED_METHODS]);
+        return this.responder.refuse(res, refusals.httpMethod(method), headers, ['Allow', ALLOWED_METHODS]);
     }
   }
 
   /** Reads an x-www-form-urlencoded body, copying each chunk out of uWS's buffer and capping its size. */
-  private readForm(res: HttpResponse, req: HttpRequest): void {
+  private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders): void {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type');
     const declared = Number(req.getHeader('content-length') || '0');
     const maxBody = this.options.config.maxBodyBytes;
     if (contentType !== '' && !FORM_TYPES.test(contentType)) {
-      return this.responder.refuse(res, refusals.unsupportedMediaType());
+      return this.responder.refuse(res, refusals.unsupportedMediaType(), headers);
     }
-    if (declared > maxBody) return this.responder.refuse(res, refusals.bodyTooLarge(maxBody));
+    if (declared > maxBody) return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
     const state = { aborted: false, done: false, size: 0, chunks: [] as Buffer[] };
     res.onAborted(() => {
       state.aborted = true;
@@ -191,37 +240,37 @@ export class HttpFront {
       state.size += chunk.byteLength;
       if (state.size > maxBody) {
         state.done = true;
-        return this.responder.refuse(res, refusals.bodyTooLarge(maxBody));
+        return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
       }
       state.chunks.push(Buffer.from(chunk.slice(0)));
       if (!isLast) return;
       state.done = true;
       const body = state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks);
-      if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8());
-      this.withParams(res, query, body.toString('utf8'), false);
+      if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8(), headers);
+      this.withParams(res, query, body.toString('utf8'), false, headers);
     });
   }
 
-  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean): void {
+  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean, headers: AnswerHeaders): void {
     let request: ProtocolRequest;
     try {
       const params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
     } catch (err) {
-      if (err instanceof CometError) return this.responder.refuse(res, err);
+      if (err instanceof CometError) return this.responder.refuse(res, err, headers);
       throw err;
     }
-    if (head) return this.responder.head(res, request.callback);
-    this.execute(res, request);
+    if (head) return this.responder.head(res, request.callback, headers);
+    this.execute(res, request, headers);
   }
 
-  private execute(res: HttpResponse, request: ProtocolRequest): void {
+  private execute(res: HttpResponse, request: ProtocolRequest, headers: AnswerHeaders): void {
     const { router, metrics, waitRoom } = this.options;
     if (request.method === 'get') {
       metrics.add(SLOT.requestsGet);
-      return waitRoom.start(res, request);
+      return waitRoom.start(res, request, headers);
     }
-    const pending = new TimeAnswer(this.responder, res, request.callback);
+    const pending = new TimeAnswer(this.responder, res, request.callback, headers);
     if (request.method === 'put') {
       metrics.add(SLOT.requestsPut);
       metrics.add(SLOT.messagesIn);
@@ -235,25 +284,35 @@ export class HttpFront {
   }
 
   private health(res: HttpResponse, head: boolean): void {
-    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown());
-    if (head) return this.responder.head(res, undefined);
+    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), NO_CORS);
+    if (head) return this.responder.head(res, undefined, NO_CORS);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
   }
 
-  private demoFile(res: HttpResponse, url: string, method: string): void {
+  private demoFile(res: HttpResponse, url: string, method: string, headers: AnswerHeaders): void {
     if (method !== 'get' && method !== 'head') {
-      return this.responder.refuse(res, refusals.httpMethod(method, ' here'), ['Allow', 'GET, HEAD']);
+      return this.responder.refuse(res, refusals.httpMethod(method, ' here'), headers, ['Allow', 'GET, HEAD']);
     }
     if (url === '/demo') return this.responder.file(res, 301, 'text/plain; charset=utf-8', '', method === 'head', ['Location', DEMO_PREFIX]);
     const file = this.demo!.get(url);
-    if (file === undefined) return this.responder.refuse(res, refusals.noSuchPath(url));
+    if (file === undefined) return this.responder.refuse(res, refusals.noSuchPath(url), headers);
     this.responder.file(res, 200, file.contentType, file.body, method === 'head');
   }
 
   private crash(res: HttpResponse, query: string): void {
     const thread = Number(/(?:^|&)thread=(\d+)/.exec(query)?.[1] ?? '0');
-    if (thread >= this.options.config.threads) return this.responder.refuse(res, refusals.noSuchThread(thread));
+    if (thread >= this.options.config.threads) return this.responder.refuse(res, refusals.noSuchThread(thread), NO_CORS);
     this.options.router.crash(thread);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"crashing":${thread}}`);
   }
+}
+
+function listenOn(app: TemplatedApp, host: string, port: number, keep: (socket: us_listen_socket) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+      keep(socket);
+      resolve(uws.us_socket_local_port(socket as never));
+    });
+  });
 }

@@ -9,6 +9,7 @@
  * serialisation.
  */
 import type { HttpResponse } from '../uws.js';
+import { type AnswerHeaders, CorsPolicy } from './cors.js';
 import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
 
@@ -41,17 +42,22 @@ const STATUS: Record<number, string> = {
 const JSON_TYPE = 'application/json; charset=utf-8';
 const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 const CONTENT_TYPE = Buffer.from('Content-Type');
-export const ALLOWED_METHODS = 'GET, POST, HEAD, OPTIONS';
+const ALLOW_ORIGIN = Buffer.from('Access-Control-Allow-Origin');
+export { ALLOWED_METHODS } from './cors.js';
+
+/** What operations answers (/metrics, /healthz) carry: no CORS header, on either listener. */
+export const NO_CORS: AnswerHeaders = CorsPolicy.NONE;
 
 export class Responder {
   /**
-   * The headers every answer carries, per content type, as one block: uWS
+   * The headers every answer carries, per content type, as one block (an
+   * AnswerHeaders, chosen per request from its Origin, see cors.ts): uWS
    * writes a header as `key: value\r\n`, so a value holding the other lines
    * costs one native call and no string conversion instead of four of each
-   * (the four calls were the largest self time in a profile of puts).
-   * corsOrigin is a single line (config/options.ts checks it).
+   * (the four calls were the largest self time in a profile of puts). Each
+   * origin is a single line (config/options.ts checks it).
    */
-  private readonly headerBlocks = new Map<string, Buffer>();
+  readonly cors: CorsPolicy;
 
   /**
    * The response whose request handler is running (HttpFront sets it): uWS
@@ -67,21 +73,23 @@ export class Responder {
   closing = false;
 
   constructor(
-    private readonly corsOrigin: string,
+    corsOrigin: string,
     /** Counts each refusal by its code (the comet_errors_total metric). */
     private readonly counted: (code: ErrorCode) => void,
-  ) {}
+  ) {
+    this.cors = new CorsPolicy(corsOrigin);
+  }
 
   /** Writes a protocol answer; returns the body's length. */
-  answer(res: HttpResponse, json: string, callback: string | undefined): number {
+  answer(res: HttpResponse, json: string, callback: string | undefined, headers: AnswerHeaders): number {
     const body = callback === undefined ? json : wrapJsonp(callback, json);
-    this.framed(res, body, callback !== undefined);
+    this.framed(res, body, callback !== undefined, headers);
     return body.length;
   }
 
-  /** Writes an already framed body shared by many answers (fan-out). */
-  framed(res: HttpResponse, body: string, jsonp: boolean): void {
-    this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, this.closing);
+  /** Writes an already framed body shared by many answers (fan-out); the headers are each answer's own. */
+  framed(res: HttpResponse, body: string, jsonp: boolean, headers: AnswerHeaders): void {
+    this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, this.closing, headers);
   }
 
   /**
@@ -89,37 +97,40 @@ export class Responder {
    * closes after the answer when the server is closing, or when what follows
    * on it cannot be trusted to start a request (see protocol/errors.ts).
    */
-  refuse(res: HttpResponse, err: CometError, extraHeader?: [string, string]): void {
+  refuse(res: HttpResponse, err: CometError, headers: AnswerHeaders, extraHeader?: [string, string]): void {
     this.counted(err.code);
     this.corked(res, () => {
       res.writeStatus(STATUS[err.statusCode]!);
-      this.commonHeaders(res, JSON_TYPE);
+      res.writeHeader(CONTENT_TYPE, headers.block(JSON_TYPE));
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
       res.end(errorAnswer(err), this.closing || err.closesConnection);
     });
   }
 
   /** HEAD: the headers a GET would carry, no body, nothing executed. */
-  head(res: HttpResponse, callback: string | undefined): void {
+  head(res: HttpResponse, callback: string | undefined, headers: AnswerHeaders): void {
     this.corked(res, () => {
-      this.commonHeaders(res, callback === undefined ? JSON_TYPE : SCRIPT_TYPE);
+      res.writeHeader(CONTENT_TYPE, headers.block(callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
       res.endWithoutBody();
     });
   }
 
-  preflight(res: HttpResponse, requestHeaders: string): void {
+  /**
+   * An OPTIONS preflight: the allowed methods and the fixed list of headers
+   * the protocol reads (never what Access-Control-Request-Headers asks for),
+   * or, for an Origin not on the list, no CORS header at all.
+   */
+  preflight(res: HttpResponse, headers: AnswerHeaders): void {
     this.corked(res, () => {
       res.writeStatus(STATUS[204]!);
-      res.writeHeader('Access-Control-Allow-Origin', this.corsOrigin);
-      res.writeHeader('Access-Control-Allow-Methods', ALLOWED_METHODS);
-      res.writeHeader('Access-Control-Allow-Headers', requestHeaders === '' ? 'Content-Type' : requestHeaders);
-      res.writeHeader('Access-Control-Max-Age', '86400');
+      if (headers.preflight !== undefined) res.writeHeader(ALLOW_ORIGIN, headers.preflight);
       res.endWithoutBody(0);
     });
   }
 
+  /** An operations answer (/metrics, /healthz, fault injection): no CORS header. */
   plain(res: HttpResponse, status: number, contentType: string, body: string): void {
-    this.write(res, status, contentType, body, false);
+    this.write(res, status, contentType, body, false, NO_CORS);
   }
 
   /**
@@ -139,10 +150,10 @@ export class Responder {
     });
   }
 
-  private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean): void {
+  private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean, headers: AnswerHeaders): void {
     this.corked(res, () => {
       if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
-      this.commonHeaders(res, contentType);
+      res.writeHeader(CONTENT_TYPE, headers.block(contentType));
       res.end(body, close);
     });
   }
@@ -150,14 +161,5 @@ export class Responder {
   private corked(res: HttpResponse, write: () => void): void {
     if (res === this.inHandler) write();
     else res.cork(write);
-  }
-
-  private commonHeaders(res: HttpResponse, contentType: string): void {
-    let block = this.headerBlocks.get(contentType);
-    if (block === undefined) {
-      block = Buffer.from(`${contentType}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: ${this.corsOrigin}\r\nX-Content-Type-Options: nosniff`);
-      this.headerBlocks.set(contentType, block);
-    }
-    res.writeHeader(CONTENT_TYPE, block);
   }
 }

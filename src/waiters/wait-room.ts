@@ -5,7 +5,8 @@
  * park it with a cursor. Parked gets are kept per channel; the owner sends one
  * OP_NEWS per new message to this thread (not per get), and after each batch
  * of news every parked get of the channel is answered, with the answer body
- * serialised once per distinct cursor and once per JSONP callback.
+ * serialised once per distinct cursor and once per JSONP callback; only the
+ * headers (CORS, chosen from each get's Origin) are each answer's own.
  *
  * Timeouts use a wheel of 250 ms buckets instead of a timer per get.
  *
@@ -14,6 +15,7 @@
  * at the owner on every message.
  */
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
+import type { AnswerHeaders } from '../protocol/cors.js';
 import { type CometError, refusals } from '../protocol/errors.js';
 import { wrapJsonp } from '../protocol/jsonp.js';
 import type { GetRequest } from '../protocol/params.js';
@@ -50,9 +52,9 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   }
 
   /** Takes over a validated get; called synchronously from the HTTP handler. */
-  start(res: HttpResponse, request: GetRequest): void {
+  start(res: HttpResponse, request: GetRequest, headers: AnswerHeaders): void {
     if (!this.metrics.reserveWaiting(this.limits.maxWaiting)) {
-      this.responder.refuse(res, refusals.tooManyWaiting());
+      this.responder.refuse(res, refusals.tooManyWaiting(), headers);
       return;
     }
     let entry = this.entries.get(request.channel);
@@ -60,7 +62,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
       entry = new ChannelEntry(request.channel);
       this.entries.set(request.channel, entry);
     }
-    const waiter = new Waiter(this, res, entry, request.timeout, request.callback);
+    const waiter = new Waiter(this, res, entry, request.timeout, request.callback, headers);
     res.onAborted(waiter.onAborted);
     entry.pending++;
     this.router.get(request.channel, request.since, request.timeout > 0 && !this.responder.closing, waiter);
@@ -101,7 +103,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     this.maybeIdle(waiter.entry);
     if (waiter.aborted) return;
     this.metrics.releaseWaiting();
-    this.responder.refuse(waiter.res, err);
+    this.responder.refuse(waiter.res, err, waiter.headers);
   }
 
   /** The client went away: free its slot now. Its response must not be touched again. */
@@ -181,7 +183,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
         answer.jsonp.set(callback, body);
       }
       this.unpark(waiter);
-      this.responder.framed(waiter.res, body, callback !== undefined);
+      this.responder.framed(waiter.res, body, callback !== undefined, waiter.headers);
       this.sent(answer.messages, body.length);
     }
     this.maybeIdle(entry);
@@ -231,7 +233,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   }
 
   private finish(waiter: Waiter, json: string, messages: number): void {
-    const length = this.responder.answer(waiter.res, json, waiter.callback);
+    const length = this.responder.answer(waiter.res, json, waiter.callback, waiter.headers);
     this.sent(messages, length);
   }
 

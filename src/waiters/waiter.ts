@@ -7,6 +7,7 @@
 import type { CometError } from '../protocol/errors.js';
 import type { GetHandler } from '../threads/router.js';
 import type { HttpResponse } from '../uws.js';
+import type { AnswerHeaders } from '../protocol/cors.js';
 
 /** The gets of one channel waiting on this thread (waiters/wait-room.ts). */
 export class ChannelEntry {
@@ -45,6 +46,8 @@ export class Waiter implements GetHandler {
     readonly entry: ChannelEntry,
     readonly timeout: number,
     readonly callback: string | undefined,
+    /** Its answer's headers (CORS from its request's Origin), chosen while its request handler ran: uWS's request is gone after. */
+    readonly headers: AnswerHeaders,
   ) {}
 
   readonly onAborted = (): void => this.room.aborted(this);

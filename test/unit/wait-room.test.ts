@@ -145,7 +145,7 @@ function start(r: Room, channel: string, since: number, options: { timeout?: num
   const response = new FakeResponse();
   r.responses.push(response);
   const request: GetRequest = { method: 'get', channel, since, timeout: options.timeout ?? 30, callback: options.callback };
-  r.room.start(response.res, request);
+  r.room.start(response.res, request, r.responder.cors.wildcard!);
   return response;
 }
 
