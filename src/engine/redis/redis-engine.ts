@@ -56,8 +56,10 @@ interface Watch {
   channel: string;
   /** Newest message time passed on (or the channel's time when the watch began): announcements up to it are repeats. */
   last: number;
-  /** While reading back after an interruption: the announcements held until that is done. */
+  /** From a re-subscription until its read-back is done: the announcements held meanwhile. */
   held: [number, string][] | null;
+  /** A read-back is in progress. */
+  reading: boolean;
   /** Held announcements were dropped (too many): read back once more. */
   overflow: boolean;
   /** Incremented by every interruption, so that a read-back in progress knows to read again. */
@@ -104,6 +106,12 @@ export class RedisEngine implements Engine {
         // readBack retries its own read failures until the watch ends: nothing to await or catch here
         for (const notify of notifies) void this.readBack(notify);
       },
+      resubscribing: (notifies) => {
+        for (const notify of notifies) {
+          const watch = this.watches.get(notify);
+          if (watch !== undefined) watch.held ??= [];
+        }
+      },
       connection: options.onConnection,
     });
   }
@@ -132,7 +140,7 @@ export class RedisEngine implements Engine {
 
   async watch(channel: string): Promise<void> {
     const { notify } = channelKeys(this.options.prefix, channel);
-    const watch: Watch = { channel, last: -1, held: null, overflow: false, interruptions: 0 };
+    const watch: Watch = { channel, last: -1, held: null, reading: false, overflow: false, interruptions: 0 };
     this.watches.set(notify, watch);
     try {
       // Read before subscribing: a message between the two is above `last`, and is found by the read that follows every watch.
@@ -253,8 +261,9 @@ export class RedisEngine implements Engine {
     const watch = this.watches.get(notify);
     if (watch === undefined) return;
     watch.interruptions++;
-    if (watch.held !== null) return; // a read-back in progress sees the new interruption and reads again
-    watch.held = [];
+    if (watch.reading) return; // a read-back in progress sees the new interruption and reads again
+    watch.reading = true;
+    watch.held ??= [];
     let attempt = 0;
     let lost = false;
     while (!this.closed && this.watches.get(notify) === watch) {
@@ -273,6 +282,7 @@ export class RedisEngine implements Engine {
     }
     const held = watch.held;
     watch.held = null;
+    watch.reading = false;
     for (const [time, body] of held) this.pass(watch, time, body);
     if (lost) this.onGap(watch.channel);
   }

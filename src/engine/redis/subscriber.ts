@@ -16,6 +16,13 @@ import { backoff, connectionOptions, FirstConnection, nodeOptions, type RedisTar
 
 export interface SubscriberEvents {
   announcement(notify: string, payload: string): void;
+  /**
+   * These subscriptions are being sent again after an interruption. From now
+   * on announcements may arrive before `resubscribed` (in the same read as the
+   * SUBSCRIBE's reply, ahead of the promise callbacks): they must be held, not
+   * passed on ahead of what the interruption may have lost.
+   */
+  resubscribing(notifies: string[]): void;
   /** These subscriptions are in place again after an interruption: announcements may have been lost meanwhile. */
   resubscribed(notifies: string[]): void;
   /** A connection changed state (for the up/down gauge and the log). */
@@ -73,6 +80,7 @@ class Link {
   private restore(attempt = 1): void {
     const notifies = [...this.notifies];
     if (notifies.length === 0) return;
+    this.events.resubscribing(notifies);
     const settled = this.sharded
       ? Promise.allSettled(notifies.map((n) => this.conn.ssubscribe(n))).then((results) => notifies.filter((_, i) => results[i]!.status === 'fulfilled'))
       : this.conn.subscribe(...notifies).then(
@@ -211,6 +219,7 @@ export class Subscriber {
   /** Subscribes a channel at its new master, retrying with backoff until it succeeds or the channel is unsubscribed. */
   private move(notify: string, attempt: number): void {
     if (!this.moving.has(notify)) return;
+    this.events.resubscribing([notify]);
     this.subscribe(notify).then(
       () => {
         if (!this.moving.delete(notify)) return;
