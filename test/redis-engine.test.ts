@@ -9,7 +9,9 @@
  */
 import t, { type Test } from 'tap';
 import { type ReadLimits, StoreFailure } from '../src/engine/engine.js';
+import { channelKeys } from '../src/engine/redis/keys.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-engine.js';
+import type { Subscriber, SubscriberEvents } from '../src/engine/redis/subscriber.js';
 import { redisPastFirstSecond } from './helpers/cluster.js';
 import { redisAvailable, type RedisServer, startRedis } from './helpers/redis.js';
 import { waitFor } from './helpers/wait.js';
@@ -157,6 +159,31 @@ if (redisAvailable(t)) {
     await new Promise((resolve) => setTimeout(resolve, 200));
     t.same(got, sent, 'every message once, in order');
     t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'test:{cut}:n'), 'test:{cut}:n\n1', 'subscribed again, once');
+  });
+
+  t.test('an announcement that arrives with the re-subscription is held until what the cut lost was read back', async (t) => {
+    // ioredis emits a message that shares a read with the SUBSCRIBE's reply
+    // before the reply's promise callbacks run. That cannot be timed from
+    // outside, so the subscriber's events are played here in that order:
+    // re-subscription sent, an announcement, re-subscription settled.
+    const redis = await startRedis(t);
+    const a = engine(t, redis);
+    const b = engine(t, redis);
+    await Promise.all([ready(a), ready(b)]);
+    const got: number[] = [];
+    b.setListener((_channel, time) => got.push(time));
+    await b.watch('race');
+    const { notify } = channelKeys('test:', 'race');
+    const subscriber = (b as unknown as { subscriber: Pick<Subscriber, 'unsubscribe'> & { events: SubscriberEvents } }).subscriber;
+    // The subscription is cut: what a publishes now is not heard.
+    subscriber.unsubscribe(notify);
+    const lost = [await a.append('race', '"lost0"'), await a.append('race', '"lost1"')];
+    const latest = await a.append('race', '"latest"');
+    subscriber.events.resubscribing([notify]);
+    subscriber.events.announcement(notify, `${latest} "latest"`);
+    subscriber.events.resubscribed([notify]);
+    await waitFor(() => got.length >= 3, { timeoutMs: 5000, what: 'the read-back' });
+    t.same(got, [...lost, latest], 'the lost messages first, then the one announced with the re-subscription, once each');
   });
 
   t.test('a watched channel whose messages a Redis restart lost: the gap is reported, once the subscription is back', async (t) => {
