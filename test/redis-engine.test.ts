@@ -39,6 +39,17 @@ async function ready(e: RedisEngine): Promise<void> {
   await waitFor(() => e.stats().up, { timeoutMs: 5000, what: 'the Redis connection is ready' });
 }
 
+/** Two engines on one Redis: `a` publishes, `b` watches, and `got` holds the times `b`'s listener heard. */
+async function publisherAndWatcher(t: Test): Promise<{ redis: RedisServer; a: RedisEngine; b: RedisEngine; got: number[] }> {
+  const redis = await startRedis(t);
+  const a = engine(t, redis);
+  const b = engine(t, redis);
+  await Promise.all([ready(a), ready(b)]);
+  const got: number[] = [];
+  b.setListener((_channel, time) => got.push(time));
+  return { redis, a, b, got };
+}
+
 if (redisAvailable(t)) {
   t.test('reading a channel creates no keys', async (t) => {
     const redis = await startRedis(t);
@@ -140,12 +151,7 @@ if (redisAvailable(t)) {
   });
 
   t.test('a subscription cut by Redis: what was published meanwhile is read back, without gap or repeat', async (t) => {
-    const redis = await startRedis(t);
-    const a = engine(t, redis);
-    const b = engine(t, redis);
-    await Promise.all([ready(a), ready(b)]);
-    const got: number[] = [];
-    b.setListener((_channel, time) => got.push(time));
+    const { redis, a, b, got } = await publisherAndWatcher(t);
     await b.watch('cut');
     const sent: number[] = [];
     for (let i = 0; i < 5; i++) sent.push(await a.append('cut', `"before${i}"`));
@@ -166,12 +172,7 @@ if (redisAvailable(t)) {
     // before the reply's promise callbacks run. That cannot be timed from
     // outside, so the subscriber's events are played here in that order:
     // re-subscription sent, an announcement, re-subscription settled.
-    const redis = await startRedis(t);
-    const a = engine(t, redis);
-    const b = engine(t, redis);
-    await Promise.all([ready(a), ready(b)]);
-    const got: number[] = [];
-    b.setListener((_channel, time) => got.push(time));
+    const { a, b, got } = await publisherAndWatcher(t);
     await b.watch('race');
     const { notify } = channelKeys('test:', 'race');
     const subscriber = (b as unknown as { subscriber: Pick<Subscriber, 'unsubscribe'> & { events: SubscriberEvents } }).subscriber;
