@@ -16,8 +16,8 @@ import type { Router, TimeHandler } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
-import type { AnswerHeaders } from '../protocol/cors.js';
-import { ALLOWED_METHODS, NO_CORS, type Responder, timeAnswer } from '../protocol/respond.js';
+import { ALLOWED_METHODS, type AnswerHeaders, CorsPolicy } from '../protocol/cors.js';
+import { type Responder, timeAnswer } from '../protocol/respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from '../uws.js';
 
 export interface FrontEndOptions {
@@ -120,8 +120,7 @@ export class HttpFront {
     this.stopListening();
     if (this.adminSocket) uws.us_listen_socket_close(this.adminSocket);
     this.adminSocket = null;
-    (this.app as TemplatedApp & { close(): void }).close();
-    if (this.adminApp) (this.adminApp as TemplatedApp & { close(): void }).close();
+    for (const app of [this.app, this.adminApp]) (app as (TemplatedApp & { close(): void }) | undefined)?.close();
   }
 
   /**
@@ -148,7 +147,7 @@ export class HttpFront {
 
   /** The admin listener: operations only, no CORS header on anything. */
   private readonly onAdminRequest = (res: HttpResponse, req: HttpRequest): void => {
-    this.handle(res, req, NO_CORS, true);
+    this.handle(res, req, CorsPolicy.NONE, true);
   };
 
   /**
@@ -189,7 +188,7 @@ export class HttpFront {
   /** The admin listener: /metrics and /healthz, and 404 for anything else. */
   private routeAdmin(res: HttpResponse, req: HttpRequest): void {
     const url = req.getUrl();
-    if (!this.operations(res, url, req.getMethod())) this.responder.refuse(res, refusals.noSuchPath(url), NO_CORS);
+    if (!this.operations(res, url, req.getMethod())) this.responder.refuse(res, refusals.noSuchPath(url), CorsPolicy.NONE);
   }
 
   /** /metrics and /healthz, answered without CORS headers; false for anything else. */
@@ -284,8 +283,8 @@ export class HttpFront {
   }
 
   private health(res: HttpResponse, head: boolean): void {
-    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), NO_CORS);
-    if (head) return this.responder.head(res, undefined, NO_CORS);
+    if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), CorsPolicy.NONE);
+    if (head) return this.responder.head(res, undefined, CorsPolicy.NONE);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"status":"ok","threads":${this.options.config.threads}}`);
   }
 
@@ -301,7 +300,7 @@ export class HttpFront {
 
   private crash(res: HttpResponse, query: string): void {
     const thread = Number(/(?:^|&)thread=(\d+)/.exec(query)?.[1] ?? '0');
-    if (thread >= this.options.config.threads) return this.responder.refuse(res, refusals.noSuchThread(thread), NO_CORS);
+    if (thread >= this.options.config.threads) return this.responder.refuse(res, refusals.noSuchThread(thread), CorsPolicy.NONE);
     this.options.router.crash(thread);
     this.responder.plain(res, 200, 'application/json; charset=utf-8', `{"crashing":${thread}}`);
   }

@@ -43,10 +43,6 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 const CONTENT_TYPE = Buffer.from('Content-Type');
 const ALLOW_ORIGIN = Buffer.from('Access-Control-Allow-Origin');
-export { ALLOWED_METHODS } from './cors.js';
-
-/** What operations answers (/metrics, /healthz) carry: no CORS header, on either listener. */
-export const NO_CORS: AnswerHeaders = CorsPolicy.NONE;
 
 export class Responder {
   /**
@@ -130,7 +126,7 @@ export class Responder {
 
   /** An operations answer (/metrics, /healthz, fault injection): no CORS header. */
   plain(res: HttpResponse, status: number, contentType: string, body: string): void {
-    this.write(res, status, contentType, body, false, NO_CORS);
+    this.write(res, status, contentType, body, false, CorsPolicy.NONE);
   }
 
   /**
