@@ -19,7 +19,11 @@ export class CometClientError extends Error {
   }
 }
 
-/** A 4xx answer: the request itself was wrong (bad channel, message too large, ...). */
+/**
+ * A 4xx answer: the request itself was wrong (bad channel, message too large,
+ * ...), or access control refused it: 401 COMET_ERR_UNAUTHORIZED (no token, or
+ * a bad or expired one), 403 COMET_ERR_FORBIDDEN (the token does not cover it).
+ */
 export class CometRequestError extends CometClientError {}
 
 /** A 5xx answer: the server is overloaded, shutting down, or its store is unavailable. */

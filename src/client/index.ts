@@ -12,7 +12,7 @@
  * Retries back off exponentially with full jitter, so that thousands of
  * clients cut off together do not come back together.
  */
-import { CometClientError } from './errors.js';
+import { CometClientError, CometNetworkError, CometRequestError } from './errors.js';
 import { fetchTransport, jsonpTransport, type Params, type Transport } from './transport.js';
 
 export { CometClientError, CometNetworkError, CometRequestError, CometServerError } from './errors.js';
@@ -26,6 +26,19 @@ export interface ClientOptions {
   pollTimeout?: number;
   /** Retry delays: the first, and the most (ms); defaults 250 and 15,000. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /**
+   * A JWT for a server with access control on: sent as `Authorization: Bearer`
+   * over fetch, as the `token` parameter over JSONP. A string is used as is,
+   * and a 401 answer is final. A function (returning the token or a promise
+   * of it) is called before the first request and its result kept; after a
+   * 401 it is called again and the request retried once with the new token,
+   * so a second 401 in a row is the refusal; a subscription refreshed that way
+   * goes on from where it was. JSONP cannot see a 401 (it fails like a network
+   * error), so over JSONP every failed request drops the kept token and the
+   * next attempt calls the function again. A 403 (the token does not cover the
+   * channel or method) is always final.
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 export interface BatchInfo {
@@ -61,16 +74,19 @@ const DEADLINE_MARGIN_MS = 10_000;
 /** Deadline of a put or sync. */
 const QUICK_DEADLINE_MS = 15_000;
 
+type Send = (params: Params, options: Parameters<Transport['request']>[1]) => Promise<unknown>;
+
 export function createClient(options: ClientOptions): CometClient {
   if (options.transport === 'jsonp' && typeof document === 'undefined') throw new TypeError('the jsonp transport needs a browser page (document)');
   const transport: Transport = options.transport === 'jsonp' ? jsonpTransport(options.url) : fetchTransport(options.url);
   const jsonp = options.transport === 'jsonp';
+  const send = sender(transport, options.token, jsonp);
   const pollTimeout = options.pollTimeout ?? 30;
   const initialMs = options.backoff?.initialMs ?? 250;
   const maxMs = options.backoff?.maxMs ?? 15_000;
 
   const time = async (params: Params, post: boolean, signal?: AbortSignal): Promise<number> => {
-    const body = (await transport.request(params, { post, signal, deadlineMs: QUICK_DEADLINE_MS })) as { time: number };
+    const body = (await send(params, { post, signal, deadlineMs: QUICK_DEADLINE_MS })) as { time: number };
     return body.time;
   };
 
@@ -106,7 +122,7 @@ export function createClient(options: ClientOptions): CometClient {
           const since: number = cursor;
           const answer = await retrying(
             async () =>
-              (await transport.request(
+              (await send(
                 { method: 'get', channel, time: String(since), timeout: String(pollTimeout) },
                 { post: false, signal, deadlineMs: pollTimeout * 1000 + DEADLINE_MARGIN_MS },
               )) as { time: number; messages: string[]; missed?: boolean },
@@ -127,6 +143,47 @@ export function createClient(options: ClientOptions): CometClient {
     },
   };
   return client;
+}
+
+/**
+ * Requests through the transport, with the token when there is one. Without
+ * one it is the transport itself: a client with no token pays nothing per
+ * request for tokens.
+ */
+function sender(transport: Transport, token: ClientOptions['token'], jsonp: boolean): Send {
+  if (token === undefined) return (params, opts) => transport.request(params, opts);
+  if (typeof token === 'string') {
+    if (token === '') throw new TypeError('token must not be empty');
+    return (params, opts) => transport.request(params, opts, token);
+  }
+  if (typeof token !== 'function') throw new TypeError('token must be a string or a function returning one');
+  const source = token;
+  // Shared by concurrent requests, so that one refresh serves all those the same 401 refused.
+  let current: Promise<string> | undefined;
+  const obtain = (): Promise<string> => {
+    const next = (async () => {
+      const value = await source();
+      if (typeof value !== 'string' || value === '') throw new TypeError('the token function must return a non-empty string');
+      return value;
+    })();
+    // A failed call is not kept: the next request calls the function again.
+    next.catch(() => {
+      if (current === next) current = undefined;
+    });
+    return next;
+  };
+  return async (params, opts) => {
+    const used = (current ??= obtain());
+    try {
+      return await transport.request(params, opts, await used);
+    } catch (err) {
+      if (jsonp && err instanceof CometNetworkError && current === used) current = undefined;
+      if (!(err instanceof CometRequestError && err.status === 401)) throw err;
+      // Another request may have refreshed it already: the token it got is as fresh.
+      if (current === used) current = undefined;
+      return transport.request(params, opts, await (current ??= obtain()));
+    }
+  };
 }
 
 /** Full jitter: uniform in [0, min(max, initial * 2^failures)). */

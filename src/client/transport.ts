@@ -6,6 +6,10 @@
  * message then travels in the URL). A JSONP request cannot read an error
  * answer (browsers do not run a script answered 4xx or 5xx), so its failures
  * are network errors, retried by subscriptions like any other.
+ *
+ * A token travels as `Authorization: Bearer` over fetch (the server's CORS
+ * preflight allows that header), and as the `token` parameter over JSONP,
+ * which cannot set headers.
  */
 import { CometClientError, errorFromAnswer, networkError } from './errors.js';
 
@@ -13,27 +17,36 @@ export type Params = Record<string, string>;
 
 export interface Transport {
   /** One request; resolves with the parsed JSON answer, rejects with a CometClientError or the signal's reason. */
-  request(params: Params, options: { post: boolean; signal?: AbortSignal; deadlineMs: number }): Promise<unknown>;
+  request(params: Params, options: { post: boolean; signal?: AbortSignal; deadlineMs: number }, token?: string): Promise<unknown>;
 }
 
 export function fetchTransport(url: string): Transport {
   return {
-    async request(params, { post, signal, deadlineMs }) {
+    async request(params, { post, signal, deadlineMs }, token) {
       const deadline = AbortSignal.timeout(deadlineMs);
       const [both, release] = signal ? anySignal([signal, deadline]) : [deadline, () => undefined];
       try {
         const form = new URLSearchParams(params).toString();
+        // Built only with a token: without one a request costs what it did before tokens.
+        const authorization = token === undefined ? undefined : `Bearer ${token}`;
         let res: Response;
         try {
           res = post
             ? await fetch(url, {
                 method: 'POST',
                 body: form,
-                headers: { 'content-type': 'application/x-www-form-urlencoded' },
+                headers:
+                  authorization === undefined
+                    ? { 'content-type': 'application/x-www-form-urlencoded' }
+                    : { 'content-type': 'application/x-www-form-urlencoded', authorization },
                 signal: both,
                 cache: 'no-store',
               })
-            : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal: both, cache: 'no-store' });
+            : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, {
+                signal: both,
+                cache: 'no-store',
+                headers: authorization === undefined ? undefined : { authorization },
+              });
         } catch (err) {
           throw failure(err, signal, deadline, deadlineMs);
         }
@@ -59,7 +72,7 @@ let jsonpSequence = 0;
 
 export function jsonpTransport(url: string): Transport {
   return {
-    request(params, { signal, deadlineMs }) {
+    request(params, { signal, deadlineMs }, token) {
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(signal.reason);
         const name = `__comet_jsonp_${Date.now().toString(36)}_${jsonpSequence++}`;
@@ -78,7 +91,7 @@ export function jsonpTransport(url: string): Transport {
         callbacks[name] = (body) => finish(() => resolve(body));
         script.onerror = () => finish(() => reject(networkError('the JSONP request failed (network error, or an error answer)')));
         signal?.addEventListener('abort', onAbort, { once: true });
-        script.src = `${url}${url.includes('?') ? '&' : '?'}${new URLSearchParams({ ...params, callback: name }).toString()}`;
+        script.src = `${url}${url.includes('?') ? '&' : '?'}${new URLSearchParams(token === undefined ? { ...params, callback: name } : { ...params, token, callback: name }).toString()}`;
         document.head.appendChild(script);
       });
     },
