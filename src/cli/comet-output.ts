@@ -25,7 +25,11 @@ export function missedNote(channel: string): string {
 
 /** One line for a failed request: what the server said, or why there was no answer. */
 export function describeError(err: unknown, url: string): string {
-  if (err instanceof CometRequestError) return `the server refused the request: ${err.message} (HTTP ${err.status}, ${err.code})`;
+  if (err instanceof CometRequestError) {
+    // The one refusal that a flag of this tool can fix.
+    const hint = err.status === 401 ? '; give a token with --token or COMET_TOKEN (comet token mints one)' : '';
+    return `the server refused the request: ${err.message} (HTTP ${err.status}, ${err.code})${hint}`;
+  }
   if (err instanceof CometNetworkError) return `no answer from ${url}: ${err.message}`;
   if (err instanceof CometClientError) return `the server could not serve the request: ${err.message} (HTTP ${err.status}, ${err.code})`;
   return (err as Error)?.stack ?? String(err);

@@ -4,10 +4,12 @@
  * client library only (comet-server/client), so that the tool behaves exactly
  * as an application using the library would: a subscription resumes after
  * failures without losing or repeating messages, and retries by itself.
+ * `comet token` mints a token for a server with access control on.
  */
 import { createClient } from '../client/index.js';
 import { cometHelpText, parseCometArgs, UsageError, type CometCommand } from './comet-args.js';
 import { describeError, formatBatch, missedNote } from './comet-output.js';
+import { mintToken } from './token.js';
 
 async function main(): Promise<number> {
   let command: CometCommand;
@@ -22,7 +24,11 @@ async function main(): Promise<number> {
     process.stdout.write(cometHelpText());
     return 0;
   }
-  const client = createClient({ url: command.url });
+  if (command.name === 'token') {
+    process.stdout.write(`${mintToken(command)}\n`);
+    return 0;
+  }
+  const client = createClient({ url: command.url, token: command.token });
   try {
     if (command.name === 'pub') process.stdout.write(`${await client.publish(command.channel, command.message)}\n`);
     else if (command.name === 'sync') process.stdout.write(`${await client.sync(command.channel)}\n`);
