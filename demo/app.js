@@ -1,9 +1,13 @@
 // The chat demo: everything it says to the server goes through the client
 // library (createClient, subscribe, publish); this file holds no protocol code.
 // ?room=NAME picks the channel, ?transport=jsonp selects JSONP (default fetch).
+// With access control on, #token=JWT (or ?token=JWT) is the token it sends.
 import { createClient } from './client/index.js';
 
 const params = new URLSearchParams(location.search);
+// The fragment first: a browser never sends it to a server, so the token stays
+// out of access logs and proxies' logs, and out of the Referer of links.
+const token = new URLSearchParams(location.hash.slice(1)).get('token') || params.get('token') || undefined;
 const transport = params.get('transport') === 'jsonp' ? 'jsonp' : 'fetch';
 const room = params.get('room') || 'lobby';
 const channel = `demo-chat:${room}`;
@@ -66,7 +70,7 @@ function show(raw) {
   append(li);
 }
 
-const client = createClient({ url: endpoint, transport });
+const client = createClient({ url: endpoint, transport, token });
 let first = true;
 // Subscribed once the page has loaded: a long-poll <script> (JSONP) inserted
 // earlier would hold the page's load event, and its spinner, until it answers.
@@ -84,7 +88,8 @@ const subscribe = () =>
     {
       time: 0,
       onError: (err) => {
-        $('status').textContent = `Connection problem, retrying: ${err.message}`;
+        // A refusal (a missing, expired or too narrow token) ends the subscription: saying "retrying" would be false.
+        $('status').textContent = err.retryable ? `Connection problem, retrying: ${err.message}` : `Refused by the server: ${err.message}`;
       },
     },
   );
