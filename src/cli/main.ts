@@ -38,6 +38,11 @@ async function main(): Promise<number> {
     // The threads load the very build this thread chose.
     server = await startServer({ ...config, uwsBuild: runtime.version }, log);
   } catch (err) {
+    // A key that cannot be read or used is an option's fault, found only once the files are read.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`comet-server: ${err.message}\n`);
+      return 2;
+    }
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }

@@ -31,6 +31,13 @@ export interface Config {
   channelTtl: number;
   maxMemory: number;
   corsOrigin: string;
+  auth: string;
+  authSecret: string;
+  authSecretFile: string;
+  authPublicKey: string;
+  authLeeway: number;
+  authCacheSize: number;
+  maxTokenBytes: number;
   shutdownTimeout: number;
   connectionsInterval: number;
   redis: string;
@@ -323,6 +330,73 @@ export const OPTIONS: readonly OptionSpec[] = [
     check: checkCorsOrigin,
     describe:
       'Origins allowed to read answers from a page (CORS). *: any (Access-Control-Allow-Origin: *). A comma-separated list of origins (https://app.example): a request whose Origin is one of them gets it echoed, with Vary: Origin; any other gets no CORS header.',
+  },
+  {
+    key: 'auth',
+    flag: 'auth',
+    env: 'COMET_AUTH',
+    kind: 'string',
+    default: 'off',
+    choices: ['off', 'put', 'all'],
+    describe:
+      'Access control (see "Security"): off serves every request; put requires a signed token (JWT) for put, sync and get stay open; all requires one for every method. put and all need a key: --auth-secret, --auth-secret-file or --auth-public-key.',
+  },
+  {
+    key: 'authSecret',
+    flag: 'auth-secret',
+    env: 'COMET_AUTH_SECRET',
+    kind: 'string',
+    default: '',
+    describe:
+      'HS256 secrets tokens may be signed with, comma-separated, each accepted (rotation: add the new one, move publishers over, remove the old). Never logged. Prefer --auth-secret-file or the environment to a flag, which other users of the machine can read.',
+  },
+  {
+    key: 'authSecretFile',
+    flag: 'auth-secret-file',
+    env: 'COMET_AUTH_SECRET_FILE',
+    kind: 'string',
+    default: '',
+    describe: 'A file of HS256 secrets, one per line (they may hold commas), accepted beside --auth-secret. Read once at start.',
+  },
+  {
+    key: 'authPublicKey',
+    flag: 'auth-public-key',
+    env: 'COMET_AUTH_PUBLIC_KEY',
+    kind: 'string',
+    default: '',
+    describe:
+      'Public keys for RS256 (RSA, 2048 bits or more) and ES256 (P-256) tokens: comma-separated paths of PEM files, or the PEM text itself; a file may hold several keys. The server never needs a private key: publishers sign with theirs.',
+  },
+  {
+    key: 'authLeeway',
+    flag: 'auth-leeway',
+    env: 'COMET_AUTH_LEEWAY',
+    kind: 'int',
+    min: 0,
+    max: 300,
+    default: 0,
+    describe: "Seconds of clock difference allowed between token issuers and this server when checking a token's exp and nbf.",
+  },
+  {
+    key: 'authCacheSize',
+    flag: 'auth-cache-size',
+    env: 'COMET_AUTH_CACHE_SIZE',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: 10_000,
+    describe:
+      "Verified tokens each thread remembers, so that a chain of gets re-using one token pays one signature check, not one per request; exp and nbf are checked on every use. The oldest entry makes way past it. 0: verify every request's token.",
+  },
+  {
+    key: 'maxTokenBytes',
+    flag: 'max-token-bytes',
+    env: 'COMET_MAX_TOKEN_BYTES',
+    kind: 'int',
+    min: 64,
+    max: 64 * KiB,
+    default: 4 * KiB,
+    describe: 'Longest token accepted (401 above), before anything of it is decoded.',
   },
   {
     key: 'shutdownTimeout',

@@ -5,13 +5,14 @@
  * onAborted is registered before any asynchronous step.
  */
 import { isUtf8 } from 'node:buffer';
+import { type AuthGate, bearerToken } from '../auth/gate.js';
 import type { Config } from '../config/options.js';
 import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { CometError, refusals } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
-import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, readParams, utf8Length } from '../protocol/params.js';
+import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams, utf8Length } from '../protocol/params.js';
 import type { Router, TimeHandler } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
@@ -22,6 +23,8 @@ import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_
 
 export interface FrontEndOptions {
   config: Config;
+  /** Access control, when --auth is put or all. */
+  gate: AuthGate | undefined;
   router: Router;
   waitRoom: WaitRoom;
   responder: Responder;
@@ -31,6 +34,8 @@ export interface FrontEndOptions {
 }
 
 const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|text\/plain)\s*(;|$)/i;
+/** RFC 6750 3: what a client is told to send when its token is missing or refused. */
+const CHALLENGE: [string, string] = ['WWW-Authenticate', 'Bearer'];
 
 /**
  * A put or sync, answered when its owner thread replies. That is inside the
@@ -71,12 +76,14 @@ export class HttpFront {
   /** `--cors-origin *`: every request's headers, without reading its Origin. */
   private readonly wildcard: AnswerHeaders | undefined;
   private readonly limits: ParamLimits;
+  private readonly gate: AuthGate | undefined;
   /** The demo's files (--demo on), read once here at thread start. */
   private readonly demo: Map<string, DemoFile> | undefined;
 
   constructor(private readonly options: FrontEndOptions) {
     this.responder = options.responder;
     this.limits = options.config;
+    this.gate = options.gate;
     this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
     this.wildcard = this.responder.cors.wildcard;
     this.app = uws.App().any('/*', this.onRequest);
@@ -207,12 +214,14 @@ export class HttpFront {
 
   private protocol(res: HttpResponse, req: HttpRequest, method: string, headers: AnswerHeaders): void {
     if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), headers);
+    // Read only when tokens are checked: with --auth off a request costs no header look-up more.
+    const bearer = this.gate === undefined ? undefined : bearerToken(req.getHeader('authorization'));
     switch (method) {
       case 'get':
       case 'head':
-        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers);
+        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers, bearer);
       case 'post':
-        return this.readForm(res, req, headers);
+        return this.readForm(res, req, headers, bearer);
       case 'options':
         return this.responder.preflight(res, headers);
       default:
@@ -221,7 +230,7 @@ export class HttpFront {
   }
 
   /** Reads an x-www-form-urlencoded body, copying each chunk out of uWS's buffer and capping its size. */
-  private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders): void {
+  private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, bearer: string | undefined): void {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type');
     const declared = Number(req.getHeader('content-length') || '0');
@@ -246,19 +255,23 @@ export class HttpFront {
       state.done = true;
       const body = state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks);
       if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8(), headers);
-      this.withParams(res, query, body.toString('utf8'), false, headers);
+      this.withParams(res, query, body.toString('utf8'), false, headers, bearer);
     });
   }
 
-  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean, headers: AnswerHeaders): void {
+  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean, headers: AnswerHeaders, bearer: string | undefined): void {
     let request: ProtocolRequest;
+    let params: RawParams;
     try {
-      const params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
+      params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
     } catch (err) {
       if (err instanceof CometError) return this.responder.refuse(res, err, headers);
       throw err;
     }
+    // Before HEAD too: its answer would tell whether the request would be served.
+    const refused = this.gate?.check(bearer ?? params.token, request.method, request.channel);
+    if (refused !== undefined) return this.responder.refuse(res, refused, headers, refused.statusCode === 401 ? CHALLENGE : undefined);
     if (head) return this.responder.head(res, request.callback, headers);
     this.execute(res, request, headers);
   }

@@ -26,8 +26,10 @@ export const SLOT = {
   newsSent: 13,
   storeSubscriptions: 14,
   storeUp: 15,
+  tokensVerified: 16,
+  tokensRemembered: 17,
 } as const;
-const ERRORS_BASE = 16;
+const ERRORS_BASE = 18;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 16;
 const CONNECTIONS_OFFSET = 8;

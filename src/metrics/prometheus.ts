@@ -41,6 +41,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
     ['{method="get"}', sum(SLOT.requestsGet)],
     ['{method="sync"}', sum(SLOT.requestsSync)],
   ]);
+  metric('comet_tokens_verified_total', 'counter', "Tokens whose signature was checked (--auth); those found in a thread's cache are not.", [
+    ['', sum(SLOT.tokensVerified)],
+  ]);
+  metric('comet_tokens_remembered_total', 'counter', 'Requests whose token was found verified in the thread cache (--auth-cache-size).', [
+    ['', sum(SLOT.tokensRemembered)],
+  ]);
   metric('comet_messages_in_total', 'counter', 'Messages stored by put.', [['', sum(SLOT.messagesIn)]]);
   metric('comet_messages_out_total', 'counter', 'Messages sent in get answers (one per message per get).', [['', sum(SLOT.messagesOut)]]);
   metric('comet_bytes_in_total', 'counter', 'Message bytes stored by put (UTF-8).', [['', sum(SLOT.bytesIn)]]);

@@ -48,6 +48,8 @@ export interface RawParams {
   time?: string;
   timeout?: string;
   callback?: string;
+  /** An access token (--auth), for clients that cannot send an Authorization header (JSONP). */
+  token?: string;
 }
 
 /** What makes a parameter string more than slices: escapes to decode, or U+FFFD to refuse. */
@@ -71,7 +73,15 @@ export function readParams(encoded: string): RawParams {
   if (!plain && encoded.indexOf('\uFFFD') !== -1) {
     throw refusals.paramsNotUtf8();
   }
-  const params: RawParams = { method: undefined, channel: undefined, message: undefined, time: undefined, timeout: undefined, callback: undefined };
+  const params: RawParams = {
+    method: undefined,
+    channel: undefined,
+    message: undefined,
+    time: undefined,
+    timeout: undefined,
+    callback: undefined,
+    token: undefined,
+  };
   // The next '=' at or after `start`, searched again only once passed, so
   // that pairs without one cost no rescan to the end (linear, not quadratic).
   let nextEq = encoded.indexOf('=');
@@ -101,6 +111,9 @@ export function readParams(encoded: string): RawParams {
       case 'callback':
         params.callback ??= valueOf(encoded, eq, end, plain);
         break;
+      case 'token':
+        params.token ??= valueOf(encoded, eq, end, plain);
+        break;
     }
     start = end + 1;
   }
@@ -116,6 +129,7 @@ export function overlayParams(query: RawParams, body: RawParams): RawParams {
     time: body.time ?? query.time,
     timeout: body.timeout ?? query.timeout,
     callback: body.callback ?? query.callback,
+    token: body.token ?? query.token,
   };
 }
 

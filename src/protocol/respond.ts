@@ -32,6 +32,8 @@ const STATUS: Record<number, string> = {
   204: '204 No Content',
   301: '301 Moved Permanently',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',

@@ -4,6 +4,7 @@
  * traffic about channels is threads/messages.ts.
  */
 import type { MessagePort } from 'node:worker_threads';
+import type { AuthMaterial } from '../auth/keys.js';
 import type { Config } from '../config/options.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 
@@ -31,4 +32,6 @@ export interface WorkerStartData {
   metrics: SharedArrayBuffer;
   /** Cluster mode: the Redis to keep channels in, as probed by the main thread; absent for the in-memory engine. */
   redis?: RedisTarget;
+  /** The keys tokens are verified with (--auth), as read and checked by the main thread. */
+  auth: AuthMaterial;
 }

@@ -20,6 +20,7 @@
  */
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { type MessagePort, Worker } from 'node:worker_threads';
+import { type AuthMaterial, loadAuthMaterial, MIN_SECRET_BYTES } from '../auth/keys.js';
 import type { Config } from '../config/options.js';
 import { nowMicros } from '../engine/clock.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
@@ -38,9 +39,11 @@ export interface ServerHandle {
 }
 
 export async function startServer(config: Config, log: Logger): Promise<ServerHandle> {
+  const auth = loadAuthMaterial(config);
+  warnAboutAuth(config, auth, log);
   const redis = config.redis === '' ? undefined : await reachRedis(config, log);
   const port = config.port === 0 ? await freePort(config.host) : config.port;
-  const supervisor = new Supervisor(config, log, redis);
+  const supervisor = new Supervisor(config, log, redis, auth);
   try {
     await Promise.all(Array.from({ length: config.threads }, (_, index) => supervisor.spawn(index, port)));
   } catch (err) {
@@ -53,6 +56,15 @@ export async function startServer(config: Config, log: Logger): Promise<ServerHa
     return code;
   });
   return { port, stopped, stop: () => supervisor.stop() };
+}
+
+/** Configurations that run but protect less than they seem to; the keys themselves are never logged. */
+function warnAboutAuth(config: Config, auth: AuthMaterial, log: Logger): void {
+  const keys = auth.secrets.length + auth.publicKeys.length;
+  if (config.auth === 'off' && keys > 0) log.warn('keys are configured but --auth is off: every request is served without a token');
+  const short = auth.secrets.filter((secret) => Buffer.byteLength(secret) < MIN_SECRET_BYTES).length;
+  if (short > 0)
+    log.warn(`${short} HS256 secret(s) shorter than ${MIN_SECRET_BYTES} bytes: fit for development only (openssl rand -base64 48 makes a good one)`);
 }
 
 class Supervisor {
@@ -71,6 +83,7 @@ class Supervisor {
     private readonly config: Config,
     private readonly log: Logger,
     private readonly redis: RedisTarget | undefined,
+    private readonly auth: AuthMaterial,
   ) {
     this.metricsBuffer = createMetricsBuffer(config.threads);
     this.ports = meshPorts(config.threads);
@@ -79,7 +92,16 @@ class Supervisor {
   /** Starts worker thread `index`; resolves with its port once it listens. */
   spawn(index: number, port: number): Promise<number> {
     const ports = this.ports[index]!;
-    const data: WorkerStartData = { config: this.config, index, ports, startTime: this.startTime, port, metrics: this.metricsBuffer, redis: this.redis };
+    const data: WorkerStartData = {
+      config: this.config,
+      index,
+      ports,
+      startTime: this.startTime,
+      port,
+      metrics: this.metricsBuffer,
+      redis: this.redis,
+      auth: this.auth,
+    };
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data,
       transferList: ports.filter((p): p is MessagePort => p !== null),

@@ -7,11 +7,13 @@
  *   HttpFront ──> WaitRoom ──> Router ──> Owner (this thread's, or another's through the mesh) ──> Engine
  */
 import type { MessagePort } from 'node:worker_threads';
+import { AuthGate } from '../auth/gate.js';
+import type { AuthMaterial } from '../auth/keys.js';
 import type { Config } from '../config/options.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 import { HttpFront } from '../http/front.js';
 import type { Logger } from '../log.js';
-import type { ThreadMetrics } from '../metrics/counters.js';
+import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { CometError } from '../protocol/errors.js';
 import { Responder } from '../protocol/respond.js';
 import { Mesh } from '../threads/mesh.js';
@@ -30,6 +32,7 @@ export interface ThreadSite {
   metrics: ThreadMetrics;
   metricsBuffer: SharedArrayBuffer;
   redis?: RedisTarget;
+  auth: AuthMaterial;
   log: Logger;
 }
 
@@ -56,7 +59,17 @@ export class CometThread {
       decode(batch, from, inboxes);
       this.waitRoom.deliver();
     });
-    this.front = new HttpFront({ config, router: this.router, waitRoom: this.waitRoom, responder, metrics, metricsBuffer: site.metricsBuffer, log: site.log });
+    const gate = AuthGate.create(config, site.auth, { verified: () => metrics.add(SLOT.tokensVerified), remembered: () => metrics.add(SLOT.tokensRemembered) });
+    this.front = new HttpFront({
+      config,
+      gate,
+      router: this.router,
+      waitRoom: this.waitRoom,
+      responder,
+      metrics,
+      metricsBuffer: site.metricsBuffer,
+      log: site.log,
+    });
     this.stopHousekeeping = startHousekeeping(engine, metrics);
   }
 

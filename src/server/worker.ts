@@ -29,6 +29,7 @@ const thread = new CometThread({
   metrics: new ThreadMetrics(data.metrics, index),
   metricsBuffer: data.metrics,
   redis: data.redis,
+  auth: data.auth,
   log,
 });
 

@@ -25,6 +25,7 @@ const RANKS: Record<string, number> = {
   metrics: 3,
   config: 2,
   protocol: 2,
+  auth: 3,
   'log.ts': 1,
   'uws.ts': 1,
   client: 1,

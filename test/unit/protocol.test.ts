@@ -41,6 +41,8 @@ const EXPECTED_STATUS: Record<ErrorCode, number> = {
   COMET_ERR_BAD_CALLBACK: 400,
   COMET_ERR_BAD_ENCODING: 400,
   COMET_ERR_BAD_FRAMING: 400,
+  COMET_ERR_UNAUTHORIZED: 401,
+  COMET_ERR_FORBIDDEN: 403,
   COMET_ERR_NOT_FOUND: 404,
   COMET_ERR_HTTP_METHOD: 405,
   COMET_ERR_MESSAGE_TOO_LARGE: 413,
@@ -81,6 +83,10 @@ t.test('readParams: reads the known parameters', async (t) => {
   t.same(readParams(''), {});
   t.same(readParams('&&&'), {});
   t.same(readParams('channel=a&'), { channel: 'a' });
+});
+
+t.test('readParams: reads the token parameter, for clients that cannot send a header', async (t) => {
+  t.same(readParams('method=get&channel=a&token=x.y.z'), { method: 'get', channel: 'a', token: 'x.y.z' });
 });
 
 t.test('readParams: the first occurrence wins', async (t) => {
