@@ -106,7 +106,7 @@ function checkClientToken(flag: string | undefined, fromEnv: string | undefined)
 
 /** `comet token`: the secret from --secret, else the first of the server's COMET_AUTH_SECRET list. */
 function checkToken(values: { secret?: string; channels?: string; methods?: string; ttl?: string }, env: NodeJS.ProcessEnv): CometCommand {
-  const secret = values.secret ?? env.COMET_AUTH_SECRET?.split(',')[0]?.trim();
+  const secret = values.secret ?? env.COMET_AUTH_SECRET?.split(',')[0];
   if (!secret) throw new UsageError(`token: missing --secret (or COMET_AUTH_SECRET) (usage: ${USAGE.token})`);
   if (values.channels === undefined) throw new UsageError(`token: missing --channels (usage: ${USAGE.token})`);
   const channels = values.channels.split(',');
