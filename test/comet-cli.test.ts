@@ -1,12 +1,15 @@
 /**
  * The `comet` command-line tool (dist/cli/comet.js) run as child processes
  * against a real server: pub, sync, sub (plain, --json, --time), the URL from
- * --url and COMET_URL, usage errors, refusals, and a server that is down.
+ * --url and COMET_URL, usage errors, refusals, a server that is down, and a
+ * server with access control on (--token, COMET_TOKEN, comet token).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { mintToken } from '../src/cli/token.js';
 import { freePort } from './helpers/redis.js';
 import { childEnv, ROOT, startServer, waitFor, within, type CometServer, type ExitInfo } from './helpers/server.js';
 
@@ -193,6 +196,10 @@ t.test('COMET_URL names the server; --url wins over it', async (t) => {
 t.test('bad usage exits 2 naming what is wrong; --help exits 0', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [[], /missing command/],
+    [['token', '--channels', 'a'], /missing --secret/],
+    [['token', '--secret', 's'], /missing --channels/],
+    [['token', '--secret', 's', '--channels', 'a', '--methods', 'post'], /--methods must be/],
+    [['token', '--secret', 's', '--channels', 'a', '--ttl', 'soon'], /--ttl must be/],
     [['sub'], /missing CHANNEL/],
     [['pub', 'ch'], /missing MESSAGE/],
     [['pub', 'ch', 'a', 'b'], /unexpected argument "b"/],
@@ -215,6 +222,11 @@ t.test('bad usage exits 2 naming what is wrong; --help exits 0', async (t) => {
   const help = await runComet(['--help']);
   t.equal(help.code, 0, '--help exits 0');
   t.match(help.stdout, /comet pub CHANNEL MESSAGE[\s\S]*COMET_URL[\s\S]*--json[\s\S]*newlines/, 'the usage, the URL, and the advice on newlines');
+  t.match(
+    help.stdout,
+    /comet token --secret S --channels LIST[\s\S]*--token JWT[\s\S]*COMET_TOKEN[\s\S]*COMET_AUTH_SECRET/,
+    'token, --token and their variables',
+  );
 });
 
 t.test("a refusal (4xx) exits 1 with the server's message", async (t) => {
@@ -248,4 +260,52 @@ t.test('a server that is down: pub fails at once; sub retries and recovers when 
   await up.put('cli-down', 'back');
   t.strictSame(await lines(sub, 1), ['back'], 'the message published once the server was up');
   await stopped(t, sub, 'SIGINT');
+});
+
+t.test('against a server with --auth all: --token and COMET_TOKEN, and comet token minting what it accepts', async (t) => {
+  const secret = 'cli-token-secret';
+  const auth = await startServer({ t, args: ['--auth', 'all', '--auth-secret', `${secret},older-secret`] });
+  const authUrl = `${auth.url}/`;
+  const minted = await runComet(['token', '--secret', secret, '--channels', 'cli-auth,room:*', '--methods', 'put,sync', '--ttl', '600']);
+  t.equal(minted.code, 0, 'comet token exits 0', { minted });
+  t.match(minted.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'one compact JWT on a line');
+  const jwt = minted.stdout.trim();
+  const [header, claims, signature] = jwt.split('.') as [string, string, string];
+  const decode = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  t.strictSame(decode(header), { alg: 'HS256', typ: 'JWT' }, 'header');
+  const { exp, ...rest } = decode(claims);
+  t.strictSame(rest, { channels: ['cli-auth', 'room:*'], methods: ['put', 'sync'] }, 'channels and methods as given');
+  t.ok(Math.abs(exp - (Date.now() / 1000 + 600)) < 5, 'exp: now + ttl', { exp });
+  t.equal(signature, createHmac('sha256', secret).update(`${header}.${claims}`).digest('base64url'), 'signed with the secret (HS256)');
+
+  const denied = await runComet(['pub', 'cli-auth', 'no token', '--url', authUrl]);
+  t.equal(denied.code, 1, 'no token: exit 1', { denied });
+  t.match(denied.stderr, /COMET_ERR_UNAUTHORIZED[\s\S]*--token or COMET_TOKEN/, 'the 401, and how to give a token');
+
+  const pub = await runComet(['pub', 'cli-auth', 'with --token', '--url', authUrl, '--token', jwt]);
+  t.equal(pub.code, 0, 'pub --token: accepted', { pub });
+  const fromEnv = await runComet(['pub', 'room:1', 'with COMET_TOKEN', '--url', authUrl], { env: { COMET_TOKEN: jwt } });
+  t.equal(fromEnv.code, 0, 'COMET_TOKEN: accepted, on a room:* channel', { fromEnv });
+  const flagWins = await runComet(['sync', 'cli-auth', '--url', authUrl, '--token', jwt], { env: { COMET_TOKEN: 'not.a.token' } });
+  t.equal(flagWins.code, 0, '--token wins over COMET_TOKEN', { flagWins });
+  const emptyEnv = await runComet(['sync', 'cli-auth', '--url', authUrl], { env: { COMET_TOKEN: '' } });
+  t.equal(emptyEnv.code, 1, 'an empty COMET_TOKEN is no token', { emptyEnv });
+  t.match(emptyEnv.stderr, /COMET_ERR_UNAUTHORIZED/);
+  const forbidden = await runComet(['sync', 'elsewhere', '--url', authUrl, '--token', jwt]);
+  t.equal(forbidden.code, 1, 'a channel the token does not cover: exit 1', { forbidden });
+  t.match(forbidden.stderr, /COMET_ERR_FORBIDDEN/);
+  const reader = mintToken({ secret, channels: ['*'], ttl: 60 });
+  t.strictSame((await auth.get('cli-auth', { time: 0, timeout: 0, token: reader })).messages, ['with --token'], 'the put was stored');
+
+  // The default secret: the first of COMET_AUTH_SECRET's list, as the server has it.
+  const fromSecretEnv = await runComet(['token', '--channels', 'cli-sub'], { env: { COMET_AUTH_SECRET: `${secret},older-secret` } });
+  t.equal(fromSecretEnv.code, 0, 'comet token with COMET_AUTH_SECRET', { fromSecretEnv });
+  const subToken = fromSecretEnv.stdout.trim();
+  t.notOk('methods' in decode(subToken.split('.')[1]!), 'no --methods: no methods claim');
+  const sub = spawnComet(['sub', 'cli-sub', '--url', authUrl], { COMET_TOKEN: subToken });
+  t.ok(await auth.waitWaiting(1, { timeoutMs: 5000 }), 'sub with COMET_TOKEN is waiting', { stderr: sub.stderr });
+  await auth.put('cli-sub', 'for the subscriber', { token: reader });
+  t.strictSame(await lines(sub, 1), ['for the subscriber'], 'sub receives with its token');
+  await stopped(t, sub, 'SIGINT');
+  t.equal(sub.stderr, '', 'no error on the way');
 });
