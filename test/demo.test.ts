@@ -3,7 +3,8 @@
  * headless Chromium (Debian's chromium, driven by playwright-core): two tabs
  * on one room see each other's messages through the server, once over fetch
  * and once over JSONP, each run checked to have used the transport it claims
- * from the page's own network requests. A screenshot of a room with a few
+ * from the page's own network requests; then with access control on (--auth
+ * all), the token taken from the page's #token= fragment. A screenshot of a room with a few
  * messages goes to the testdir (and to $DEMO_SCREENSHOT when set: `npm run
  * demo:screenshot` regenerates docs/demo.png that way).
  */
@@ -11,6 +12,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import t, { type Test } from 'tap';
+import { mintToken } from '../src/cli/token.js';
 import { chromiumAvailable, launchBrowser } from './helpers/browser.js';
 import { ROOT, startServer, waitFor } from './helpers/server.js';
 
@@ -57,6 +59,7 @@ t.test('demo files: served from memory with their types, no-cache, 404 for anyth
 interface Seen {
   url: URL;
   type: string;
+  authorization: string | undefined;
 }
 
 /** A tab on the room, recording the protocol requests it makes and any script error. */
@@ -70,7 +73,7 @@ async function openRoom(t: Test, context: BrowserContext, url: string): Promise<
     if (u.pathname !== '/') return;
     // A put over fetch may carry its parameters in a form body: they count as the query here.
     for (const [k, v] of new URLSearchParams(r.postData() ?? '')) u.searchParams.set(k, v);
-    requests.push({ url: u, type: r.resourceType() });
+    requests.push({ url: u, type: r.resourceType(), authorization: r.headers().authorization });
   });
   page.on('pageerror', (err) => errors.push(String(err)));
   page.on('console', (m) => {
@@ -161,4 +164,81 @@ t.test('chat in headless Chromium: two tabs see each other, over fetch and over 
       }
     });
   }
+});
+
+t.test('chat with --auth all: the token from the #token= fragment, over fetch (Authorization) and over JSONP (token=)', async (t) => {
+  if (!chromiumAvailable(t)) return;
+  const secret = 'demo-auth-secret';
+  const srv = await startServer({ t, args: ['--demo', 'on', '--auth', 'all', '--auth-secret', secret] });
+  const browser = await launchBrowser(t);
+  const token = mintToken({ secret, channels: ['demo-chat:*'], ttl: 600 });
+
+  for (const transport of ['fetch', 'jsonp'] as const) {
+    await t.test(transport, async (t) => {
+      const url = `${srv.url}/demo/?room=auth-${transport}${transport === 'jsonp' ? '&transport=jsonp' : ''}#token=${token}`;
+      const a = await openRoom(t, browser, url);
+      const b = await openRoom(t, browser, url);
+      await send(a.page, 'alice', `token over ${transport}`);
+      await waitForMessage(b.page, 'alice', `token over ${transport}`);
+      await send(b.page, 'bob', 'accepted');
+      await waitForMessage(a.page, 'bob', 'accepted');
+      const all = [...a.requests, ...b.requests];
+      t.ok(
+        all.some((r) => r.url.searchParams.get('method') === 'put'),
+        'puts were sent',
+      );
+      if (transport === 'fetch') {
+        t.ok(
+          all.every((r) => r.authorization === `Bearer ${token}` && !r.url.searchParams.has('token')),
+          'every request carried the token as Authorization: Bearer, not in the URL',
+        );
+      } else {
+        t.ok(
+          all.every((r) => r.type === 'script' && r.url.searchParams.get('token') === token),
+          'every <script> request carried the token as token=',
+        );
+      }
+      t.same([...a.errors, ...b.errors], [], 'no script errors');
+    });
+  }
+
+  await t.test('without a token the page says it was refused', async (t) => {
+    const page = await browser.newPage();
+    t.teardown(() => page.close().catch(() => {}));
+    await page.goto(`${srv.url}/demo/?room=auth-none`, { timeout: 10000 });
+    await page.locator('#status', { hasText: 'Refused by the server' }).waitFor({ timeout: 5000 });
+    t.pass('refused, not retrying');
+  });
+
+  await t.test('the client over JSONP with a token function: a failed request calls it again (JSONP cannot see the 401)', async (t) => {
+    const page = await browser.newPage();
+    t.teardown(() => page.close().catch(() => {}));
+    await page.goto(`${srv.url}/demo/?room=auth-fn#token=${token}`, { timeout: 10000 });
+    const bad = mintToken({ secret: 'wrong', channels: ['*'], ttl: 600 });
+    const outcome = await page.evaluate(
+      async ({ bad, good }) => {
+        // The library as the page has it: a variable, or TypeScript would look for the path on disk.
+        const library = '/demo/client/index.js';
+        const { createClient } = await import(library);
+        let calls = 0;
+        const client = createClient({ url: new URL('/', location.href).href, transport: 'jsonp', token: async () => (calls++ === 0 ? bad : good) });
+        const first = await client.publish('demo-chat:auth-fn', 'refused').then(
+          () => 'accepted',
+          (err: { name: string }) => err.name,
+        );
+        const time = await client.publish('demo-chat:auth-fn', 'with the new token');
+        return { first, time, calls };
+      },
+      { bad, good: token },
+    );
+    t.equal(outcome.first, 'CometNetworkError', 'the refused JSONP put fails as a network error');
+    t.equal(outcome.calls, 2, 'the function was called again for the next request');
+    t.ok(Number.isSafeInteger(outcome.time), 'which the server accepted');
+    const reader = mintToken({ secret, channels: ['*'], ttl: 60 });
+    t.strictSame(
+      (await srv.get('demo-chat:auth-fn', { time: 0, timeout: 0, token: reader })).messages,
+      ['with the new token'],
+      'only the second put was stored',
+    );
+  });
 });
