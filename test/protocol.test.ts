@@ -383,12 +383,16 @@ for (const threads of [1, 3]) {
       });
     });
 
-    t.test('HEAD answers like GET, without a body', async (t) => {
+    t.test('HEAD answers like GET, without a body, refused or not', async (t) => {
       // Over raw sockets: a body after a HEAD answer would corrupt a keep-alive connection.
-      for (const path of [`/?method=sync&channel=${encodeURIComponent(uniq('head'))}`, '/healthz']) {
+      for (const [path, status] of [
+        [`/?method=sync&channel=${encodeURIComponent(uniq('head'))}`, 200],
+        ['/healthz', 200],
+        ['/?method=bogus&channel=x', 400],
+      ] as const) {
         const r = await rawExchange(srv, [`HEAD ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`], { timeoutMs: 2000, idleMs: 300 });
         const res = parseRawResponse(r.text);
-        t.equal(res.status, 200, `HEAD ${path}: 200`, { text: r.text.slice(0, 300) });
+        t.equal(res.status, status, `HEAD ${path}: ${status}`, { text: r.text.slice(0, 300) });
         t.equal(res.rest, '', `HEAD ${path}: no body bytes after the headers`, { rest: res.rest.slice(0, 100) });
         t.match(res.headers['content-type'] ?? '', JSON_TYPE, `HEAD ${path}: JSON Content-Type`);
         if (path !== '/healthz') {

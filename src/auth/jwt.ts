@@ -13,7 +13,6 @@ import type { VerifyKeys } from './keys.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 const HS256_BYTES = 32;
-const ES256_BYTES = 64;
 
 /**
  * The token's Grant once its signature verifies with one of `keys`; throws
@@ -39,9 +38,10 @@ function signatureVerifies(alg: unknown, signed: string, signature: Buffer, keys
     case 'RS256':
       return keys.rs256.length > 0 ? keys.rs256.some((key) => verify('sha256', Buffer.from(signed), key, signature)) : refuseAlgorithm();
     case 'ES256':
-      if (keys.es256.length === 0) return refuseAlgorithm();
       // JWS carries ES256 as r || s, 32 bytes each (RFC 7518 3.4), not DER.
-      return signature.length === ES256_BYTES && keys.es256.some((key) => verify('sha256', Buffer.from(signed), { key, dsaEncoding: 'ieee-p1363' }, signature));
+      return keys.es256.length > 0
+        ? keys.es256.some((key) => verify('sha256', Buffer.from(signed), { key, dsaEncoding: 'ieee-p1363' }, signature))
+        : refuseAlgorithm();
     default:
       return refuseAlgorithm();
   }

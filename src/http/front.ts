@@ -266,12 +266,12 @@ export class HttpFront {
       params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
     } catch (err) {
-      if (err instanceof CometError) return this.responder.refuse(res, err, headers);
+      if (err instanceof CometError) return this.responder.refuse(res, err, headers, undefined, head);
       throw err;
     }
     // Before HEAD too: its answer would tell whether the request would be served.
     const refused = this.gate?.check(bearer ?? params.token, request.method, request.channel);
-    if (refused !== undefined) return this.responder.refuse(res, refused, headers, refused.statusCode === 401 ? CHALLENGE : undefined);
+    if (refused !== undefined) return this.responder.refuse(res, refused, headers, refused.statusCode === 401 ? CHALLENGE : undefined, head);
     if (head) return this.responder.head(res, request.callback, headers);
     this.execute(res, request, headers);
   }

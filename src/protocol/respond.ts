@@ -93,15 +93,17 @@ export class Responder {
   /**
    * Refuses a request with its error's status and code. The connection
    * closes after the answer when the server is closing, or when what follows
-   * on it cannot be trusted to start a request (see protocol/errors.ts).
+   * on it cannot be trusted to start a request (see protocol/errors.ts). A
+   * refused HEAD gets the status and headers only: uWS would send the body.
    */
-  refuse(res: HttpResponse, err: CometError, headers: AnswerHeaders, extraHeader?: [string, string]): void {
+  refuse(res: HttpResponse, err: CometError, headers: AnswerHeaders, extraHeader?: [string, string], head = false): void {
     this.counted(err.code);
     this.corked(res, () => {
       res.writeStatus(STATUS[err.statusCode]!);
       res.writeHeader(CONTENT_TYPE, headers.block(JSON_TYPE));
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
-      res.end(errorAnswer(err), this.closing || err.closesConnection);
+      if (head) res.endWithoutBody();
+      else res.end(errorAnswer(err), this.closing || err.closesConnection);
     });
   }
 
