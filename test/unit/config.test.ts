@@ -71,6 +71,10 @@ function otherValue(key: keyof Config): string {
       return 'cb_[0-9]+';
     case 'uwsBuild':
       return '20.51';
+    case 'auth':
+      return 'put';
+    case 'authLeeway':
+      return '30';
     default:
       return '12345';
   }
