@@ -260,6 +260,8 @@ t.test('auth: comet-1 without and with --auth all, a token on every request', { 
     );
     t.same(results.failures.map((f) => f.what).sort(), ['auth get-chain comet-1-auth run 1/1', 'auth put comet-1-auth run 1/1']);
     for (const f of results.failures) t.match(f.message, /answered 401 .*COMET_ERR_UNAUTHORIZED/, f.what);
+    t.notMatch(JSON.stringify(results), other, 'the token given is nowhere in the results file');
+    t.equal(results.meta.settings.authToken, '(given)');
     t.ok(
       results.entries.filter((e) => e.target === 'comet-1').every((e) => e.runs.length === 1),
       'the rows without auth still measured',
