@@ -14,6 +14,7 @@ import type { Test } from 'tap';
 import { findNchanModule, findNginx } from '../bench/targets/nchan/start.js';
 import { GATE, TINY, bench, describe, diag, needs, outliving, processesMatching, runNode, stillRunning, wrkAvailable, type Results } from './helpers/bench.js';
 import { ROOT, startServer } from './helpers/server.js';
+import { mintToken, randomSecret } from '../bench/harness/token.js';
 
 const ADAPTER = path.join('test', 'fixtures', 'bench-adapter.js');
 const BOUNDS = ['server', 'load', 'both', 'neither'];
@@ -210,6 +211,62 @@ t.test('--generator wrk', { timeout: 60_000 }, async (t) => {
     results,
     targets.flatMap((id) => [`throughput put-many ${id}`, `throughput get-buffered ${id}`]),
   );
+});
+
+t.test('auth: comet-1 without and with --auth all, a token on every request', { timeout: 90_000 }, async (t) => {
+  if (!wrkAvailable(t)) return;
+  const dir = t.testdir();
+  const auth = ['--generator', 'wrk', '--scenario', 'auth', ...TINY, '--duration', '1', '--warmup', '0'];
+  const rows = ['auth put comet-1', 'auth put comet-1-auth', 'auth get-chain comet-1', 'auth get-chain comet-1-auth'];
+
+  t.test('measures both rows of each case, and the report gives their ratio and a verdict', async (t) => {
+    const json = path.join(dir, 'auth.json');
+    const report = path.join(dir, 'AUTH.md');
+    const r = await bench([...auth, '--json', json, '--report', report, '--charts', path.join(dir, 'charts')], { timeoutMs: 60_000 });
+    t.equal(r.code, 0, 'exit code 0', diag(r));
+    const results = readResults(t, json);
+    t.same(results.failures, [], 'no failed runs');
+    t.same(results.entries.map(describe), rows, 'each case without and with auth, side by side');
+    for (const e of results.entries) {
+      const run = e.runs[0] ?? {};
+      t.ok((run.serverCpuUs as number) > 0 && (run.requests as number) > 0, `${describe(e)}: CPU per request (${run.serverCpuUs})`);
+      t.equal(run.non2xx, 0, `${describe(e)}: every answer 2xx`);
+      if (e.target === 'comet-1-auth') {
+        t.equal(run.tokensVerified, 1, `${describe(e)}: one signature check, on its one thread`);
+        t.ok((run.tokensRemembered as number) >= (run.requests as number), `${describe(e)}: every measured request found its token in the cache`);
+      } else t.equal(run.tokensVerified, undefined, `${describe(e)}: no token figures without auth`);
+    }
+    const md = fs.readFileSync(report, 'utf8');
+    t.match(md, /^## Access control$/m);
+    t.match(md, /\| put \| comet-server --threads 1 --auth all \|[^\n]*\| \d+\.\d\dx comet-1 CPU\/req/, 'the put ratio');
+    t.match(md, /\| get-chain \| comet-server --threads 1 --auth all \|[^\n]*\| \d+\.\d\dx comet-1 CPU\/req/, 'the get-chain ratio');
+    t.match(
+      md,
+      /\| Access control: [^|]* \| put: comet-1-auth [\d.]+ µs\/request vs comet-1 [\d.]+: [\d.]+x \(goal ≤ 1\.1x\); get-chain: [^|]* \| (Met|Not met) \|/,
+    );
+  });
+
+  t.test('a token the server refuses fails the run instead of giving a figure', async (t) => {
+    const json = path.join(dir, 'refused.json');
+    const other = mintToken(randomSecret());
+    const r = await bench([...auth, '--auth-token', other, '--json', json], { timeoutMs: 60_000 });
+    t.equal(r.code, 1, 'exit code 1: runs failed', diag(r));
+    const results = readResults(t, json);
+    const authed = results.entries.filter((e) => e.target === 'comet-1-auth');
+    t.same(
+      authed.map((e) => e.runs.length),
+      [0, 0],
+      'no figures with auth',
+    );
+    t.same(results.failures.map((f) => f.what).sort(), ['auth get-chain comet-1-auth run 1/1', 'auth put comet-1-auth run 1/1']);
+    for (const f of results.failures) t.match(f.message, /answered 401 .*COMET_ERR_UNAUTHORIZED/, f.what);
+    t.notMatch(JSON.stringify(results), other, 'the token given is nowhere in the results file');
+    t.equal(results.meta.settings.authToken, '(given)');
+    t.ok(
+      results.entries.filter((e) => e.target === 'comet-1').every((e) => e.runs.length === 1),
+      'the rows without auth still measured',
+    );
+  });
 });
 
 // ------------------------------------------------------------------ c. a server given by URL

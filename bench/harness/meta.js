@@ -74,12 +74,14 @@ export function versions() {
  * @param {import('./settings.js').Settings} settings
  */
 export function startMeta(command, settings) {
+  // a token is a credential: the results file says that one was given, never which
+  const { authToken, ...kept } = settings;
   return {
     date: new Date().toISOString(),
-    command,
+    command: command.replace(/(--auth-token[= ])\S+/g, '$1(given)'),
     machine: machineInfo(),
     versions: versions(),
-    settings: { ...settings },
+    settings: authToken ? { ...kept, authToken: '(given)' } : kept,
     loadAverage: { start: loadAverage(), end: null },
     pinning: settings.pinning,
     startedAt: Date.now(),

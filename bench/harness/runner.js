@@ -5,6 +5,7 @@
 // bounded in time; a failed run is recorded and the plan goes on.
 
 import { progress, withTimeout } from '../lib/common.js';
+import * as auth from './scenarios/auth.js';
 import * as channels from './scenarios/channels.js';
 import { killAll } from './load/children.js';
 import { createContext } from './scenarios/context.js';
@@ -13,7 +14,7 @@ import * as idle from './scenarios/idle.js';
 import * as throughput from './scenarios/throughput.js';
 import { startTarget } from './targets.js';
 
-export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster'];
+export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster', 'auth'];
 
 /**
  * @typedef {import('./types.js').Run} Run
@@ -36,7 +37,8 @@ export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling',
  * {scenario, case?, waiters?, threads?, target, pin, run(ctx)}. The scaling
  * and cluster scenarios measure put-many and fan-out again on targets of
  * their own (settings.threads, settings.clusterTargets), so that their rows
- * never replace those of the throughput and fan-out scenarios.
+ * never replace those of the throughput and fan-out scenarios; the auth
+ * scenario has its own pair of targets, comet-1 without and with --auth all.
  * @param {{ scenarios: string[], targets: string[], settings: Settings }} what
  * @returns {Unit[]}
  */
@@ -81,6 +83,9 @@ export function plan({ scenarios, targets, settings }) {
         for (const target of settings.clusterTargets)
           add({ scenario, case: 'fanout', waiters: w, target, pin: settings.pinning, run: (ctx) => fanout.run(ctx, w) });
       }
+    } else if (scenario === 'auth') {
+      // without and with access control, side by side, round-robin like the rest
+      for (const c of auth.CASES) for (const target of auth.TARGETS) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => auth.run(ctx, c) });
     } else {
       throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);
     }

@@ -31,6 +31,7 @@ import { SCENARIOS } from './runner.js';
  * @property {number} publishers
  * @property {(string | number)[]} clusterTargets
  * @property {number[]} clusterWaiters
+ * @property {string} authToken
  * @property {boolean} pin
  * @property {string} json
  * @property {string} merge
@@ -56,12 +57,12 @@ const powersOfTwoUpTo = (n) => {
  * @type {[name: keyof Options, def: unknown, quickDef: unknown, help: string][]}
  */
 export const OPTIONS = [
-  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster'],
+  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster, auth'],
   [
     'target',
     ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'],
     undefined,
-    'targets: comet-N (this server, N threads), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)',
+    'targets: comet-N (this server, N threads), comet-N-auth (the same with --auth all, sent a token with every request), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)',
   ],
   ['url', '', undefined, 'measure the server at this URL (the external target); implies --target external unless --target is given'],
   ['adapter', 'simple-comet', undefined, 'how to speak to --url: simple-comet, nchan, or a path to an adapter module (bench/README.md)'],
@@ -93,6 +94,7 @@ export const OPTIONS = [
     'cluster mode: the targets compared (not --target): put-many and fan-out on each, ratios to the in-memory comet-N',
   ],
   ['clusterWaiters', [1000, 10000], [1000], 'cluster mode: waiters of its fan-out runs, spread evenly over the nodes'],
+  ['authToken', '', undefined, 'auth: the token sent to comet-N-auth in place of the one its random secret signed (a token it refuses fails the run)'],
   ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
   ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
   [
@@ -169,6 +171,7 @@ export function settingsFrom(o) {
     publishers: o.publishers,
     clusterTargets: o.clusterTargets.map(String),
     clusterWaiters: o.clusterWaiters,
+    authToken: o.authToken,
     pinning: o.pin ? defaultPinning(cores) : null,
     warmupWaiters: 200,
     settleMs: o.quick ? 500 : 2000,

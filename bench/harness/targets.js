@@ -1,6 +1,8 @@
 // The servers under test, each started and stopped by the harness in the same
 // run, behind one handle:
 //   comet-N   this project (dist/cli/main.js) with --threads N
+//   comet-N-auth  the same with --auth all and a random HS256 secret of its own
+//             (in its environment); the handle carries a token signed with it
 //   ceiling   bench/targets/raw-uws.js: bare uWebSockets.js with fixed answers
 //   nchan-N   nginx + Nchan with N worker processes (bench/targets/nchan/)
 //   redis-N   cluster mode on one node: comet-server --threads N --redis, with
@@ -9,12 +11,13 @@
 //             own (cluster-NxT: T threads each)
 //   external  a server the user runs, given by --url (and --adapter, --pid)
 //
-// handle: { id, label, kind, threads, nodes, url, urls, adapterRef, pids(), parts(), stop(), kill(), log() }
+// handle: { id, label, kind, threads, nodes, url, urls, adapterRef, pids(), parts(), stop(), kill(), log(), token? }
 //   urls     every node's URL (url is the first: the harness's own requests
 //            and publishes go there); one URL for single-process targets
 //   pids()   every process of the target, Redis included: its CPU and memory
 //   parts()  named subsets of pids() whose CPU is also reported on its own
 //            ({ redis: [pid] }), or {}
+//   token    comet-N-auth: a token its secret signed, every method on every channel
 //
 // cluster-N runs one thread per node by default: a node's second thread only
 // adds cross-thread hops (compare comet-2 with comet-1 in BENCHMARKS.md), and
@@ -26,6 +29,7 @@ import { findBinary, startRedisServer } from '../lib/redis.js';
 import { startTarget as startNodeTarget } from '../lib/server.js';
 import { findNchanModule, findNginx, startNchan } from '../targets/nchan/start.js';
 import { pin } from './cpu.js';
+import { mintToken, randomSecret } from './token.js';
 
 /**
  * @typedef {import('./types.js').TargetInfo & { adapterRef: string }} TargetDescription
@@ -44,6 +48,7 @@ import { pin } from './cpu.js';
  * @property {() => Promise<void>} stop
  * @property {() => void} kill
  * @property {() => string} log
+ * @property {string} [token] comet-N-auth: a token the target accepts for every method and channel
  */
 
 /**
@@ -54,9 +59,10 @@ import { pin } from './cpu.js';
  */
 export function describeTarget(id, external = {}) {
   let m;
-  if ((m = /^comet-(\d+)$/.exec(id))) {
+  if ((m = /^comet-(\d+)(-auth)?$/.exec(id))) {
     const threads = Number(m[1]);
-    return { id, kind: 'comet', threads, label: `comet-server --threads ${threads}`, adapterRef: 'simple-comet' };
+    const auth = m[2] ? ' --auth all' : '';
+    return { id, kind: 'comet', threads, label: `comet-server --threads ${threads}${auth}`, adapterRef: 'simple-comet' };
   }
   if (id === 'ceiling') return { id, kind: 'ceiling', threads: 1, label: 'raw uWebSockets.js (fixed answers)', adapterRef: 'simple-comet' };
   if ((m = /^nchan-(\d+)$/.exec(id))) {
@@ -84,7 +90,7 @@ export function describeTarget(id, external = {}) {
     if (!external.url) throw new Error('the external target needs --url');
     return { id, kind: 'external', threads: null, label: external.label || external.url, adapterRef: external.adapter || 'simple-comet' };
   }
-  throw new Error(`unknown target ${id}: comet-N, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
+  throw new Error(`unknown target ${id}: comet-N, comet-N-auth, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
 }
 
 /**
@@ -198,10 +204,22 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
     for (const p of pids) if (!fs.existsSync(`/proc/${p}`)) throw new Error(`--pid ${p}: no such process`);
     handle = { ...d, url: /** @type {string} */ (external.url), pids: () => pids, stop: async () => {}, kill: () => {}, log: () => '' };
   } else {
-    const s = startNodeTarget(d.kind === 'ceiling' ? { target: 'raw' } : { target: 'server', threads: /** @type {number} */ (d.threads), ...SERVER_OPTIONS });
+    // --auth all: the secret goes in the environment, where the server's help says to keep it
+    const secret = id.endsWith('-auth') ? randomSecret() : null;
+    const s = startNodeTarget(
+      d.kind === 'ceiling'
+        ? { target: 'raw' }
+        : {
+            target: 'server',
+            threads: /** @type {number} */ (d.threads),
+            ...SERVER_OPTIONS,
+            ...(secret ? { env: { ...process.env, COMET_AUTH: 'all', COMET_AUTH_SECRET: secret } } : {}),
+          },
+    );
     const port = await s.waitListening(START_TIMEOUT_MS);
     handle = {
       ...d,
+      ...(secret ? { token: mintToken(secret) } : {}),
       url: `http://127.0.0.1:${port}/`,
       pids: () => [/** @type {number} */ (s.pid)],
       stop: async () => void (await s.stop('SIGTERM', STOP_TIMEOUT_MS)),

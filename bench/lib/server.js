@@ -168,8 +168,8 @@ export class ServerProcess {
  * Starts a target of the harness; waitListening() says when it serves.
  * target 'server': node dist/cli/main.js --port 0 --host 127.0.0.1 --threads N [--max-waiting M] [extra...]
  * target 'raw':    node bench/targets/raw-uws.js --port 0 --host 127.0.0.1
- * The child inherits this process's environment: COMET_UWS_BUILD pins the build it runs on.
- * @param {{ target: 'server', threads: number, maxWaiting?: number, extraArgs?: string[] } | { target: 'raw' }} opts
+ * The child inherits this process's environment (or gets env): COMET_UWS_BUILD pins the build it runs on.
+ * @param {{ target: 'server', threads: number, maxWaiting?: number, extraArgs?: string[], env?: NodeJS.ProcessEnv } | { target: 'raw' }} opts
  */
 export function startTarget(opts) {
   if (opts.target === 'raw') return new ServerProcess([rawTarget, '--port', '0', '--host', '127.0.0.1']);
@@ -177,7 +177,7 @@ export function startTarget(opts) {
   const args = [serverMain, '--port', '0', '--host', '127.0.0.1', '--threads', String(opts.threads)];
   if (opts.maxWaiting && opts.maxWaiting > 0) args.push('--max-waiting', String(opts.maxWaiting));
   args.push(...(opts.extraArgs ?? []));
-  return new ServerProcess(args);
+  return new ServerProcess(args, opts.env ? { env: opts.env } : {});
 }
 
 /**

@@ -52,6 +52,11 @@ const SECTIONS = {
     method:
       "comet-server in memory on one node against cluster mode (`--redis`: channels in Redis, a put on one node wakes gets waiting on any), on one node and on several nodes sharing one Redis, measured side by side in one run. Every target is started afresh for each run, Redis included (its own `redis-server` on a free port, nothing persisted), and pinned with the nodes to the target's CPUs. put-many spreads the load generator's connections evenly over the nodes; in fan-out the waiters are spread evenly over the nodes and the publish goes to the first node, and the latencies are over every delivery on every node. Server CPU counts every process of the target, Redis included; \"of which Redis\" is the `redis-server` process's share of it.",
   },
+  auth: {
+    title: 'Access control',
+    method:
+      'What `--auth all` costs: `comet-1` without access control and `comet-1-auth` (the same server with `--auth all` and a random HS256 secret of its own) side by side in one run, the latter sent a token signed with that secret in `Authorization: Bearer` on every request. `put` publishes to one channel; `get-chain` alternates a put and a get on one channel, each get from the time of the newest get answer (the answer carries the messages put since), as a long-poll subscriber chains, so its figures are per request of the pair. Every request re-uses one token: each server thread checks its signature once and finds it in its cache after ("tokens verified", "tokens found in the cache": the server\'s `/metrics` counters at the end of the run, warm-up included); a run in which any request was refused (401 or 403) fails instead of giving figures. The ratio to the server without auth is the figure the target is judged on.',
+  },
 };
 
 /**

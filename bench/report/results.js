@@ -25,7 +25,7 @@ export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export const unique = (xs) => [...new Set(xs)];
 
 /** Throughput cases in the order that reads best: from the cheapest request to the dearest. */
-const CASE_ORDER = ['put-one', 'put-many', 'sync', 'get-buffered', 'fanout'];
+const CASE_ORDER = ['put-one', 'put-many', 'sync', 'get-buffered', 'fanout', 'put', 'get-chain'];
 
 /**
  * @param {Results} results
@@ -114,6 +114,13 @@ export function inMemoryOf(results, e) {
   const threads = threadsOf(results, e);
   return counterpart(results, e, (t) => t.kind === 'comet' && t.threads === threads) ?? counterpart(results, e, (t) => t.kind === 'comet');
 }
+
+/**
+ * The same server without access control measured beside an auth entry (comet-1 for comet-1-auth).
+ * @param {Results} results
+ * @param {Entry} e
+ */
+export const unauthenticatedOf = (results, e) => counterpart(results, e, (t) => t.id === e.target.replace(/-auth$/, ''));
 
 /** @param {Results} results @param {Entry} e */
 export const nchanOf = (results, e) => counterpart(results, e, (t, o) => t.kind === 'nchan' && threadsOf(results, o) === threadsOf(results, e));

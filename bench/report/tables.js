@@ -3,7 +3,7 @@
 // CPUs and which side was saturated) and in what order.
 
 import { fmtFixed, fmtInt, fmtMiB, markdownTable, mmm } from '../lib/common.js';
-import { ceilingOf, counterpart, countBounds, entriesOf, inMemoryOf, isNum, med, nchanOf, sorted, targetOf, values } from './results.js';
+import { ceilingOf, counterpart, countBounds, entriesOf, inMemoryOf, isNum, med, nchanOf, sorted, targetOf, unauthenticatedOf, values } from './results.js';
 
 /**
  * @typedef {import('../harness/types.js').Results} Results
@@ -82,6 +82,17 @@ const VERSUS_IN_MEMORY = [
     'vs in memory, one node',
     (results, e, table) => {
       const base = inMemoryOf(results, e);
+      return !base || base === e ? '—' : ratioCell(e, base, base.target, table.key);
+    },
+  ],
+];
+
+/** @type {VersusColumns} */
+const VERSUS_NO_AUTH = [
+  [
+    'vs without auth',
+    (results, e, table) => {
+      const base = unauthenticatedOf(results, e);
       return !base || base === e ? '—' : ratioCell(e, base, base.target, table.key);
     },
   ],
@@ -190,6 +201,21 @@ export const SCENARIOS = [
           ['serverCpuUs', 'CPU/delivery'],
         ],
         versus: VERSUS_IN_MEMORY,
+      },
+    ],
+  },
+  {
+    id: 'auth',
+    tables: [
+      {
+        ids: [byCase],
+        figures: [...THROUGHPUT_FIGURES, ['tokens verified', 'tokensVerified', fmtInt, '—'], ['tokens found in the cache', 'tokensRemembered', fmtInt, '—']],
+        key: [
+          ['serverCpuUs', 'CPU/req'],
+          ['rps', 'rps'],
+        ],
+        versus: VERSUS_NO_AUTH,
+        bound: true,
       },
     ],
   },

@@ -3,7 +3,7 @@
 // a median against a limit) and their thresholds, and whether it was met.
 
 import { fmtFixed, fmtInt } from '../lib/common.js';
-import { boundOf, entriesOf, kindOf, med, nchanOf, plural, sorted, threadsOf, values } from './results.js';
+import { boundOf, entriesOf, kindOf, med, nchanOf, plural, sorted, threadsOf, unauthenticatedOf, values } from './results.js';
 
 /**
  * @typedef {import('../harness/types.js').Results} Results
@@ -193,11 +193,26 @@ function assessScaling(results) {
   return verdictOf('Thread scaling: comet-server put-many at 8 threads ≥ 5x the requests/s at 1 thread', parts);
 }
 
+/** @param {Results} results */
+function assessAuth(results) {
+  /** @type {Part[]} */
+  const parts = [];
+  for (const c of ['put', 'get-chain']) {
+    const authed = entriesOf(results, 'auth', { case: c }).filter((e) => e.target.endsWith('-auth'));
+    if (authed.length === 0) parts.push(unknown(`${c}: not measured with auth`));
+    for (const e of sorted(results, authed)) {
+      const p = ratioPart(named(e, e.target), named(unauthenticatedOf(results, e), e.target.replace(/-auth$/, '')), 'serverCpuUs', ['≤', 1.1], CPU_REQ);
+      parts.push({ ...p, text: `${c}: ${p.text}` });
+    }
+  }
+  return verdictOf('Access control: an authenticated put and a chained authenticated get cost ≤ 1.1x the server CPU per request without auth', parts);
+}
+
 /**
  * Each performance target with the figures it was judged on.
  * @param {Results} results
  * @returns {Assessment[]}
  */
 export function assessTargets(results) {
-  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling].map((assess) => assess(results));
+  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling, assessAuth].map((assess) => assess(results));
 }

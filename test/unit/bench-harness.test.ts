@@ -5,6 +5,7 @@
  * release gate's verdicts. The harness over real sockets is in
  * test/bench-harness.test.ts.
  */
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -15,6 +16,8 @@ import { defaultPinning, parseCpuList, processCpuUs } from '../../bench/harness/
 import { OPTIONS, parseOptions, settingsFrom } from '../../bench/harness/settings.js';
 import { SCENARIOS, plan } from '../../bench/harness/runner.js';
 import { describeTarget } from '../../bench/harness/targets.js';
+import { mintToken, randomSecret } from '../../bench/harness/token.js';
+import { CURSOR_MARK, wrkScript } from '../../bench/harness/load/wrk-load.js';
 import { evaluate, loadChecks } from '../../bench/harness/gate.js';
 import { boundBy, messageWith } from '../../bench/harness/scenarios/context.js';
 import { quantile as exactQuantile } from '../../bench/harness/scenarios/fanout.js';
@@ -448,6 +451,11 @@ t.test('runner.plan', async (t) => {
     t.ok(u.case === 'put-many' || (u.case === 'fanout' && u.waiters === s.scalingWaiters), what(u));
   }
   t.equal(plan({ scenarios: ['scaling'], targets: ['ceiling'], settings: s }).length, 0, 'nothing to scale');
+  t.same(
+    plan({ scenarios: ['auth'], targets: ['ceiling'], settings: s }).map((u: Unit) => `${u.case} ${u.target}`),
+    ['put comet-1', 'put comet-1-auth', 'get-chain comet-1', 'get-chain comet-1-auth'],
+    'auth: each case without and with auth, side by side, whatever --target says',
+  );
   t.throws(() => plan({ scenarios: ['bogus'], targets: ['comet-1'], settings: s }), /unknown scenario bogus/);
 });
 
@@ -457,6 +465,7 @@ t.test('targets.describeTarget', async (t) => {
   t.match(describeTarget('nchan-2'), { kind: 'nchan', threads: 2, adapterRef: 'nchan', label: 'nginx + Nchan, 2 workers' });
   t.match(describeTarget('external', { url: 'http://h:1/', adapter: './a.js' }), { kind: 'external', label: 'http://h:1/', adapterRef: './a.js' });
   t.throws(() => describeTarget('external'), /needs --url/);
+  t.match(describeTarget('comet-1-auth'), { id: 'comet-1-auth', kind: 'comet', threads: 1, label: 'comet-server --threads 1 --auth all' });
   t.throws(() => describeTarget('comet'), /unknown target comet/);
 });
 
@@ -472,6 +481,31 @@ t.test('scenario helpers', async (t) => {
   t.equal(exactQuantile([1, 2, 3, 4], 0.5), 2);
   t.equal(exactQuantile([1, 2, 3, 4], 1), 4);
   t.ok(Number.isNaN(exactQuantile([], 0.5)));
+});
+
+t.test('token.mintToken: an HS256 JWT the secret verifies, every channel, an hour', async (t) => {
+  const token = mintToken('s'.repeat(32));
+  const [header, claims, signature] = token.split('.');
+  t.same(JSON.parse(Buffer.from(header, 'base64url').toString()), { alg: 'HS256', typ: 'JWT' });
+  const { exp, channels } = JSON.parse(Buffer.from(claims, 'base64url').toString());
+  t.same(channels, ['*']);
+  t.ok(Math.abs(exp - (Date.now() / 1000 + 3600)) < 5, 'exp an hour from now, in seconds');
+  t.equal(signature, createHmac('sha256', 's'.repeat(32)).update(`${header}.${claims}`).digest('base64url'));
+  t.equal(randomSecret().length, 64, '32 random bytes');
+});
+
+t.test('wrkScript with a chain: put and get in turn, the get from the newest get answer', async (t) => {
+  const put = { path: '/?method=put&channel=c&message=m', headers: { Authorization: 'Bearer T' } };
+  const get = { path: `/?method=get&channel=c&time=${CURSOR_MARK}&timeout=60`, headers: { Authorization: 'Bearer T' } };
+  const lua = wrkScript([put], [], { put, get, cursor: '41', answered: '^{"time":(%d+),"messages"' });
+  t.match(lua, 'local cursor = [==[41]==]');
+  t.match(
+    lua,
+    'wrk.format([==[GET]==], [==[/?method=get&channel=c&time=]==] .. cursor .. [==[&timeout=60]==], {[ [==[Authorization]==] ] = [==[Bearer T]==]}, nil)',
+  );
+  t.match(lua, /response = function\(status, headers, body\)/);
+  t.match(lua, 'tonumber(t) > newest', 'an answer older than the newest never moves the cursor back');
+  t.throws(() => wrkScript([put], [], { put, get: put, cursor: '1', answered: 'x' }), /must hold CURSOR once/);
 });
 
 // ------------------------------------------------------------------ the release gate

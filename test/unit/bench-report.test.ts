@@ -334,9 +334,33 @@ t.test('assessTargets: thread scaling', async (t) => {
   t.equal(assess([scaling(8, 200000)], 4).verdict, 'not measured', 'no 1-thread run');
 });
 
+t.test('assessTargets: access control, authenticated against unauthenticated CPU per request', async (t) => {
+  const row = (c: string, target: string, cpu: number[]): Entry => ({ scenario: 'auth', case: c, target, runs: cpu.map((serverCpuUs) => ({ serverCpuUs })) });
+  const both = (putAuth: number[], chainAuth: number[]) => [
+    row('put', 'comet-1', [10, 10, 10]),
+    row('put', 'comet-1-auth', putAuth),
+    row('get-chain', 'comet-1', [20, 20, 20]),
+    row('get-chain', 'comet-1-auth', chainAuth),
+  ];
+  const met = assess(both([10.5, 11, 30], [21, 22, 0]), 5);
+  t.equal(met.verdict, 'met', 'medians 1.10x and 1.05x');
+  t.match(met.figures, 'put: comet-1-auth 11.00 µs/request vs comet-1 10.00: 1.10x (goal ≤ 1.1x)');
+  t.match(met.figures, 'get-chain: comet-1-auth 21.00 µs/request vs comet-1 20.00: 1.05x');
+  t.equal(assess(both([11, 11.5, 12], [20, 20, 20]), 5).verdict, 'not met', 'put 1.15x');
+  const half = assess(both([10], [20]).slice(0, 2), 5);
+  t.equal(half.verdict, 'not measured');
+  t.match(half.why, 'get-chain: not measured with auth');
+  const failed = assess([...both([10], [20]).slice(0, 3), row('get-chain', 'comet-1-auth', [])], 5);
+  t.equal(failed.verdict, 'not measured', 'every authenticated run failed');
+  t.match(failed.why, 'comet-1-auth: all runs failed');
+  const md: string = renderReport(results(both([11], [22])));
+  t.match(md, /^## Access control$/m);
+  t.match(md, '1.10x comet-1 CPU/req');
+});
+
 t.test('assessTargets on the fixture: every target has a verdict and figures', async (t) => {
   const all: Assessment[] = assessTargets(FIXTURE);
-  t.equal(all.length, 5);
+  t.equal(all.length, 6);
   for (const a of all) {
     t.ok(['met', 'not met', 'not measured'].includes(a.verdict), a.target);
     t.ok(a.figures.length > 0);
@@ -344,7 +368,7 @@ t.test('assessTargets on the fixture: every target has a verdict and figures', a
   }
   t.same(
     all.map((a) => a.verdict),
-    ['not met', 'not met', 'met', 'not met', 'not measured'],
+    ['not met', 'not met', 'met', 'not met', 'not measured', 'not measured'],
   );
   const md: string = renderReport(FIXTURE);
   t.match(md, /\| Thread scaling: [^|]* \| [^|]* \| Not measured: no 8-thread run: needs ≥ 8 cores for the server; this machine has 2 \|/);

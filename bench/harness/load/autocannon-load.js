@@ -15,6 +15,7 @@ import { forkTracked, nextMessage } from './children.js';
  * @typedef {object} LoadOptions
  * @property {string[]} urls every node of the target
  * @property {import('../types.js').Request[]} requests replayed in a loop by every connection
+ * @property {Chain} [chain] instead of requests, a put and a chained get in turn (wrk only)
  * @property {number} connections over all load processes
  * @property {number} procs load processes (wrk: threads per URL)
  * @property {string | null} loadCpus the cores the load is pinned to
@@ -22,6 +23,11 @@ import { forkTracked, nextMessage } from './children.js';
  * @property {number} durationS
  * @property {() => number[]} targetPids the processes whose CPU is the server's
  * @property {() => Record<string, number[]>} [targetParts] parts of them whose CPU is reported on its own as well
+ * @typedef {object} Chain puts and gets in turn, each get from the newest time a get was answered with
+ * @property {import('../types.js').Request} put
+ * @property {import('../types.js').Request} get its path holds CURSOR_MARK (./wrk-load.js) where the time goes
+ * @property {string} cursor the first get's time
+ * @property {string} answered a Lua pattern whose capture is the time of a get's answer (not a put's)
  * @typedef {import('./messages.js').AutocannonReport} AutocannonReport
  * @typedef {import('./messages.js').AutocannonCommand} AutocannonCommand
  */
@@ -66,7 +72,8 @@ export function splitConnections(connections, procs, urls) {
  * serverCores, loadCores, wallMs, ...partFigures}; serverCpuUs is per request.
  * @param {LoadOptions} opts
  */
-export async function runAutocannon({ urls, requests, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+export async function runAutocannon({ urls, requests, chain, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+  if (chain) throw new Error('a chained get reads every answer for its cursor: it runs on --generator wrk only');
   const children = Array.from({ length: procs }, () => forkTracked(childScript));
   try {
     const pids = children.map((c) => /** @type {number} */ (c.pid));
