@@ -14,9 +14,9 @@
 // thread verifies the token once and then finds it in its cache).
 
 import { promSum } from '../adapters.js';
-import { runAutocannon } from '../load/autocannon-load.js';
-import { CURSOR_MARK, runWrk } from '../load/wrk-load.js';
+import { CURSOR_MARK } from '../load/wrk-load.js';
 import { boundBy, messageWith } from './context.js';
+import { generateLoad } from './throughput.js';
 
 /**
  * @typedef {import('./context.js').Context} Context
@@ -94,19 +94,7 @@ export async function run(ctx, kind) {
     await probe(ctx, signed(adapter.get('au-chain', cursor)), (res) => adapter.readGet(res).messages.length > 0, kind);
     chain = { put, get: signed(adapter.get('au-chain', CURSOR_MARK)), cursor, answered: '^{"time":(%d+),"messages"' };
   }
-  const generate = s.generator === 'wrk' ? runWrk : runAutocannon;
-  const r = await generate({
-    urls: ctx.target.urls,
-    requests: [put],
-    chain,
-    connections: s.connections,
-    procs: ctx.loadCapacity,
-    loadCpus: ctx.loadCpus,
-    warmupS: s.warmupS,
-    durationS: s.durationS,
-    targetPids: ctx.target.pids,
-    targetParts: ctx.target.parts,
-  });
+  const r = await generateLoad(ctx, [put], chain);
   if (r.requests === 0) throw new Error(`auth ${kind}: no request was answered`);
   // a 401 or 403 is a refused token, not a request served: no figure from such a run
   if (r.non2xx > 0) throw new Error(`auth ${kind}: ${r.non2xx} of ${r.requests} answers were not 2xx (refused tokens?)`);

@@ -72,18 +72,18 @@ async function probe(ctx, kind, req) {
 }
 
 /**
+ * The settings' load generator, sending `requests` (or `chain`) to the target.
  * @param {Context} ctx
- * @param {string} kind
- * @returns {Promise<import('../types.js').Run>}
+ * @param {Request[]} requests
+ * @param {import('../load/autocannon-load.js').Chain} [chain]
  */
-export async function run(ctx, kind) {
-  const requests = await requestsFor(ctx, kind);
-  await probe(ctx, kind, requests[0]);
+export function generateLoad(ctx, requests, chain) {
   const s = ctx.settings;
   const generate = s.generator === 'wrk' ? runWrk : runAutocannon;
-  const r = await generate({
+  return generate({
     urls: ctx.target.urls ?? [ctx.target.url],
     requests,
+    chain,
     connections: s.connections,
     procs: ctx.loadCapacity,
     loadCpus: ctx.loadCpus,
@@ -92,6 +92,17 @@ export async function run(ctx, kind) {
     targetPids: ctx.target.pids,
     targetParts: ctx.target.parts,
   });
+}
+
+/**
+ * @param {Context} ctx
+ * @param {string} kind
+ * @returns {Promise<import('../types.js').Run>}
+ */
+export async function run(ctx, kind) {
+  const requests = await requestsFor(ctx, kind);
+  await probe(ctx, kind, requests[0]);
+  const r = await generateLoad(ctx, requests);
   if (r.requests === 0) throw new Error(`${kind}: no request was answered`);
   // answers of another kind than the probe's are not throughput of this case
   if (r.non2xx > 0) throw new Error(`${kind}: ${r.non2xx} of ${r.requests} answers were not 2xx`);
