@@ -40,6 +40,7 @@ export interface Config {
   maxTokenBytes: number;
   shutdownTimeout: number;
   connectionsInterval: number;
+  maxConnections: number;
   redis: string;
   redisPrefix: string;
   redisTimeout: number;
@@ -407,6 +408,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 600,
     default: 10,
     describe: 'Seconds a graceful shutdown may take before the process is forced down.',
+  },
+  {
+    key: 'maxConnections',
+    flag: 'max-connections',
+    env: 'COMET_MAX_CONNECTIONS',
+    kind: 'int',
+    min: 0,
+    max: 10_000_000,
+    default: 0,
+    describe:
+      "Open files (connections, mostly) at which every thread stops accepting connections, until they fall below 90% of it: past the process's open-file limit, accept() fails and the threads spin on it. 0: 90% of the open-file limit (read again every time, so a limit lowered with prlimit counts), minus 32 for logs, Redis and the admin listener.",
   },
   {
     key: 'connectionsInterval',

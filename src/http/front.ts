@@ -73,6 +73,9 @@ export class HttpFront {
   /** The operations listener (--admin-port), when configured: /metrics and /healthz move there. */
   private readonly adminApp: TemplatedApp | undefined;
   private adminSocket: us_listen_socket | null = null;
+  /** Where the public listener listens, for listening again after a pause at the open-file ceiling. */
+  private address = { host: '', port: 0 };
+  private paused = false;
   /** `--cors-origin *`: every request's headers, without reading its Origin. */
   private readonly wildcard: AnswerHeaders | undefined;
   private readonly limits: ParamLimits;
@@ -99,11 +102,33 @@ export class HttpFront {
    * queue keeps /healthz answering while the public one is full.
    */
   async listen(host: string, port: number): Promise<number> {
+    this.address = { host, port };
     const [listening] = await Promise.all([
       listenOn(this.app, host, port, (socket) => (this.listenSocket = socket)),
       this.adminApp && listenOn(this.adminApp, this.options.config.adminHost || host, this.options.config.adminPort, (socket) => (this.adminSocket = socket)),
     ]);
     return listening;
+  }
+
+  /**
+   * At the open-file ceiling: the public listen socket closes, so that the
+   * kernel refuses new connections instead of this thread spinning on a
+   * failing accept(); open connections are served on.
+   */
+  pauseAccepting(): void {
+    if (this.listenSocket === null) return;
+    uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    this.paused = true;
+  }
+
+  /** Below the ceiling again: listens on the same port (SO_REUSEPORT, as at start); not once closing. */
+  resumeAccepting(): void {
+    if (!this.paused || this.responder.closing) return;
+    this.paused = false;
+    listenOn(this.app, this.address.host, this.address.port, (socket) => (this.listenSocket = socket)).catch((err: Error) =>
+      this.options.log.error({ err }, 'cannot listen again after a pause at --max-connections'),
+    );
   }
 
   /**

@@ -2,7 +2,8 @@
  * Metrics shared by all threads without any messaging: one SharedArrayBuffer
  * holding, first, the server-wide count of gets in progress (an Int32 updated
  * with Atomics, since it also enforces --max-waiting), the open connections as
- * last counted by the main thread (a Float64, NaN until counted), then one block of
+ * last counted by the main thread (a Float64, NaN until counted), the accept
+ * gate's state (written by the main thread), then one block of
  * Float64 slots per thread, each written only by its own thread and read by
  * whichever thread renders /metrics. An aligned 8-byte store is never torn on
  * the platforms Node supports, so readers see each value whole.
@@ -31,13 +32,16 @@ export const SLOT = {
 } as const;
 const ERRORS_BASE = 18;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
-const HEADER_BYTES = 16;
+const HEADER_BYTES = 48;
 const CONNECTIONS_OFFSET = 8;
+/** The main thread's accept gate (server/accept-gate.ts): open files at its last look, its ceiling, and how often it closed the door. */
+const ACCEPT_OFFSET = 16;
 const ERROR_INDEX = new Map<ErrorCode, number>(ERROR_CODE_LIST.map((code, i) => [code, ERRORS_BASE + i]));
 
 export function createMetricsBuffer(threads: number): SharedArrayBuffer {
   const buffer = new SharedArrayBuffer(HEADER_BYTES + threads * SLOTS_PER_THREAD * 8);
   setConnections(buffer, NaN);
+  setAcceptState(buffer, { accepting: true, openFiles: NaN, ceiling: 0, pauses: 0 });
   return buffer;
 }
 
@@ -84,10 +88,27 @@ export function setConnections(buffer: SharedArrayBuffer, count: number): void {
   new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0] = count;
 }
 
+/** What the accept gate saw last, and the pauses so far (written by the main thread only). */
+export interface AcceptState {
+  accepting: boolean;
+  openFiles: number;
+  ceiling: number;
+  pauses: number;
+}
+
+export function setAcceptState(buffer: SharedArrayBuffer, state: AcceptState): void {
+  const slots = new Float64Array(buffer, ACCEPT_OFFSET, 4);
+  slots[0] = state.openFiles;
+  slots[1] = state.ceiling;
+  slots[2] = state.pauses;
+  slots[3] = state.accepting ? 1 : 0;
+}
+
 export interface MetricsSnapshot {
   waiting: number;
   /** Open client connections at the last count; NaN when not counted. */
   connections: number;
+  accept: AcceptState;
   /** Per thread, indexed by SLOT values and error slots. */
   threads: Float64Array[];
 }
@@ -96,7 +117,9 @@ export function readMetrics(buffer: SharedArrayBuffer, threads: number): Metrics
   const waiting = Atomics.load(new Int32Array(buffer, 0, 1), 0);
   const blocks: Float64Array[] = [];
   for (let t = 0; t < threads; t++) blocks.push(threadBlock(buffer, t).slice());
-  return { waiting, connections: new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0]!, threads: blocks };
+  const [openFiles, ceiling, pauses, accepting] = new Float64Array(buffer, ACCEPT_OFFSET, 4);
+  const accept = { openFiles: openFiles!, ceiling: ceiling!, pauses: pauses!, accepting: accepting === 1 };
+  return { waiting, connections: new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0]!, accept, threads: blocks };
 }
 
 export function errorSlot(code: ErrorCode): number {

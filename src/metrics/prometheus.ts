@@ -24,6 +24,17 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [[`{node="${process.version}",uws="${uwsVersion}"}`, 1]]);
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
   metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
+  metric('comet_open_files', 'gauge', "The process's open files, as the accept gate last counted them.", [['', snap.accept.openFiles]]);
+  metric(
+    'comet_max_connections',
+    'gauge',
+    'Open files at which the threads stop accepting connections (--max-connections, or derived from the open-file limit).',
+    [['', snap.accept.ceiling]],
+  );
+  metric('comet_accepting', 'gauge', '1 while the threads accept connections on the public port, 0 while paused at --max-connections.', [
+    ['', snap.accept.accepting ? 1 : 0],
+  ]);
+  metric('comet_accept_pauses_total', 'counter', 'Times the threads stopped accepting connections at --max-connections.', [['', snap.accept.pauses]]);
   if (!Number.isNaN(snap.connections)) {
     metric('comet_connections', 'gauge', 'Open client TCP connections, as last counted (see --connections-interval).', [['', snap.connections]]);
   }

@@ -9,7 +9,7 @@ import type { Config } from '../config/options.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 
 /** Sent by the main thread to a worker. */
-export type ControlMessage = { type: 'drain' } | { type: 'exit' };
+export type ControlMessage = { type: 'drain' } | { type: 'exit' } | { type: 'accepting'; on: boolean };
 
 /** Sent by a worker to the main thread. */
 export type WorkerReport =

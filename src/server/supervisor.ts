@@ -29,6 +29,7 @@ import { startConnectionCounter } from '../metrics/connections.js';
 import { createMetricsBuffer } from '../metrics/counters.js';
 import { meshPorts } from '../threads/mesh.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
+import { connectionCeiling, openFileLimit, startAcceptGate } from './accept-gate.js';
 import { reachRedis } from './redis-probe.js';
 
 export interface ServerHandle {
@@ -51,7 +52,11 @@ export async function startServer(config: Config, log: Logger): Promise<ServerHa
     throw err;
   }
   const stopCounting = startConnectionCounter(supervisor.metricsBuffer, config.threads, config.connectionsInterval);
+  const limit = openFileLimit();
+  log.info({ openFileLimit: limit, maxConnections: connectionCeiling(config.maxConnections, limit) }, 'open files');
+  const stopGate = startAcceptGate(config, supervisor.metricsBuffer, (on) => supervisor.accepting(on), log);
   const stopped = supervisor.ended().then((code) => {
+    stopGate();
     stopCounting();
     return code;
   });
@@ -167,6 +172,11 @@ class Supervisor {
       this.stop();
     }
     this.checkDrained();
+  }
+
+  /** Tells every thread to stop or start accepting connections on the public port (the accept gate); not once stopping. */
+  accepting(on: boolean): void {
+    if (!this.stopping) this.send({ type: 'accepting', on });
   }
 
   private send(message: ControlMessage): void {

@@ -77,6 +77,12 @@ export class CometThread {
     return this.front.listen(host, port);
   }
 
+  /** Stops or starts accepting connections on the public port (the accept gate, server/accept-gate.ts). */
+  accepting(on: boolean): void {
+    if (on) this.front.resumeAccepting();
+    else this.front.pauseAccepting();
+  }
+
   /** Graceful stop: no new connections, requests refused, waiting gets answered now. */
   drain(): void {
     this.front.stopListening();

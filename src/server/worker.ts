@@ -56,6 +56,8 @@ parent.on('message', (message: ControlMessage) => {
     waitForOwners(Date.now() + OWNER_GRACE_MS);
   } else if (message.type === 'exit') {
     exit(0);
+  } else if (message.type === 'accepting') {
+    thread.accepting(message.on);
   }
 });
 
