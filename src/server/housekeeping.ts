@@ -1,9 +1,10 @@
 /**
  * A worker thread's once-a-second upkeep: the engine's sweep (eviction of
  * idle channels), and the gauges only a periodic look can give (event-loop
- * delay, what the engine holds).
+ * delay, what the engine holds, the thread's V8 heap).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import type { Engine } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 
@@ -29,6 +30,8 @@ export function startHousekeeping(engine: Engine, metrics: ThreadMetrics): () =>
     metrics.set(SLOT.storedBytes, stats.bytes);
     metrics.set(SLOT.storeSubscriptions, stats.subscriptions);
     metrics.set(SLOT.storeUp, stats.up ? 1 : 0);
+    // This thread's isolate: RSS is the process's, and a leak shows first in one thread's heap.
+    metrics.set(SLOT.heapUsed, getHeapStatistics().used_heap_size);
   }, INTERVAL_MS);
   return () => {
     clearInterval(timer);
