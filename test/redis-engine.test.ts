@@ -7,14 +7,17 @@
  * the gap when that is impossible, and failure while Redis is down. The
  * black-box tests of whole nodes are in cluster*.test.ts.
  */
+import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import { type ReadLimits, StoreFailure } from '../src/engine/engine.js';
+import { connectionOptions } from '../src/engine/redis/connect.js';
 import { channelKeys } from '../src/engine/redis/keys.js';
+import { NodeRecovery, ownRecoveryCell } from '../src/engine/redis/recovery.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-engine.js';
 import type { Subscriber, SubscriberEvents } from '../src/engine/redis/subscriber.js';
 import { redisPastFirstSecond } from './helpers/cluster.js';
 import { redisAvailable, type RedisServer, startRedis } from './helpers/redis.js';
-import { waitFor } from './helpers/wait.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const ALL: ReadLimits = { maxMessages: 1_000_000, maxBytes: 1 << 30 };
 
@@ -234,6 +237,69 @@ if (redisAvailable(t)) {
     await redis.restart();
     await ready(e);
     t.ok((await e.append('d', '"c"')) > 0, 'appends again');
+  });
+
+  t.test('engines sharing a ready count (the threads of one node) recover together: once one is back, the others serve at once', async (t) => {
+    const redis = await startRedis(t);
+    const readyCell = ownRecoveryCell();
+    const engines = [1, 2, 3, 4].map(() => engine(t, redis, { readyCell }));
+    await Promise.all(engines.map(ready));
+    await redisPastFirstSecond(redis);
+    await Promise.all(engines.map((e, i) => e.watch(`held${i}`)));
+    await redis.kill();
+    await waitFor(() => engines.every((e) => !e.stats().up), { timeoutMs: 5000, what: 'every engine sees Redis down' });
+    await sleep(1500); // several failed attempts: each connection now waits 0.4 to 2 s before its next
+    await redis.restart();
+    await waitFor(() => engines.some((e) => e.stats().up), { timeoutMs: 5000, intervalMs: 2, what: 'one engine connected again' });
+    // At once, in the turn that saw the first one back: the others' requests wait for their own connections instead of failing.
+    const appends = await Promise.allSettled(engines.map((e, i) => e.append(`after${i}`, '"x"')));
+    t.same(
+      appends.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')),
+      engines.map(() => 'ok'),
+      'every engine appends as soon as one is back',
+    );
+    const watches = await Promise.allSettled(engines.map((e, i) => e.watch(`new${i}`)));
+    t.same(
+      watches.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')),
+      engines.map(() => 'ok'),
+      'every engine subscribes as soon as one is back (its subscriber connection too)',
+    );
+  });
+
+  t.test('without requests, the other engines of the node reconnect as soon as one is back, not at the end of their backoff', async (t) => {
+    const redis = await startRedis(t);
+    const readyCell = ownRecoveryCell();
+    const engines = [1, 2, 3, 4].map(() => engine(t, redis, { readyCell }));
+    await Promise.all(engines.map(ready));
+    await redis.kill();
+    await waitFor(() => engines.every((e) => !e.stats().up), { timeoutMs: 5000, what: 'every engine sees Redis down' });
+    await sleep(1500);
+    await redis.restart();
+    await waitFor(() => engines.some((e) => e.stats().up), { timeoutMs: 5000, intervalMs: 2, what: 'one engine connected again' });
+    const first = Date.now();
+    await waitFor(() => engines.every((e) => e.stats().up), { timeoutMs: 5000, intervalMs: 2, what: 'every engine connected again' });
+    const spread = Date.now() - first;
+    t.ok(spread < 300, `all connected within 300 ms of the first (${spread} ms; each on its own backoff: up to 2 s)`);
+  });
+
+  t.test("cutting a backoff short reconnects at once, and the attempt it replaced never runs (pins ioredis's private reconnectTimeout)", async (t) => {
+    const redis = await startRedis(t);
+    const conn = new Redis(redis.url, { ...connectionOptions(1000), retryStrategy: () => 1500 });
+    conn.on('error', () => {});
+    t.teardown(() => conn.disconnect());
+    const tracked = new NodeRecovery(ownRecoveryCell(), 1000).track(conn);
+    await waitFor(() => conn.status === 'ready', { timeoutMs: 5000, what: 'connected' });
+    await redis.kill();
+    await waitFor(() => conn.status === 'reconnecting', { timeoutMs: 5000, what: 'waiting out its backoff' });
+    t.ok((conn as unknown as { reconnectTimeout: unknown }).reconnectTimeout, 'ioredis keeps the pending attempt in reconnectTimeout');
+    await redis.restart();
+    const started = Date.now();
+    await tracked.catchUp();
+    t.equal(conn.status, 'ready', 'reconnected');
+    t.ok(Date.now() - started < 1000, 'at once, not after the 1.5 s backoff');
+    conn.disconnect();
+    await sleep(2000);
+    t.equal(conn.status, 'end', 'a closed connection stays closed: the replaced attempt did not run');
   });
 
   t.test('at most maxPending commands in flight; past it, unavailable at once', async (t) => {

@@ -1,11 +1,14 @@
 /**
  * Metrics shared by all threads without any messaging: one SharedArrayBuffer
  * holding, first, the server-wide count of gets in progress (an Int32 updated
- * with Atomics, since it also enforces --max-waiting), the open connections as
+ * with Atomics, since it also enforces --max-waiting), in cluster mode the count
+ * of the node's Redis connections that became ready (an Int32, not a metric:
+ * the threads recover from a Redis outage together by it, see
+ * engine/redis/recovery.ts), the open connections as
  * last counted by the main thread (a Float64, NaN until counted), the accept
- * gate's state (written by the main thread), then one block of
- * Float64 slots per thread, each written only by its own thread and read by
- * whichever thread renders /metrics. An aligned 8-byte store is never torn on
+ * gate's state (written by the main thread), then one block of Float64 slots
+ * per thread, each written only by its own thread and read by whichever
+ * thread renders /metrics. An aligned 8-byte store is never torn on
  * the platforms Node supports, so readers see each value whole.
  */
 import { ERROR_CODE_LIST, type ErrorCode } from '../protocol/errors.js';
@@ -34,6 +37,7 @@ export const SLOT = {
 const ERRORS_BASE = 19;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 48;
+const REDIS_READY_OFFSET = 4;
 const CONNECTIONS_OFFSET = 8;
 /** The main thread's accept gate (server/accept-gate.ts): open files at its last look, its ceiling, and how often it closed the door. */
 const ACCEPT_OFFSET = 16;
@@ -82,6 +86,11 @@ export class ThreadMetrics {
   releaseWaiting(): void {
     Atomics.sub(this.waiting, 0, 1);
   }
+}
+
+/** The node's count of Redis connections that became ready, shared by its threads (engine/redis/recovery.ts). */
+export function redisReadyCell(buffer: SharedArrayBuffer): Int32Array {
+  return new Int32Array(buffer, REDIS_READY_OFFSET, 1);
 }
 
 /** Records the main thread's latest count of open client connections. */

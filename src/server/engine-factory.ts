@@ -8,6 +8,7 @@ import { MemoryEngine } from '../engine/memory-engine.js';
 import { type RedisTarget, redactUrls } from '../engine/redis/connect.js';
 import { RedisEngine } from '../engine/redis/redis-engine.js';
 import type { Logger } from '../log.js';
+import { redisReadyCell } from '../metrics/counters.js';
 
 export interface EngineSite {
   config: Config;
@@ -15,11 +16,13 @@ export interface EngineSite {
   startTime: number;
   /** Cluster mode: the Redis probed by the main thread; absent for the in-memory engine. */
   redis?: RedisTarget;
+  /** The node's shared metrics buffer; cluster mode keeps the threads' common Redis ready count in it. */
+  metricsBuffer: SharedArrayBuffer;
   log: Logger;
 }
 
-export function createEngine({ config, startTime, redis, log }: EngineSite): Engine {
-  if (redis) return redisEngine(config, redis, log);
+export function createEngine({ config, startTime, redis, metricsBuffer, log }: EngineSite): Engine {
+  if (redis) return redisEngine(config, redis, redisReadyCell(metricsBuffer), log);
   return new MemoryEngine({
     bufferSize: config.bufferSize,
     bufferBytes: config.bufferBytes,
@@ -30,7 +33,7 @@ export function createEngine({ config, startTime, redis, log }: EngineSite): Eng
   });
 }
 
-function redisEngine(config: Config, target: RedisTarget, log: Logger): RedisEngine {
+function redisEngine(config: Config, target: RedisTarget, readyCell: Int32Array, log: Logger): RedisEngine {
   let up: boolean | undefined;
   return new RedisEngine({
     target,
@@ -40,6 +43,7 @@ function redisEngine(config: Config, target: RedisTarget, log: Logger): RedisEng
     channelTtlMs: config.channelTtl * 1000,
     timeoutMs: config.redisTimeout,
     maxPending: config.redisMaxPending,
+    readyCell,
     // One line per change of state, not one per failed reconnection attempt.
     onConnection(nowUp, where, err) {
       if (nowUp === up) return;

@@ -1,16 +1,20 @@
 /**
  * The engine: the RingBuffer of a channel's messages, the clock that assigns
  * message times, the channel-to-thread routing, and the MemoryEngine built on
- * them. (One file rather than four: every test file pays the TypeScript
+ * them, and the Redis engine's recovery of a node's connections together.
+(One file rather than five: every test file pays the TypeScript
  * loader's start-up cost of about two seconds.)
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { RingBuffer } from '../../src/engine/ring-buffer.js';
 import { nextTime, nowMicros } from '../../src/engine/clock.js';
 import { hashChannel } from '../../src/engine/channel-hash.js';
 import { ownerOf } from '../../src/threads/router.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../../src/engine/memory-engine.js';
 import type { ReadLimits } from '../../src/engine/engine.js';
+import { NodeRecovery, ownRecoveryCell } from '../../src/engine/redis/recovery.js';
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 // ---- ring-buffer -----------------------------------------------------------
 /** Storage capacity, read from the private typed array (the growth policy is part of the design). */
@@ -512,4 +516,105 @@ t.test('MemoryEngine: regression: a flood of sync/get on new channel ids used to
   for (let i = 0; i < 1000; i++) await e.read(`get-${i}`, -1, ALL);
   t.ok(e.stats().bytes <= budget, `${e.stats().bytes} bytes accounted with a budget of ${budget}`);
   t.ok(e.stats().channels < 2000, `${e.stats().channels} empty channels held`);
+});
+
+// ---- redis recovery ---------------------------------------------------------
+/** An ioredis connection as NodeRecovery sees it: status, events, connect(), and the private backoff timer. */
+class FakeConnection extends EventEmitter {
+  status = 'connecting';
+  reconnectTimeout: NodeJS.Timeout | null = null;
+  connects = 0;
+  connect(): Promise<void> {
+    this.connects++;
+    this.status = 'connecting';
+    return Promise.resolve();
+  }
+  up(): void {
+    this.status = 'ready';
+    this.emit('ready');
+  }
+  /** Lost, as ioredis does it: 'close', then a reconnection attempt after the backoff. */
+  drop(backoffMs = 60_000): void {
+    this.status = 'close';
+    this.emit('close');
+    this.status = 'reconnecting';
+    this.reconnectTimeout = setTimeout(() => {
+      this.reconnectTimeout = null;
+      void this.connect();
+    }, backoffMs);
+  }
+}
+
+/** Two threads of one node: their recoveries share the ready count. */
+function twoThreads(t: Test) {
+  const cell = ownRecoveryCell();
+  const threads = [new NodeRecovery(cell, 1000), new NodeRecovery(cell, 1000)];
+  const conns = [new FakeConnection(), new FakeConnection(), new FakeConnection()];
+  // Thread 0: one connection; thread 1: a command and a subscriber connection.
+  const tracked = [threads[0]!.track(conns[0]!), threads[1]!.track(conns[1]!), threads[1]!.track(conns[2]!)];
+  for (const c of conns) c.up();
+  t.teardown(() => {
+    for (const r of threads) r.close();
+    for (const c of conns) clearTimeout(c.reconnectTimeout ?? undefined);
+  });
+  return { threads, conns, tracked };
+}
+
+t.test('NodeRecovery: while Redis is down nothing is behind, and the backoff runs its course', async (t) => {
+  const { conns, tracked } = twoThreads(t);
+  for (const c of conns) c.drop();
+  await sleep(10);
+  t.same(
+    tracked.map((c) => c.behind),
+    [false, false, false],
+    'no connection became ready: requests fail at once, as before',
+  );
+  t.same(
+    conns.map((c) => c.connects),
+    [0, 0, 0],
+    'no reconnection before the backoff',
+  );
+});
+
+t.test('NodeRecovery: once one connection is back, every other of the node reconnects at once, on every thread', async (t) => {
+  const { conns, tracked } = twoThreads(t);
+  for (const c of conns) c.drop();
+  await sleep(10);
+  conns[0]!.up();
+  t.same(
+    tracked.map((c) => c.behind),
+    [false, true, true],
+    'the others are behind as soon as the first is ready (the count is shared memory: no message to wait for)',
+  );
+  await sleep(10);
+  t.same(
+    conns.slice(1).map((c) => [c.connects, c.status, c.reconnectTimeout]),
+    [
+      [1, 'connecting', null],
+      [1, 'connecting', null],
+    ],
+    "woken, the other thread reconnected both its connections now, and cleared ioredis's pending attempt",
+  );
+  conns[1]!.up();
+  t.equal(tracked[1]!.behind, false, 'ready again: not behind');
+  t.equal(tracked[2]!.behind, true, 'the one still connecting is');
+});
+
+t.test('NodeRecovery: catchUp waits for the connection, at most the timeout, and reconnects it now', async (t) => {
+  const { conns, tracked } = twoThreads(t);
+  for (const c of conns) c.drop();
+  conns[0]!.up();
+  const waiting = tracked[1]!.catchUp();
+  t.equal(conns[1]!.status, 'connecting', 'reconnecting now, not after the backoff');
+  t.equal(tracked[1]!.catchUp(), waiting, 'requests meanwhile share one wait');
+  conns[1]!.up();
+  await waiting;
+  t.pass('settled on ready');
+  const failing = tracked[2]!.catchUp();
+  conns[2]!.drop();
+  await failing;
+  t.pass('settled when the attempt failed: the request then fails (503)');
+  const started = Date.now();
+  await tracked[2]!.catchUp();
+  t.ok(Date.now() - started >= 900, 'an attempt that never settles is waited for at most the timeout');
 });

@@ -27,6 +27,7 @@ import { type Cluster, type Redis, ReplyError } from 'ioredis';
 import { type Engine, type EngineStats, type GapListener, type MessageListener, type ReadLimits, type ReadResult, StoreFailure } from '../engine.js';
 import { backoff, commandClient, FirstConnection, type RedisTarget } from './connect.js';
 import { channelKeys } from './keys.js';
+import { NodeRecovery, ownRecoveryCell, type TrackedConnection } from './recovery.js';
 import { APPEND, READ } from './scripts.js';
 import { Subscriber } from './subscriber.js';
 
@@ -44,6 +45,12 @@ export interface RedisEngineOptions {
   maxPending: number;
   /** Told when a connection goes up or down, for the log. */
   onConnection(up: boolean, where: string, err?: Error): void;
+  /**
+   * The count of Redis connections that became ready, one Int32 shared by
+   * every thread of the node, so that they recover from an outage together
+   * (recovery.ts); default: one of this engine's own.
+   */
+  readyCell?: Int32Array;
 }
 
 type Reply = [number, number, ...(number | string)[]];
@@ -89,6 +96,8 @@ export class RedisEngine implements Engine {
   private readonly corkedSockets: Socket[] = [];
   private closed = false;
   private readonly firstReady: FirstConnection;
+  private readonly recovery: NodeRecovery;
+  private readonly commands: TrackedConnection;
 
   constructor(private readonly options: RedisEngineOptions) {
     const { target, timeoutMs } = options;
@@ -99,8 +108,10 @@ export class RedisEngine implements Engine {
     this.client.on('ready', () => options.onConnection(true, where));
     this.client.on('error', (err: Error) => options.onConnection(false, where, err));
     this.firstReady = new FirstConnection(this.client, timeoutMs);
+    this.recovery = new NodeRecovery(options.readyCell ?? ownRecoveryCell(), timeoutMs);
+    this.commands = this.recovery.track(this.client);
     this.publish = target.cluster ? 'SPUBLISH' : 'PUBLISH';
-    this.subscriber = new Subscriber(target, this.client, timeoutMs, {
+    this.subscriber = new Subscriber(target, this.client, timeoutMs, this.recovery, {
       announcement: this.announced,
       resubscribed: (notifies) => {
         // readBack retries its own read failures until the watch ends: nothing to await or catch here
@@ -168,6 +179,7 @@ export class RedisEngine implements Engine {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.recovery.close();
     this.watches.clear();
     this.subscriber.close();
     this.client.disconnect();
@@ -188,6 +200,8 @@ export class RedisEngine implements Engine {
     if (!this.corked) this.cork();
     try {
       if (this.firstReady.pending) await this.firstReady.pending;
+      // Redis is back for another connection of this node: wait for ours rather than answer 503 (recovery.ts).
+      if (this.commands.behind) await this.commands.catchUp();
       return await run();
     } catch (err) {
       throw this.translate(err);

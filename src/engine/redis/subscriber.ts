@@ -13,6 +13,7 @@
 import { type Cluster, Redis } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { backoff, connectionOptions, FirstConnection, nodeOptions, type RedisTarget } from './connect.js';
+import type { NodeRecovery, TrackedConnection } from './recovery.js';
 
 export interface SubscriberEvents {
   announcement(notify: string, payload: string): void;
@@ -33,15 +34,18 @@ export interface SubscriberEvents {
 class Link {
   readonly notifies = new Set<string>();
   private readonly firstReady: FirstConnection;
+  private readonly recovering: TrackedConnection;
   constructor(
     readonly where: string,
     readonly conn: Redis,
     private readonly sharded: boolean,
     private readonly events: SubscriberEvents,
     timeoutMs: number,
+    recovery: NodeRecovery,
     onMoved: () => void,
   ) {
     this.firstReady = new FirstConnection(conn, timeoutMs);
+    this.recovering = recovery.track(conn);
     conn.on(sharded ? 'smessage' : 'message', (notify: string, payload: string) => events.announcement(notify, payload));
     // ioredis (6) emits 'moved' when the master dropped one of our shard
     // channels (the server-side SUNSUBSCRIBE of a slot that moved away) or
@@ -59,6 +63,8 @@ class Link {
 
   async add(notify: string): Promise<void> {
     if (this.firstReady.pending) await this.firstReady.pending;
+    // Redis is back for another connection of this node: wait for this one rather than fail the get (recovery.ts).
+    if (this.recovering.behind) await this.recovering.catchUp();
     await (this.sharded ? this.conn.ssubscribe(notify) : this.conn.subscribe(notify));
     this.notifies.add(notify);
   }
@@ -114,6 +120,7 @@ export class Subscriber {
     private readonly target: RedisTarget,
     private readonly commands: Redis | Cluster,
     private readonly timeoutMs: number,
+    private readonly recovery: NodeRecovery,
     private readonly events: SubscriberEvents,
   ) {
     if (target.cluster) (commands as Cluster).on('refresh', () => this.rehome());
@@ -152,7 +159,7 @@ export class Subscriber {
     const where = this.target.cluster ? this.nodeOf(notify) : this.target.urls[0]!;
     let link = this.links.get(where);
     if (link === undefined) {
-      link = new Link(where, this.connect(where), this.target.cluster, this.events, this.timeoutMs, () => this.slotMoved());
+      link = new Link(where, this.connect(where), this.target.cluster, this.events, this.timeoutMs, this.recovery, () => this.slotMoved());
       this.links.set(where, link);
     }
     return link;
