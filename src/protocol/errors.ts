@@ -10,7 +10,9 @@
 /**
  * `closes`: what follows the request on its connection cannot be trusted to
  * start the next request (an unread body, or a body of ambiguous length), so
- * the connection closes after the answer.
+ * the connection closes after the answer. `retryAfter`: seconds a client is
+ * told to wait (Retry-After) before trying an overloaded server again, so that
+ * well-behaved clients back off instead of adding to the overload.
  */
 const ERROR_TABLE = {
   COMET_ERR_BAD_METHOD: { status: 400, closes: false },
@@ -29,9 +31,9 @@ const ERROR_TABLE = {
   COMET_ERR_BODY_TOO_LARGE: { status: 413, closes: true },
   COMET_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, closes: true },
   COMET_ERR_INTERNAL: { status: 500, closes: false },
-  COMET_ERR_TOO_MANY_WAITING: { status: 503, closes: false },
-  COMET_ERR_SHUTTING_DOWN: { status: 503, closes: false },
-  COMET_ERR_STORE_UNAVAILABLE: { status: 503, closes: false },
+  COMET_ERR_TOO_MANY_WAITING: { status: 503, closes: false, retryAfter: 1 },
+  COMET_ERR_SHUTTING_DOWN: { status: 503, closes: false, retryAfter: 1 },
+  COMET_ERR_STORE_UNAVAILABLE: { status: 503, closes: false, retryAfter: 1 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_TABLE;
@@ -46,6 +48,8 @@ export class CometError extends Error {
   readonly statusCode: number;
   /** Whether the connection closes after this answer (see ERROR_TABLE). */
   readonly closesConnection: boolean;
+  /** The Retry-After header's value, for refusals by an overloaded server (see ERROR_TABLE). */
+  readonly retryAfter: string | undefined;
 
   constructor(code: ErrorCode, message: string) {
     super(message);
@@ -53,6 +57,8 @@ export class CometError extends Error {
     this.code = code;
     this.statusCode = ERROR_TABLE[code].status;
     this.closesConnection = ERROR_TABLE[code].closes;
+    const entry = ERROR_TABLE[code];
+    this.retryAfter = 'retryAfter' in entry ? String(entry.retryAfter) : undefined;
   }
 }
 

@@ -102,6 +102,7 @@ export class Responder {
       res.writeStatus(STATUS[err.statusCode]!);
       res.writeHeader(CONTENT_TYPE, headers.block(JSON_TYPE));
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
+      if (err.retryAfter !== undefined) res.writeHeader('Retry-After', err.retryAfter);
       if (head) res.endWithoutBody();
       else res.end(errorAnswer(err), this.closing || err.closesConnection);
     });
