@@ -24,6 +24,8 @@ const USAGE = `Usage: node bench/soak.js [options]
   --warmup S         seconds before the baseline samples (default 60)
   --threads N        comet-server worker threads (default 2)
   --channels N       channels, each with one writer and readers over them (default 100)
+  --buffer-size N    the server's --buffer-size: messages kept per channel (default 100, so
+                     that every buffer is full well within the warm-up: filling is not growth)
   --publishers N     writer loops, each owning channels/publishers channels (default 10)
   --put-interval MS  pause between one writer's puts (default 20)
   --readers N        chained readers, spread over the channels (default 100)
@@ -47,6 +49,7 @@ const o = (() => {
         warmup: 60,
         threads: 2,
         channels: 100,
+        bufferSize: 100,
         publishers: 10,
         putInterval: 20,
         readers: 100,
@@ -253,7 +256,7 @@ async function sample(pid) {
 }
 
 async function main() {
-  const server = startTarget({ target: 'server', threads: o.threads });
+  const server = startTarget({ target: 'server', threads: o.threads, extraArgs: ['--buffer-size', String(o.bufferSize)] });
   target.port = await server.listening;
   const pid = /** @type {number} */ (server.pid);
   const started = Date.now();
@@ -318,7 +321,7 @@ async function main() {
   const passed = checks.every((c) => c.ok) && steady.length >= 2;
   const perMinute = samples.filter((s, i) => i === samples.length - 1 || Math.floor(s.s / 60) !== Math.floor((samples[i + 1]?.s ?? 0) / 60));
   const markdown = [
-    `Soak: ${o.minutes} min, comet-server --threads ${o.threads}, ${o.channels} channels, ${o.publishers} writers (a put each ${o.putInterval} ms), ${o.readers} chained readers, ${o.aborters} aborting loops, ${o.bad} bad-request loops, ${o.slow} slow readers; warm-up ${o.warmup} s. Command: \`node bench/soak.js ${process.argv.slice(2).join(' ')}\`.`,
+    `Soak: ${o.minutes} min, comet-server --threads ${o.threads} --buffer-size ${o.bufferSize}, ${o.channels} channels, ${o.publishers} writers (a put each ${o.putInterval} ms), ${o.readers} chained readers, ${o.aborters} aborting loops, ${o.bad} bad-request loops, ${o.slow} slow readers; warm-up ${o.warmup} s. Command: \`node bench/soak.js ${process.argv.slice(2).join(' ')}\`.`,
     '',
     `Load: ${counts.puts} puts acknowledged, ${counts.delivered} messages delivered to readers, ${counts.missed} missed flags, ${counts.aborted} gets aborted, ${counts.bad} bad requests, ${counts.slow} slow readers, ${counts.networkErrors} network errors.`,
     '',
