@@ -20,12 +20,22 @@ import {
   readParams,
   utf8Length,
 } from '../../src/protocol/params.js';
-import { announceSeed, checkProperty, Rng } from '../helpers/fuzz.js';
+import {
+  announceSeed,
+  callbackArb,
+  checkProperty,
+  type Encoding,
+  encode,
+  encodingArb,
+  identifier,
+  KNOWN_PARAMS as KNOWN,
+  type KnownParam as Known,
+  soup,
+  unicode,
+} from '../helpers/fuzz.js';
 
 announceSeed(t);
 
-const KNOWN = ['method', 'channel', 'message', 'time', 'timeout', 'callback', 'token'] as const;
-type Known = (typeof KNOWN)[number];
 const RESERVED = [...RESERVED_CALLBACK_SEGMENTS];
 
 // ---- oracles, independent of src/ ------------------------------------------------
@@ -81,62 +91,6 @@ function acceptable(req: ProtocolRequest, raw: RawParams, limits: ParamLimits): 
 
 // ---- arbitraries -----------------------------------------------------------------
 
-const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c));
-const percentByte = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.boolean()).map(([b, lower]) => {
-  const hex = `%${b.toString(16).padStart(2, '0')}`;
-  return lower ? hex : hex.toUpperCase();
-});
-/** Pieces that parsing treats specially, so that arbitrary strings hit its branches often. */
-const piece = fc.oneof(
-  fc.constantFrom(
-    ...KNOWN,
-    '=',
-    '&',
-    '&&',
-    '%',
-    '+',
-    '%2',
-    '%zz',
-    '%G0',
-    '%C3',
-    '%C3%A9',
-    '%E2%82',
-    '%E2%82%AC',
-    '%F0%9F%98%80',
-    '%F0%9F%98',
-    '%FF',
-    '%ED%A0%80',
-    '%EF%BF%BD',
-    '\uFFFD',
-    '%00',
-    '%26',
-    '%3D',
-    '%2B',
-    'put',
-    'get',
-    'sync',
-    '0',
-    '007',
-    '9007199254740991',
-    '9007199254740992',
-    '-1',
-    'cb',
-    'a.b',
-    '__proto__',
-    'constructor',
-  ),
-  percentByte,
-  fc.string({ unit: 'binary', maxLength: 4 }),
-  fc.string({ unit: 'binary-ascii', maxLength: 4 }),
-  loneSurrogate,
-);
-/** Any string at all, mostly made of the pieces above. */
-const soup = fc.oneof(
-  fc.array(piece, { maxLength: 40 }).map((a) => a.join('')),
-  fc.string({ unit: 'binary', maxLength: 60 }),
-  fc.string({ maxLength: 60 }),
-);
-
 const limitsArb: fc.Arbitrary<ParamLimits> = fc.record({
   maxChannelBytes: fc.integer({ min: 1, max: 64 }),
   maxMessageBytes: fc.integer({ min: 1, max: 64 }),
@@ -145,44 +99,6 @@ const limitsArb: fc.Arbitrary<ParamLimits> = fc.record({
   jsonp: fc.constantFrom('on', 'on', 'on', 'off'),
   jsonpCallback: fc.constantFrom('', '', '', 'cb_[0-9]+', '[a-z.]+', 'app\\.on[A-Z]\\w*'),
 });
-
-/** Well-formed Unicode of every plane: the values a client may mean to send. */
-const unicode = (maxLength: number) => fc.oneof(fc.string({ unit: 'binary', maxLength }), fc.string({ unit: 'grapheme', maxLength }), fc.string({ maxLength }));
-
-type Encoding = 'uri' | 'uri-lower' | 'form' | 'mixed';
-const encodingArb = fc.constantFrom<Encoding>('uri', 'uri-lower', 'form', 'mixed');
-
-function percentEncodeChar(ch: string): string {
-  return [...Buffer.from(ch, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
-}
-
-/**
- * Encodes one name or value as a client may: encodeURIComponent, the same
- * with lower-case hex, a form as URLSearchParams writes it (a space is '+'),
- * or a mix that sends each character raw where it is safe and percent-encoded
- * at random otherwise (letters included: `chan%6Eel` is `channel`).
- */
-function encode(text: string, how: Encoding, mixSeed: number, isName: boolean): string {
-  switch (how) {
-    case 'uri':
-      return encodeURIComponent(text);
-    case 'uri-lower':
-      return encodeURIComponent(text).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
-    case 'form':
-      return new URLSearchParams([['x', text]]).toString().slice(2);
-    case 'mixed': {
-      const rng = new Rng(mixSeed);
-      let out = '';
-      for (const ch of text) {
-        const unsafe = ch === '%' || ch === '&' || ch === '+' || ch === '\uFFFD' || (isName && ch === '=');
-        if (unsafe || rng.chance(0.3)) out += percentEncodeChar(ch);
-        else if (ch === ' ' && rng.chance(0.5)) out += '+';
-        else out += ch;
-      }
-      return out;
-    }
-  }
-}
 
 interface Pair {
   name: string;
@@ -323,11 +239,6 @@ t.test('property: arbitrary Unicode values, encoded as a client would, read back
 
 // ---- generated requests: valid ones are parsed exactly, one defect is refused with its code
 
-const identifier = fc
-  .tuple(fc.constantFrom(...'abcxyzABCXYZ_$'), fc.string({ unit: fc.constantFrom(...'abcdefXYZ0189_$'), maxLength: 10 }))
-  .map(([a, b]) => a + b)
-  .filter((s) => !RESERVED_CALLBACK_SEGMENTS.has(s));
-const callbackArb = fc.array(identifier, { minLength: 1, maxLength: 4 }).map((a) => a.join('.'));
 const integerText = fc.oneof(fc.nat({ max: 100 }), fc.maxSafeNat()).map(String);
 
 interface Generated {
