@@ -47,19 +47,44 @@ function parameters<T>(opts: PropertyOptions): fc.Parameters<T> {
   };
 }
 
+/**
+ * Text made safe for a TAP assertion name or diagnostic: a raw U+2028, U+2029,
+ * control character, C1 control or lone surrogate in a generated value breaks
+ * the TAP stream, and the reporter then loses the assertion (a failure read as
+ * "no tests found" and passed), so each is written as a \\uXXXX escape.
+ */
+export function tapSafe(text: string): string {
+  return text.replace(
+    /[\0-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** Runs a synchronous property; a failure is one tap failure carrying fast-check's report (seed, path, counterexample). */
 export function checkProperty<T>(t: Test, what: string, property: fc.IProperty<T>, opts: PropertyOptions): void {
   const details = fc.check(property, parameters<T>(opts));
-  if (details.failed) t.fail(`${what}\n${fc.defaultReportMessage(details) ?? ''}`);
+  if (details.failed) t.fail(tapSafe(`${what}\n${fc.defaultReportMessage(details) ?? ''}`));
   else t.pass(`${what} (${details.numRuns} runs${details.interrupted ? ', stopped at the time limit' : ''})`);
 }
 
-/** The same for an asynchronous property. */
-export async function checkAsyncProperty<T>(t: Test, what: string, property: fc.IAsyncProperty<T>, opts: PropertyOptions): Promise<number> {
+/**
+ * The same for an asynchronous property; resolves with the number of runs, or
+ * undefined when it failed. Over a server each run is a batch of many values:
+ * with endOnFailure the report is the seed, the run's path and the error the
+ * property threw (which says which request broke which promise), not the
+ * whole batch.
+ */
+export async function checkAsyncProperty<T>(t: Test, what: string, property: fc.IAsyncProperty<T>, opts: PropertyOptions): Promise<number | undefined> {
   const details = await fc.check(property, parameters<T>(opts));
-  if (details.failed) t.fail(`${what}\n${(await fc.asyncDefaultReportMessage(details)) ?? ''}`);
-  else t.pass(`${what} (${details.numRuns} runs${details.interrupted ? ', stopped at the time limit' : ''})`);
-  return details.numRuns;
+  if (!details.failed) {
+    t.pass(`${what} (${details.numRuns} runs${details.interrupted ? ', stopped at the time limit' : ''})`);
+    return details.numRuns;
+  }
+  const report = opts.endOnFailure
+    ? `seed ${details.seed} (COMET_FUZZ_SEED=${FUZZ_SEED}), run ${details.counterexamplePath}: ${details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)}`
+    : ((await fc.asyncDefaultReportMessage(details)) ?? '');
+  t.fail(tapSafe(`${what}\n${report}`));
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------
