@@ -31,13 +31,15 @@ const WARM = 10_000;
  * RSS may grow this much from WARM to the end, the end being the lowest of the
  * last three samples (80k, 90k, 100k): a leak only grows, so the lowest late
  * sample grows with it, while the moment of V8's collections and its heap
- * resizing, which move one sample by 10 to 30 MB (measured over five runs: 173
- * to 184 MB at 10k, peaks up to 209 MB between 30k and 60k, a late lowest
- * 24 MB below to 15 MB above the 10k sample), do not fail the test. A leak of
- * 350 bytes per aborted get (a closure, a map entry, a socket's user data)
- * adds 24.5 MB over the 70,000 gets from 10k to 80k and fails.
+ * resizing move single samples by tens of MB. Measured over seven runs: 173 to
+ * 184 MB at 10k, growth to 190-214 MB by 40k-80k (V8's old space sizing itself
+ * to the load), then either flat or collected back to 142-160 MB; the lowest
+ * late sample was 31 MB below to 25 MB above the 10k one. A leak of 460 bytes
+ * per aborted get (a waiter with its closures and map entry) adds 32 MB over
+ * the 70,000 gets from 10k to 80k and fails; smaller leaks are within the
+ * noise of one process's RSS and are left to the soak tool's longer runs.
  */
-const RSS_TOLERANCE_MB = 24;
+const RSS_TOLERANCE_MB = 32;
 /**
  * A bound, not the expected time: 100,000 take about 13 s without coverage and
  * 50 s under tap's coverage on the 2-core machine. Waves larger than the
