@@ -28,8 +28,9 @@ export const SLOT = {
   storeUp: 15,
   tokensVerified: 16,
   tokensRemembered: 17,
+  watchedChannels: 18,
 } as const;
-const ERRORS_BASE = 18;
+const ERRORS_BASE = 19;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 16;
 const CONNECTIONS_OFFSET = 8;
