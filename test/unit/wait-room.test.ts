@@ -436,7 +436,10 @@ roomTest('gets on channels never written store nothing, and what they watch goes
   await answered([gets[1]!], 'the get on the channel written');
   t.equal(gets[1]!.body, `{"time":${first},"messages":["first"]}`, 'the first message on a watched name reaches its get');
   t.equal(r.engine.stats().channels, 1, 'only the written channel is stored');
-  await answered(gets.slice(2), 'the timeouts');
-  t.equal(r.metrics.values[SLOT.watchedChannels], 1, 'timed-out gets unwatched their never-written channels at once; the written one lingers');
+  await waitFor(() => gets.slice(2).every((x) => x.answered), { intervalMs: 5, timeoutMs: 5000, what: 'the timeouts' });
+  // At most the written channel, which lingers for 2 s after its answer (gone already if the timeouts came late on a loaded machine).
+  t.ok(r.metrics.values[SLOT.watchedChannels]! <= 1, 'timed-out gets unwatched their never-written channels at once', {
+    watched: r.metrics.values[SLOT.watchedChannels],
+  });
   t.equal(r.engine.stats().channels, 1);
 });
