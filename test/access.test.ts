@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
+import { freePort } from './helpers/redis.js';
 import type { Test } from 'tap';
 import { CometEndpoint, type CometServer, connectionRefused, type HttpResponse, runCli, startServer } from './helpers/server.js';
 import { checkError, uniq } from './helpers/protocol.js';
@@ -14,18 +15,6 @@ const A = 'https://a.example';
 const B = 'http://b.example:8443';
 const EVIL = 'https://evil.example';
 const FIXED_HEADERS = 'Content-Type, Authorization, Last-Event-ID';
-
-/** A port nobody listens on right now (the kernel's pick, released at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function corsHeaders(res: HttpResponse): string[] {
   return Object.keys(res.headers).filter((h) => h.startsWith('access-control-'));

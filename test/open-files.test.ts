@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
+import { freePort } from './helpers/redis.js';
 import { needs } from './helpers/bench.js';
 import { CometEndpoint, type CometServer, startServer, waitFor } from './helpers/server.js';
 
@@ -20,17 +21,6 @@ const CLIENTS = 400;
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 async function gauge(admin: CometEndpoint, name: string): Promise<number> {
