@@ -301,8 +301,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     min: 1,
     default: 100_000,
-    describe:
-      'Most gets in progress at once over all threads; past it a get is answered 503. It also bounds the channels waited on that were never written (a name each, not a stored channel, gone with their last get).',
+    describe: 'Most gets in progress at once over all threads; past it a get is answered 503.',
   },
   {
     key: 'channelTtl',

@@ -18,10 +18,6 @@
  *   meanwhile, the gap is reported. A watched channel is never evicted from
  *   memory; in a shared store (Redis) its keys still expire after the channel
  *   TTL without a write, as every channel's do.
- * - Only append stores a channel: read, currentTime and watch of a channel
- *   never written (or expired) store nothing, and what watch keeps for it (a
- *   name, a subscription) goes with unwatch, so that gets on many distinct
- *   names cost nothing once they are answered.
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
  * serialises each message exactly once.

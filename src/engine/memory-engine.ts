@@ -11,17 +11,6 @@
  * collision only ever errs towards reporting `missed`). A read from a cursor
  * below the floor reports `missed`.
  *
- * Watching stores nothing: a get waiting on a channel that is not in memory
- * (never written, or evicted) leaves only its name in `watchedAbsent`, not a
- * Channel charged to the budget, and the name goes with the owner's unwatch
- * (the channel's last waiting get gone). The first append creates the Channel
- * already watched. Otherwise gets on distinct never-written names each created
- * a channel that then lived for the whole TTL (issue 13: 200,000 gets with
- * timeout=1 left 200,000 channels, 64 MB charged to the budget). How many
- * names can be watched at once is bounded by --max-waiting, since each has a
- * get waiting (see waiters/wait-room.ts, which unwatches such a channel as
- * soon as its last get leaves).
- *
  * Memory policy: channels are kept in least-recently-written order (to within
  * a second). A channel with no new message for `channelTtlMs` and no watcher
  * is evicted. When the thread's share of the memory budget is exceeded, the
@@ -73,8 +62,6 @@ export class MemoryEngine implements Engine {
   /** Iteration order is least recently written first (re-inserted on every append). */
   private readonly channels = new Map<string, Channel>();
   private readonly evicted = new Float64Array(EVICTED_SLOTS);
-  /** Watched channels not in `channels`: a name, until their first append or unwatch. A name is in one or the other, never both. */
-  private readonly watchedAbsent = new Set<string>();
   private listener: MessageListener = () => {};
   private used = 0;
   private messages = 0;
@@ -107,8 +94,8 @@ export class MemoryEngine implements Engine {
   }
 
   /**
-   * Reading never creates a channel (only append does), so a flood of syncs
-   * or gets on distinct channel ids costs no stored channel.
+   * Reading never creates a channel (only append and watch do), so a flood of
+   * syncs or gets on distinct channel ids costs no memory.
    */
   read(channel: string, since: number, limits: ReadLimits): ReadResult {
     const ch = this.channels.get(channel);
@@ -135,21 +122,13 @@ export class MemoryEngine implements Engine {
     return { time, bodies, missed };
   }
 
-  /**
-   * A channel in memory is marked watched (so never evicted); one that is not
-   * is only remembered by name. Its time stays what currentTime() gave (the
-   * floor), so the waiting get's cursor is below the first append's time.
-   */
   watch(channel: string): void {
-    const ch = this.channels.get(channel);
-    if (ch !== undefined) ch.watched = true;
-    else this.watchedAbsent.add(channel);
+    this.open(channel).watched = true;
   }
 
   unwatch(channel: string): void {
     const ch = this.channels.get(channel);
-    if (ch !== undefined) ch.watched = false;
-    else this.watchedAbsent.delete(channel);
+    if (ch) ch.watched = false;
   }
 
   stats(): EngineStats {
@@ -168,7 +147,6 @@ export class MemoryEngine implements Engine {
 
   close(): Promise<void> {
     this.channels.clear();
-    this.watchedAbsent.clear();
     return Promise.resolve();
   }
 
@@ -177,12 +155,11 @@ export class MemoryEngine implements Engine {
     return Math.max(this.options.startTime, this.evicted[evictedSlot(channel)]!);
   }
 
-  /** The channel, created when absent (by an append: the only caller), already watched if gets wait on it. */
+  /** The channel, created when absent. */
   private open(channel: string): Channel {
     let ch = this.channels.get(channel);
     if (ch === undefined) {
       ch = new Channel(channel, this.floorFor(channel), Date.now());
-      ch.watched = this.watchedAbsent.delete(channel);
       this.channels.set(channel, ch);
       this.used += CHANNEL_COST + channel.length * 2;
       if (this.used > this.options.memoryBudget) this.enforceBudget(ch);

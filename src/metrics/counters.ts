@@ -33,9 +33,8 @@ export const SLOT = {
   tokensVerified: 16,
   tokensRemembered: 17,
   heapUsed: 18,
-  watchedChannels: 19,
 } as const;
-const ERRORS_BASE = 20;
+const ERRORS_BASE = 19;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 48;
 const REDIS_READY_OFFSET = 4;

@@ -41,12 +41,6 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_channels', 'gauge', 'Channels held in memory.', [['', sum(SLOT.channels)]]);
   metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
   metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
-  metric(
-    'comet_watched_channels',
-    'gauge',
-    'Channels with gets waiting on them, counted once by their owner thread however many wait (at most --max-waiting); one never written is not a stored channel.',
-    [['', sum(SLOT.watchedChannels)]],
-  );
   if (sharedStore) {
     metric('comet_redis_subscriptions', 'gauge', 'Redis pub/sub subscriptions held by this node: one per channel with waiting gets, however many wait.', [
       ['', sum(SLOT.storeSubscriptions)],

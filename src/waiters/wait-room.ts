@@ -12,15 +12,7 @@
  *
  * A channel entry outlives its last waiting get by LINGER_MS, so that clients
  * chaining their gets do not make this thread unwatch and re-watch the channel
- * at the owner on every message. An entry that has heard of no message (a
- * channel never written, or written only before the entry existed and not
- * answered from) goes as soon as its last get leaves, unwatching at once:
- * lingering there saves nothing worth its cost, since a chain on a silent
- * channel re-watches only once per timeout, while a flood of gets on distinct
- * names would keep one entry here, one watch at the owner and one watched
- * name in its engine per name for LINGER_MS after each get. So whatever a
- * get on a never-written channel holds lives exactly as long as some get
- * waits on the channel, and --max-waiting bounds how many there are.
+ * at the owner on every message.
  */
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { AnswerHeaders } from '../protocol/cors.js';
@@ -80,10 +72,8 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
-    // Messages answered from the store count as heard: a chain on this channel is then worth lingering for.
-    if (bodies.length > 0 && time > entry.latest) entry.latest = time;
     if (!waiter.aborted) this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
-    // The channel lingers from its last get, whether that one waited or not (if a message was heard of: see maybeIdle).
+    // The channel lingers from its last get, whether that one waited or not.
     this.maybeIdle(entry);
   }
 
@@ -142,9 +132,8 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     const entry = this.entries.get(channel);
     if (entry === undefined) return;
     for (const waiter of [...entry.parked]) {
-      // Pending before unparked: the entry must not look idle (and be forgotten) between the two.
-      entry.pending++;
       this.unpark(waiter);
+      entry.pending++;
       this.router.get(channel, waiter.cursor, true, waiter);
     }
   }
@@ -256,17 +245,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   }
 
   private maybeIdle(entry: ChannelEntry): void {
-    if (entry.parked.size !== 0 || entry.pending !== 0) return;
-    if (entry.latest === -1) this.forget(entry);
-    else entry.idleSince = Date.now();
-  }
-
-  /** Drops an idle entry; the owner stops counting this thread as a watcher. */
-  private forget(entry: ChannelEntry): void {
-    // Only the map's own entry: a waiter never outlives its entry there, but this keeps a stale one from removing a new one.
-    if (this.entries.get(entry.channel) !== entry) return;
-    this.entries.delete(entry.channel);
-    if (entry.watching) this.router.unwatch(entry.channel);
+    if (entry.parked.size === 0 && entry.pending === 0) entry.idleSince = Date.now();
   }
 
   private tick(): void {
@@ -285,7 +264,8 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   private forgetIdle(now: number): void {
     for (const entry of this.entries.values()) {
       if (entry.parked.size > 0 || entry.pending > 0 || now - entry.idleSince < LINGER_MS) continue;
-      this.forget(entry);
+      this.entries.delete(entry.channel);
+      if (entry.watching) this.router.unwatch(entry.channel);
     }
   }
 }

@@ -14,7 +14,7 @@ export class ChannelEntry {
   readonly parked = new Set<Waiter>();
   /** Gets sent to the owner and not yet answered or parked. */
   pending = 0;
-  /** Newest message time this thread has heard of (news, or an answer with messages); -1 while none, and then the entry goes as soon as it is idle. */
+  /** Newest message time this thread has heard of. */
   latest = -1;
   /** Whether the owner counts this thread among the channel's watchers. */
   watching = false;

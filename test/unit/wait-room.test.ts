@@ -417,29 +417,3 @@ roomTest('a channel stays watched for a while after a get answered at once', asy
   // and be forgotten (the channel unwatched) at the next sweep.
   t.equal(r.metrics.values[SLOT.newsSent], 1, 'the owner still sends this thread the news');
 });
-
-roomTest('gets on channels never written store nothing, and what they watch goes with their last get', async (t, room) => {
-  const r = room();
-  const names = Array.from({ length: 50 }, (_, i) => `never-${i}`);
-  const gets = names.map((name) => start(r, name, -1, { timeout: 1 }));
-  const now = names.map((name) => start(r, name, 0, { timeout: 0 }));
-  t.ok(
-    now.every((x) => x.answered),
-    'timeout=0 answered at once',
-  );
-  await turns(3);
-  t.equal(r.metrics.values[SLOT.watchedChannels], names.length, 'one watch per name while its gets wait');
-  t.same([r.engine.stats().channels, r.engine.stats().bytes], [0, 0], 'no stored channel, nothing charged to the memory budget');
-  gets[0]!.abort();
-  t.equal(r.metrics.values[SLOT.watchedChannels], names.length - 1, 'an aborted last get unwatches its channel at once, without lingering');
-  const first = put(r, names[1]!, 'first');
-  await answered([gets[1]!], 'the get on the channel written');
-  t.equal(gets[1]!.body, `{"time":${first},"messages":["first"]}`, 'the first message on a watched name reaches its get');
-  t.equal(r.engine.stats().channels, 1, 'only the written channel is stored');
-  await waitFor(() => gets.slice(2).every((x) => x.answered), { intervalMs: 5, timeoutMs: 5000, what: 'the timeouts' });
-  // At most the written channel, which lingers for 2 s after its answer (gone already if the timeouts came late on a loaded machine).
-  t.ok(r.metrics.values[SLOT.watchedChannels]! <= 1, 'timed-out gets unwatched their never-written channels at once', {
-    watched: r.metrics.values[SLOT.watchedChannels],
-  });
-  t.equal(r.engine.stats().channels, 1);
-});
