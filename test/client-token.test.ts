@@ -10,14 +10,15 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { mintToken, type TokenMethod } from '../src/cli/token.js';
+import type { AuthMethod } from '../src/auth/grant.js';
+import { mintToken } from '../src/cli/token.js';
 import { CometRequestError, createClient, type CometClientError, type ClientOptions } from '../src/client/index.js';
 import { startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
 
 const SECRET = 'client-token-test-secret';
 
 /** A token valid for an hour (or expired `ttl` < 0 seconds ago), signed with SECRET unless told. */
-const token = (channels: string[], { methods, ttl = 3600, secret = SECRET }: { methods?: TokenMethod[]; ttl?: number; secret?: string } = {}) =>
+const token = (channels: string[], { methods, ttl = 3600, secret = SECRET }: { methods?: AuthMethod[]; ttl?: number; secret?: string } = {}) =>
   mintToken({ secret, channels, methods, ttl });
 const EXPIRED = () => token(['*'], { ttl: -10 });
 const WRONG_SECRET = () => token(['*'], { secret: 'not-the-server-secret' });

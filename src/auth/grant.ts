@@ -9,6 +9,8 @@ import { refusals } from '../protocol/errors.js';
 export type AuthMethod = 'put' | 'get' | 'sync';
 
 const METHOD_BITS: Record<AuthMethod, number> = { put: 1, get: 2, sync: 4 };
+/** The names a token's `methods` claim may hold, as issuers (`comet token`) should write them. */
+export const AUTH_METHODS = Object.keys(METHOD_BITS) as readonly AuthMethod[];
 const ALL_METHODS = 7;
 
 export class Grant {

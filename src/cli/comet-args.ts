@@ -4,7 +4,7 @@
  * anything is sent so that a typo never reaches the server.
  */
 import { parseArgs } from 'node:util';
-import { TOKEN_METHODS, type TokenMethod } from './token.js';
+import { AUTH_METHODS, type AuthMethod } from '../auth/grant.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080/';
 
@@ -15,7 +15,7 @@ export type CometCommand =
   | { name: 'pub'; url: string; token: string | undefined; channel: string; message: string }
   | { name: 'sync'; url: string; token: string | undefined; channel: string }
   | { name: 'sub'; url: string; token: string | undefined; channel: string; json: boolean; time: number | undefined }
-  | { name: 'token'; secret: string; channels: string[]; methods: TokenMethod[] | undefined; ttl: number };
+  | { name: 'token'; secret: string; channels: string[]; methods: AuthMethod[] | undefined; ttl: number };
 
 /** Positional arguments after the command name, per command. */
 const POSITIONALS = { pub: ['CHANNEL', 'MESSAGE'], sub: ['CHANNEL'], sync: ['CHANNEL'], token: [] } as const;
@@ -112,11 +112,11 @@ function checkToken(values: { secret?: string; channels?: string; methods?: stri
   const channels = values.channels.split(',');
   if (channels.some((c) => c === ''))
     throw new UsageError(`--channels must be a comma-separated list of channels and prefix* patterns, got ${JSON.stringify(values.channels)}`);
-  let methods: TokenMethod[] | undefined;
+  let methods: AuthMethod[] | undefined;
   if (values.methods !== undefined) {
-    methods = values.methods.split(',') as TokenMethod[];
-    if (!methods.every((m) => TOKEN_METHODS.includes(m))) {
-      throw new UsageError(`--methods must be a comma-separated list of ${TOKEN_METHODS.join(', ')}, got ${JSON.stringify(values.methods)}`);
+    methods = values.methods.split(',') as AuthMethod[];
+    if (!methods.every((m) => AUTH_METHODS.includes(m))) {
+      throw new UsageError(`--methods must be a comma-separated list of ${AUTH_METHODS.join(', ')}, got ${JSON.stringify(values.methods)}`);
     }
   }
   const ttl = values.ttl === undefined ? DEFAULT_TTL : Number(values.ttl);

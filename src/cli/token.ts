@@ -5,16 +5,14 @@
  * application's own issuer; this only saves writing one by hand.
  */
 import { createHmac } from 'node:crypto';
-
-export type TokenMethod = 'put' | 'get' | 'sync';
-export const TOKEN_METHODS: readonly TokenMethod[] = ['put', 'get', 'sync'];
+import type { AuthMethod } from '../auth/grant.js';
 
 export interface MintOptions {
   secret: string;
   /** Exact channel names and `prefix*` patterns; `*` is every channel. */
   channels: readonly string[];
   /** Absent: every method (the server's reading of a token without the claim). */
-  methods?: readonly TokenMethod[];
+  methods?: readonly AuthMethod[];
   /** Seconds until `exp`. */
   ttl: number;
   /** Milliseconds since the epoch, as Date.now(); its default. */
