@@ -13,8 +13,7 @@ async function main(): Promise<number> {
     parsed = parseCommandLine(process.argv.slice(2), process.env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`comet-server: ${err.message}\n`);
-    return 2;
+    return badOption(err);
   }
   const { config } = parsed;
   // Before anything else, --help included: a machine that cannot run the
@@ -39,10 +38,7 @@ async function main(): Promise<number> {
     server = await startServer({ ...config, uwsBuild: runtime.version }, log);
   } catch (err) {
     // A key that cannot be read or used is an option's fault, found only once the files are read.
-    if (err instanceof ConfigError) {
-      process.stderr.write(`comet-server: ${err.message}\n`);
-      return 2;
-    }
+    if (err instanceof ConfigError) return badOption(err);
     log.fatal({ err }, `cannot start: ${(err as Error).message}`);
     return 1;
   }
@@ -68,6 +64,12 @@ async function main(): Promise<number> {
   const code = await server.stopped;
   log.info({ code }, 'stopped');
   return code;
+}
+
+/** An option the server cannot run with: one line on stderr, exit 2. */
+function badOption(err: ConfigError): number {
+  process.stderr.write(`comet-server: ${err.message}\n`);
+  return 2;
 }
 
 main().then(
