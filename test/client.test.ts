@@ -211,6 +211,23 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
     await t.resolves(within(second.sub.done, 1000, 'second stopped'), 'done resolves after retries');
   });
 
+  t.test('a 429 (--rate-limit) is a retryable CometRequestError: the subscription backs off and goes on', async (t) => {
+    const limited = await startServer({ t, args: ['--rate-limit', '2', '--rate-burst', '2'] });
+    const c = createClient({ url: urlOf(limited.port), pollTimeout: 5, backoff: { initialMs: 50, maxMs: 200 } });
+    // This address's budget spent: the subscription's sync is refused.
+    for (let i = 0; i < 2; i++) await limited.sync('r');
+    const sub = cleanup(t, record(c, 'r'));
+    await waitFor(() => sub.errors.length >= 1, { timeoutMs: 5000, what: 'a 429 for the subscription' });
+    const e = sub.errors[0]!.error;
+    t.type(e, CometRequestError, 'CometRequestError');
+    t.match({ status: e.status, code: e.code, retryable: e.retryable }, { status: 429, code: 'COMET_ERR_RATE_LIMITED', retryable: true });
+    t.ok(await stillPending(sub.sub.done, 50), 'a 429 does not end the subscription');
+    await waitFor(async () => (await limited.waiting()) === 1, { timeoutMs: 5000, what: 'the subscription waiting again' });
+    await waitFor(async () => (await limited.call({ method: 'put', channel: 'r', message: 'after' })).status === 200, { timeoutMs: 5000, intervalMs: 600 });
+    await waitFor(() => sub.messages.includes('after'), { timeoutMs: 5000, what: 'the subscription delivers after its 429s' });
+    sub.sub.stop();
+  });
+
   t.test('connection refused is a CometNetworkError, retryable', async (t) => {
     const c = createClient({ url: urlOf(await freePort()), backoff: { initialMs: 20, maxMs: 50 } });
     for (const [what, call] of [

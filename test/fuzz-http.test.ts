@@ -204,9 +204,16 @@ function makeCase(rng: Rng, no: number, runTag: string): Case {
   const pool = seeds(rng, channel, no);
   const count = rng.chance(0.6) ? 1 : rng.range(2, 3);
   const chosen: Seed[] = Array.from({ length: count }, () => pool[rng.chance(0.85) ? rng.int(pool.length - 4) : pool.length - 4 + rng.int(4)]!());
+  // Where each request is complete: a chunked body at its last chunk's size line (uWS takes the body as
+  // whole there, before the closing CRLF), any other at its last byte.
   const ends: number[] = [];
   let length = 0;
-  for (const s of chosen) ends.push((length += s.bytes.length));
+  for (const s of chosen) {
+    const last = s.bytes.lastIndexOf('\r\n0\r\n');
+    const chunked = s.bytes.includes('Transfer-Encoding: chunked') && last >= 0;
+    ends.push(length + (chunked ? last + 5 : s.bytes.length));
+    length += s.bytes.length;
+  }
   const original = Buffer.concat(chosen.map((s) => s.bytes));
   const deliveries: Delivery[] = ['whole', 'whole', 'slow', 'half-close', 'abort', 'reset'];
   const delivery = rng.pick(deliveries);
@@ -253,12 +260,15 @@ interface Result {
   statuses: number[];
   /** 200 answers with a time and no messages: puts (or syncs) served. */
   timeAnswers: number;
+  /** The connection was reset (ECONNRESET, or EPIPE on a write after it). */
+  reset: boolean;
 }
 
 function run(c: Case, rng: Rng): Promise<Result> {
   return new Promise((resolve) => {
     const received: Buffer[] = [];
     let done = false;
+    let reset = false;
     const sock = net.connect({ host: srv.host, port: srv.port });
     const finish = () => {
       if (done) return;
@@ -271,11 +281,13 @@ function run(c: Case, rng: Rng): Promise<Result> {
       const timeAnswers = text.match(/\{"time":\d+\}/g)?.length ?? 0;
       // Every status line in the bytes, wherever it is (a 5xx must not hide behind a body misread).
       const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1]));
-      resolve({ c, received: data, statuses, timeAnswers });
+      resolve({ c, received: data, statuses, timeAnswers, reset });
     };
     const deadline = setTimeout(finish, CASE_DEADLINE_MS);
     sock.on('data', (chunk: Buffer) => received.push(chunk));
-    sock.on('error', () => undefined);
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') reset = true;
+    });
     sock.on('close', finish);
     sock.on('connect', async () => {
       for (const [i, piece] of c.pieces.entries()) {
@@ -300,6 +312,9 @@ const describe = (c: Case) =>
     `case ${c.no} (seed ${FUZZ_SEED}): ${c.seeds.length} request(s), mutations [${c.mutations.join(', ')}], delivery ${c.delivery}; bytes ${JSON.stringify(c.data.toString('latin1').slice(0, 300))}`,
   );
 
+/** The signature of an error page uWS writes itself (never this server's answers, which carry only a `uWebSockets: 20` header). */
+const UWS_ERROR_PAGE = 'uWebSockets/20 Server';
+
 t.test('mutated, pipelined, slow and aborted requests over raw sockets: no crash, no 5xx, waiting gets freed, nothing stored unanswered', async (t) => {
   const rng = new Rng(FUZZ_SEED ^ 0x5eed);
   const runTag = uniq('fh');
@@ -309,7 +324,8 @@ t.test('mutated, pipelined, slow and aborted requests over raw sockets: no crash
   let ran = 0;
   let allowance = 0;
   let fiveOhFives = 0;
-  const pipelinedUnanswered: string[] = [];
+  let lostToUwsErrors = 0;
+  let lostToResets = 0;
   for (let first = 0; first < CASES && Date.now() - started < TIME_BUDGET_MS; first += BATCH) {
     const cases = Array.from({ length: Math.min(BATCH, CASES - first) }, (_, i) => makeCase(rng, first + i, runTag));
     const results = await Promise.all(cases.map((c) => run(c, new Rng(FUZZ_SEED + c.no))));
@@ -335,8 +351,12 @@ t.test('mutated, pipelined, slow and aborted requests over raw sockets: no crash
       allowance += bound;
       if (messages.length > bound) {
         const what = `stored ${messages.length} message(s) for ${r.timeAnswers} put/sync answered 200 (+${r.c.completePutsBeforeAbort} complete before an abort): ${describe(r.c)}`;
-        // Pipelined requests behind an answer owed by another thread can be served and their answers lost: issue 13 item 2.
-        if (r.c.pipelined) pipelinedUnanswered.push(what);
+        // uWS answers bytes it cannot parse as HTTP with an error page of its own and closes the connection,
+        // discarding the answers already written (corked) for the requests before them in the same read.
+        if (r.received.includes(UWS_ERROR_PAGE)) lostToUwsErrors++;
+        // The server closed while request bytes were still unread: the kernel sent a reset, and a
+        // reset discards what the client had received but not yet read, answers included.
+        else if (r.reset && messages.length <= positionsOf(r.c.data, 'method=put').length) lostToResets++;
         else t.fail(what, { answer: tapSafe(r.received.toString('latin1').slice(0, 400)) });
       }
     }
@@ -344,19 +364,10 @@ t.test('mutated, pipelined, slow and aborted requests over raw sockets: no crash
   const ms = Date.now() - started;
   t.comment(`${ran} cases in ${ms} ms; statuses ${JSON.stringify(Object.fromEntries([...statusCounts].sort((a, b) => a[0] - b[0])))}`);
   t.ok(ran >= 150, `at least 150 cases ran within the time budget (${ran})`);
+  if (lostToResets > 0) t.comment(`${lostToResets} case(s) stored a put whose answer a connection reset discarded at the client`);
+  if (lostToUwsErrors > 0)
+    t.comment(`${lostToUwsErrors} case(s) stored a put whose answer uWS discarded when it refused the garbage after it in the same read`);
   if (fiveOhFives > 0) t.comment(`${fiveOhFives} answer(s) 505 HTTP Version Not Supported, each to a request line whose version a mutation changed`);
-  // Known (issue 13 item 2): a request followed by more bytes in the same write (another request, or
-  // garbage uWS answers with 400 or 505 and a close) loses its answer when the other thread owes it,
-  // though it was served. Reported as todo, with the first few cases, until that item is done.
-  if (pipelinedUnanswered.length > 0) {
-    t.fail(
-      `${pipelinedUnanswered.length} pipelined case(s) stored a message whose answer was lost; the first: ${pipelinedUnanswered.slice(0, 3).join(' | ')}`,
-      {
-        todo: 'issue 13 item 2: pipelined requests lose their answers',
-      },
-    );
-  }
-
   t.equal((await srv.request({ path: '/healthz' })).status, 200, '/healthz answers 200 after the fuzz');
   t.ok(srv.alive, 'the server process is alive');
   t.ok(await srv.waitWaiting(0, { exact: true, timeoutMs: 5000 }), 'comet_waiting_gets is back to 0 once every socket is closed');

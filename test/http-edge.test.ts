@@ -195,6 +195,23 @@ t.test('bodies framed one way are served: chunked, and Expect: 100-continue', as
   checkMessages(t, await srv.get(ch, { time: since, timeout: 0 }), ['c', 'e'], 'both stored');
 });
 
+t.test('a form body in several reads is stored whole, a character split between reads too', async (t) => {
+  const ch = uniq('parts');
+  const since = await srv.sync(ch);
+  const message = `€${'x'.repeat(5000)}€${'y'.repeat(3000)}é`;
+  const body = Buffer.from(`message=${message}`);
+  // Cut inside the first € (3 bytes) and inside the second, so that no read ends on a character.
+  const cuts = [9, body.indexOf('€', 20) + 1, body.length - 1];
+  const parts = [0, ...cuts].map((at, i) => body.subarray(at, cuts[i] ?? body.length));
+  const head = `POST /?method=put&channel=${ch} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n`;
+  const sized = await exchange([`${head}Content-Length: ${body.length}\r\n\r\n`, ...parts], { chunkDelayMs: 20 });
+  t.equal(sized.status, 200, 'with Content-Length', { head: sized.text.slice(0, 120) });
+  const chunks = parts.flatMap((part) => [`${part.length.toString(16)}\r\n`, part, '\r\n']);
+  const chunked = await exchange([`${head}Transfer-Encoding: chunked\r\n\r\n`, ...chunks, '0\r\n\r\n'], { chunkDelayMs: 20 });
+  t.equal(chunked.status, 200, 'chunked, its storage growing chunk by chunk', { head: chunked.text.slice(0, 120) });
+  checkMessages(t, await srv.get(ch, { time: since, timeout: 0 }), [message, message], 'both stored exactly');
+});
+
 t.test('a request split anywhere across reads is served the same', async (t) => {
   const ch = uniq('split');
   const text = request(`/?method=sync&channel=${ch}`, 'Host: x\r\nUser-Agent: split-test\r\n');

@@ -14,6 +14,7 @@ const REQUIRED: Array<[string, 'gauge' | 'counter']> = [
   ['comet_bytes_out_total', 'counter'],
   ['comet_requests_total', 'counter'],
   ['comet_errors_total', 'counter'],
+  ['comet_gc_seconds_total', 'counter'],
 ];
 
 for (const threads of [1, 3]) {
@@ -141,4 +142,29 @@ t.test('--connections-interval 0 leaves comet_connections out', async (t) => {
   const m = await srv.metrics();
   t.notOk(m.has('comet_connections') || m.types.has('comet_connections'), 'no comet_connections');
   t.ok(m.has('comet_waiting_gets'), 'the rest is there');
+});
+
+t.test('comet_gc_seconds_total rises as requests make the threads collect garbage', async (t) => {
+  const srv = await startServer({ t, threads: 2 });
+  const gc = async () => (await srv.metrics()).value('comet_gc_seconds_total');
+  const first = await srv.metrics();
+  t.strictSame(
+    first
+      .series('comet_gc_seconds_total')
+      .map((s) => s.labels.kind)
+      .sort(),
+    ['major', 'minor'],
+    'one series per kind',
+  );
+  const before = await gc();
+  // 4 KB puts over many channels: every round allocates megabytes of strings and buffers in the threads' young generations
+  const message = 'g'.repeat(4096);
+  let after = before;
+  let rounds = 0;
+  for (; rounds < 40 && after <= before; rounds++) {
+    await Promise.all(Array.from({ length: 200 }, (_, i) => srv.put(`gc-${i % 50}`, message)));
+    after = await gc();
+  }
+  t.ok(after > before, 'the pauses were counted', { before, after, rounds });
+  t.ok(after < 60, 'in seconds, not milliseconds', { after });
 });

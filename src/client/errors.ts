@@ -23,6 +23,8 @@ export class CometClientError extends Error {
  * A 4xx answer: the request itself was wrong (bad channel, message too large,
  * ...), or access control refused it: 401 COMET_ERR_UNAUTHORIZED (no token, or
  * a bad or expired one), 403 COMET_ERR_FORBIDDEN (the token does not cover it).
+ * The one retryable 4xx is 429 COMET_ERR_RATE_LIMITED (the server's
+ * --rate-limit): the same request will do once the client slowed down.
  */
 export class CometRequestError extends CometClientError {}
 
@@ -37,7 +39,7 @@ export function errorFromAnswer(status: number, body: unknown): CometClientError
   const fields = (typeof body === 'object' && body !== null ? body : {}) as { error?: unknown; code?: unknown };
   const message = typeof fields.error === 'string' ? fields.error : `HTTP ${status}`;
   const code = typeof fields.code === 'string' ? fields.code : `HTTP_${status}`;
-  if (status >= 400 && status < 500) return new CometRequestError(message, code, status, false);
+  if (status >= 400 && status < 500) return new CometRequestError(message, code, status, status === 429);
   return new CometServerError(message, code, status, true);
 }
 

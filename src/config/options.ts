@@ -41,6 +41,13 @@ export interface Config {
   shutdownTimeout: number;
   connectionsInterval: number;
   maxConnections: number;
+  maxConnectionBuffer: number;
+  maxConnectionsPerIp: number;
+  rateLimit: number;
+  rateBurst: number;
+  trustProxy: string;
+  limitTableSize: number;
+  pipelining: string;
   redis: string;
   redisPrefix: string;
   redisTimeout: number;
@@ -274,7 +281,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     min: 1,
     default: 16 * MiB,
-    describe: 'Size of the JSON-encoded messages kept per channel, in characters; older messages are dropped past it.',
+    describe: 'Size of the JSON-encoded messages kept per channel, in UTF-8 bytes; older messages are dropped past it.',
   },
   {
     key: 'maxAnswerMessages',
@@ -301,7 +308,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     min: 1,
     default: 100_000,
-    describe: 'Most gets in progress at once over all threads; past it a get is answered 503.',
+    describe:
+      'Most gets in progress at once over all threads; past it a get is answered 503. It also bounds the channels waited on that were never written (a name each, not a stored channel, gone with their last get).',
   },
   {
     key: 'channelTtl',
@@ -320,7 +328,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     min: 1 * MiB,
     default: 256 * MiB,
     describe:
-      'Budget for stored messages and channels over all threads, in bytes; past it the least recently written channels lose their oldest messages first.',
+      "Budget for stored messages and channels over all threads, in bytes as allocated (each channel's storage and index, used or not, and its objects); past it the least recently written channels lose their oldest messages first and give their storage back.",
   },
   {
     key: 'corsOrigin',
@@ -421,6 +429,27 @@ export const OPTIONS: readonly OptionSpec[] = [
       "Open files (connections, mostly) at which every thread stops accepting connections, until they fall below 90% of it: past the process's open-file limit, accept() fails and the threads spin on it. 0: 90% of the open-file limit (read again every time, so a limit lowered with prlimit counts), minus 32 for logs, Redis and the admin listener.",
   },
   {
+    key: 'maxConnectionBuffer',
+    flag: 'max-connection-buffer',
+    env: 'COMET_MAX_CONNECTION_BUFFER',
+    kind: 'int',
+    min: 0,
+    max: 1 << 30,
+    default: 0,
+    describe:
+      'Bytes of one answer a connection may leave unread; past it the connection is closed. A connection holds at most one unread answer (a request pipelined behind it closes the connection), and one that reads nothing for 10 s is closed. 0: four times --max-answer-bytes (4 MiB with its default), room for its largest answers in UTF-8.',
+  },
+  {
+    key: 'pipelining',
+    flag: 'pipelining',
+    env: 'COMET_PIPELINING',
+    kind: 'string',
+    default: 'close',
+    choices: ['close', 'ordered'],
+    describe:
+      'HTTP pipelining behind an answer not given at once (a put or sync owned by another thread or stored in Redis, a waiting get). close: uWebSockets.js closes the connection when it reads the next request; a put still on this thread then is dropped, one already sent may be stored unanswered. ordered: such a connection is not read until its answer is written, so every request is answered in order (requests already read with it still close the connection); costs about 3 system calls per such request.',
+  },
+  {
     key: 'connectionsInterval',
     flag: 'connections-interval',
     env: 'COMET_CONNECTIONS_INTERVAL',
@@ -430,6 +459,58 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 5,
     describe:
       'Seconds between counts of open connections for comet_connections (the main thread walks /proc/self/fd, about 5 µs per open file); 0 leaves the gauge out.',
+  },
+  {
+    key: 'maxConnectionsPerIp',
+    flag: 'max-connections-per-ip',
+    env: 'COMET_MAX_CONNECTIONS_PER_IP',
+    kind: 'int',
+    min: 0,
+    max: 10_000_000,
+    default: 0,
+    describe:
+      'Most open connections from one client address (the socket peer, over all threads); a connection past it is closed as soon as it opens. Peers in --trust-proxy are not limited. Closed connections are noticed within a second. 0: no limit.',
+  },
+  {
+    key: 'rateLimit',
+    flag: 'rate-limit',
+    env: 'COMET_RATE_LIMIT',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: 0,
+    describe:
+      'Requests per second allowed from one client address, over all threads (a token bucket of --rate-burst); past it a request is answered 429 COMET_ERR_RATE_LIMITED with Retry-After. Behind a proxy, see --trust-proxy. 0: no limit.',
+  },
+  {
+    key: 'rateBurst',
+    flag: 'rate-burst',
+    env: 'COMET_RATE_BURST',
+    kind: 'int',
+    min: 0,
+    max: 1_000_000,
+    default: 0,
+    describe: 'Requests one client address may send at once before --rate-limit applies (the token bucket size). 0: the same as --rate-limit.',
+  },
+  {
+    key: 'trustProxy',
+    flag: 'trust-proxy',
+    env: 'COMET_TRUST_PROXY',
+    kind: 'string',
+    default: '',
+    describe:
+      'Reverse proxies, as comma-separated addresses or CIDRs (10.0.0.0/8, fd00::/8): for a request from one of them, --rate-limit counts the right-most X-Forwarded-For address that is not itself in the list, and their own connections are not limited by --max-connections-per-ip. Empty: X-Forwarded-For is never read.',
+  },
+  {
+    key: 'limitTableSize',
+    flag: 'limit-table-size',
+    env: 'COMET_LIMIT_TABLE_SIZE',
+    kind: 'int',
+    min: 64,
+    max: 1 << 24,
+    default: 65_536,
+    describe:
+      'Client addresses the per-client limits track at once (40 bytes each, shared by all threads; an address with no connection and a full bucket makes way for a new one). An address for which none is free is let through untracked (comet_limit_untracked_total). Only allocated with --rate-limit or --max-connections-per-ip.',
   },
   {
     key: 'redis',
@@ -504,6 +585,11 @@ export const OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** The default as --help and the README show it. */
+/** --max-connection-buffer in bytes: 0 stands for four answers of --max-answer-bytes. */
+export function connectionBufferLimit(config: Pick<Config, 'maxConnectionBuffer' | 'maxAnswerBytes'>): number {
+  return config.maxConnectionBuffer || 4 * config.maxAnswerBytes;
+}
+
 export function shownDefault(option: OptionSpec): string {
   if (option.kind === 'int') return option.shownDefault ?? String(option.default);
   return option.default === '' ? '(empty)' : option.default;

@@ -18,6 +18,10 @@
  *   meanwhile, the gap is reported. A watched channel is never evicted from
  *   memory; in a shared store (Redis) its keys still expire after the channel
  *   TTL without a write, as every channel's do.
+ * - Only append stores a channel: read, currentTime and watch of a channel
+ *   never written (or expired) store nothing, and what watch keeps for it (a
+ *   name, a subscription) goes with unwatch, so that gets on many distinct
+ *   names cost nothing once they are answered.
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
  * serialises each message exactly once.
@@ -83,6 +87,8 @@ export interface EngineStats {
 }
 
 export interface Engine {
+  /** Whether append() gives its time at once (a number, never a Promise). */
+  readonly appendsAtOnce: boolean;
   /** Stores a JSON-encoded message; gives its time. */
   append(channel: string, body: string): Eventually<number>;
   currentTime(channel: string): Eventually<number>;

@@ -1,6 +1,7 @@
 /**
- * The embedded default engine: every channel in this thread's memory, in a
- * ring buffer bounded by message count and bytes.
+ * The embedded default engine: every channel in this thread's memory, its
+ * messages as UTF-8 bytes outside the JavaScript heap (message-ring.ts),
+ * bounded by message count and bytes.
  *
  * "Known since": a channel's `floor` is the time up to which its history is
  * not vouched for. It starts at the server's start time (an in-memory server
@@ -11,21 +12,39 @@
  * collision only ever errs towards reporting `missed`). A read from a cursor
  * below the floor reports `missed`.
  *
+ * Watching stores nothing: a get waiting on a channel that is not in memory
+ * (never written, or evicted) leaves only its name in `watchedAbsent`, not a
+ * Channel charged to the budget, and the name goes with the owner's unwatch
+ * (the channel's last waiting get gone). The first append creates the Channel
+ * already watched. Otherwise gets on distinct never-written names each created
+ * a channel that then lived for the whole TTL (issue 13: 200,000 gets with
+ * timeout=1 left 200,000 channels, 64 MB charged to the budget). How many
+ * names can be watched at once is bounded by --max-waiting, since each has a
+ * get waiting (see waiters/wait-room.ts, which unwatches such a channel as
+ * soon as its last get leaves).
+ *
  * Memory policy: channels are kept in least-recently-written order (to within
  * a second). A channel with no new message for `channelTtlMs` and no watcher
- * is evicted. When the thread's share of the memory budget is exceeded, the
- * least recently written channels lose their oldest messages first, and
- * emptied unwatched channels are evicted.
+ * is evicted. The budget counts what is allocated, not what is used: each
+ * channel's storage and index as allocated, plus an estimate of its objects
+ * on the heap. When the thread's share is exceeded, the least recently
+ * written channels lose their oldest messages first and give their storage
+ * back, and emptied unwatched channels are evicted. A channel that must
+ * give storage back loses messages until at most half of its storage is in
+ * use, so that copying what it keeps into smaller storage costs O(1) per
+ * byte freed (losing one message at a time copied the whole channel for
+ * every put once the budget was reached).
  */
 import { nextTime } from './clock.js';
 import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from './engine.js';
-import { RingBuffer } from './ring-buffer.js';
+import { MessageRing } from './message-ring.js';
+import { StoragePool } from './storage-pool.js';
 import { hashChannel } from './channel-hash.js';
 
 export interface MemoryEngineOptions {
   /** Messages kept per channel. */
   bufferSize: number;
-  /** Encoded message characters kept per channel. */
+  /** UTF-8 bytes of JSON-encoded messages kept per channel. */
   bufferBytes: number;
   channelTtlMs: number;
   /** This thread's share of the memory budget, in bytes. */
@@ -34,16 +53,13 @@ export interface MemoryEngineOptions {
   startTime: number;
 }
 
-/** Estimated heap overhead per channel (object, Map entry, ring arrays) and per message (slot, string header). */
-const CHANNEL_COST = 320;
-const MESSAGE_COST = 48;
+/** Estimated heap overhead per channel: its objects, its Map entry, its Buffer and typed arrays' headers. */
+const CHANNEL_COST = 400;
 const EVICTED_SLOTS = 1 << 14;
 const REORDER_MS = 1000;
 
 class Channel {
-  readonly ring = new RingBuffer();
-  /** Characters of the bodies held. */
-  bytes = 0;
+  readonly ring: MessageRing;
   /** Current time: the last message's, or the floor when none was put since. */
   time: number;
   lastWrite: number;
@@ -52,21 +68,36 @@ class Channel {
     readonly name: string,
     public floor: number,
     now: number,
+    pool: StoragePool,
   ) {
+    this.ring = new MessageRing(pool);
     this.time = floor;
     this.lastWrite = now;
   }
 }
 
 export class MemoryEngine implements Engine {
+  readonly appendsAtOnce = true;
   /** Iteration order is least recently written first (re-inserted on every append). */
   private readonly channels = new Map<string, Channel>();
   private readonly evicted = new Float64Array(EVICTED_SLOTS);
+  /** Watched channels not in `channels`: a name, until their first append or unwatch. A name is in one or the other, never both. */
+  private readonly watchedAbsent = new Set<string>();
   private listener: MessageListener = () => {};
+  /** Bytes charged to the budget. */
   private used = 0;
+  /**
+   * Where the channels' storage comes from and goes back to. Its slabs
+   * exceed the budget by a quarter, the room the buddy scheme needs for
+   * blocks split and partly free (charging free blocks would make giving
+   * storage back free nothing); past that, storage is allocated on its own.
+   */
+  private readonly pool: StoragePool;
   private messages = 0;
 
-  constructor(private readonly options: MemoryEngineOptions) {}
+  constructor(private readonly options: MemoryEngineOptions) {
+    this.pool = new StoragePool(options.memoryBudget * 1.25);
+  }
 
   setListener(listener: MessageListener): void {
     this.listener = listener;
@@ -75,15 +106,16 @@ export class MemoryEngine implements Engine {
   append(channel: string, body: string): number {
     const now = Date.now();
     const ch = this.touch(channel, now);
+    const ring = ch.ring;
+    const held = ring.held;
     const time = nextTime(ch.time, now);
-    ch.ring.push(time, body);
+    ring.push(time, body);
     ch.time = time;
-    ch.bytes += body.length;
-    this.used += body.length + MESSAGE_COST;
     this.messages++;
-    while (ch.ring.length > this.options.bufferSize || (ch.bytes > this.options.bufferBytes && ch.ring.length > 1)) {
+    while (ring.length > this.options.bufferSize || (ring.bytes > this.options.bufferBytes && ring.length > 1)) {
       this.dropOldest(ch);
     }
+    this.used += ring.held - held;
     if (ch.watched) this.listener(channel, time, body);
     if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
     return time;
@@ -94,8 +126,8 @@ export class MemoryEngine implements Engine {
   }
 
   /**
-   * Reading never creates a channel (only append and watch do), so a flood of
-   * syncs or gets on distinct channel ids costs no memory.
+   * Reading never creates a channel (only append does), so a flood of syncs
+   * or gets on distinct channel ids costs no stored channel.
    */
   read(channel: string, since: number, limits: ReadLimits): ReadResult {
     const ch = this.channels.get(channel);
@@ -112,23 +144,30 @@ export class MemoryEngine implements Engine {
     let size = 0;
     let time = since;
     while (index < ring.length && bodies.length < limits.maxMessages) {
-      const body = ring.bodyAt(index);
-      size += body.length;
+      size += ring.byteLengthAt(index);
       if (size > limits.maxBytes && bodies.length > 0) break;
-      bodies.push(body);
+      bodies.push(ring.bodyAt(index));
       time = ring.timeAt(index);
       index++;
     }
     return { time, bodies, missed };
   }
 
+  /**
+   * A channel in memory is marked watched (so never evicted); one that is not
+   * is only remembered by name. Its time stays what currentTime() gave (the
+   * floor), so the waiting get's cursor is below the first append's time.
+   */
   watch(channel: string): void {
-    this.open(channel).watched = true;
+    const ch = this.channels.get(channel);
+    if (ch !== undefined) ch.watched = true;
+    else this.watchedAbsent.add(channel);
   }
 
   unwatch(channel: string): void {
     const ch = this.channels.get(channel);
-    if (ch) ch.watched = false;
+    if (ch !== undefined) ch.watched = false;
+    else this.watchedAbsent.delete(channel);
   }
 
   stats(): EngineStats {
@@ -147,6 +186,7 @@ export class MemoryEngine implements Engine {
 
   close(): Promise<void> {
     this.channels.clear();
+    this.watchedAbsent.clear();
     return Promise.resolve();
   }
 
@@ -155,14 +195,15 @@ export class MemoryEngine implements Engine {
     return Math.max(this.options.startTime, this.evicted[evictedSlot(channel)]!);
   }
 
-  /** The channel, created when absent. */
+  /** The channel, created when absent (by an append: the only caller), already watched if gets wait on it. */
   private open(channel: string): Channel {
     let ch = this.channels.get(channel);
     if (ch === undefined) {
-      ch = new Channel(channel, this.floorFor(channel), Date.now());
+      ch = new Channel(channel, this.floorFor(channel), Date.now(), this.pool);
+      ch.watched = this.watchedAbsent.delete(channel);
       this.channels.set(channel, ch);
-      this.used += CHANNEL_COST + channel.length * 2;
-      if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
+      // Charged here, the budget enforced by append once the message is in: a new channel then takes the storage that an evicted one gives back.
+      this.used += CHANNEL_COST + channel.length * 2 + ch.ring.held;
     }
     return ch;
   }
@@ -184,19 +225,35 @@ export class MemoryEngine implements Engine {
     return ch;
   }
 
+  /** Drops the oldest message; its storage stays allocated, for the next (see giveBack). */
   private dropOldest(ch: Channel): void {
     ch.floor = ch.ring.timeAt(0);
-    const body = ch.ring.shift();
-    ch.bytes -= body.length;
-    this.used -= body.length + MESSAGE_COST;
+    ch.ring.shift();
     this.messages--;
+  }
+
+  /**
+   * Drops `ch`'s oldest messages, keeping at least `keep`, until giving its
+   * unused storage back brings usage within the budget and at most half of
+   * its storage is in use; then gives it back.
+   */
+  private giveBack(ch: Channel, keep: number): void {
+    const ring = ch.ring;
+    const budget = this.options.memoryBudget;
+    while (ring.length > keep && (this.used - ring.held + ring.heldTrimmed > budget || ring.heldTrimmed * 2 > ring.held)) {
+      this.dropOldest(ch);
+    }
+    const held = ring.held;
+    ring.trim();
+    this.used += ring.held - held;
   }
 
   private evict(ch: Channel): void {
     const slot = evictedSlot(ch.name);
     if (ch.time > this.evicted[slot]!) this.evicted[slot] = ch.time;
-    this.used -= ch.bytes + ch.ring.length * MESSAGE_COST + CHANNEL_COST + ch.name.length * 2;
+    this.used -= ch.ring.held + CHANNEL_COST + ch.name.length * 2;
     this.messages -= ch.ring.length;
+    ch.ring.release();
     this.channels.delete(ch.name);
   }
 
@@ -204,11 +261,11 @@ export class MemoryEngine implements Engine {
   private enforceBudget(current: Channel): void {
     for (const ch of this.channels.values()) {
       if (ch === current) continue;
-      while (ch.ring.length > 0 && this.used > this.options.memoryBudget) this.dropOldest(ch);
+      this.giveBack(ch, 0);
       if (ch.ring.length === 0 && !ch.watched) this.evict(ch);
       if (this.used <= this.options.memoryBudget) return;
     }
-    while (current.ring.length > 1 && this.used > this.options.memoryBudget) this.dropOldest(current);
+    this.giveBack(current, 1);
   }
 }
 

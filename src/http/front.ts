@@ -7,24 +7,27 @@
 import { isUtf8 } from 'node:buffer';
 import { type AuthGate, bearerToken } from '../auth/gate.js';
 import type { Config } from '../config/options.js';
+import type { ClientLimiter } from '../limits/limiter.js';
 import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { CometError, refusals } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
-import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams, utf8Length } from '../protocol/params.js';
-import type { Router, TimeHandler } from '../threads/router.js';
+import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams } from '../protocol/params.js';
+import type { PutHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
 import { ambiguousFraming } from './framing.js';
 import { ALLOWED_METHODS, type AnswerHeaders, CorsPolicy } from '../protocol/cors.js';
-import { type Responder, timeAnswer } from '../protocol/respond.js';
+import type { Responder } from '../protocol/respond.js';
 import { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket, uws } from '../uws.js';
 
 export interface FrontEndOptions {
   config: Config;
   /** Access control, when --auth is put or all. */
   gate: AuthGate | undefined;
+  /** Per-client limits, when --rate-limit or --max-connections-per-ip is on. */
+  limiter: ClientLimiter | undefined;
   router: Router;
   waitRoom: WaitRoom;
   responder: Responder;
@@ -40,29 +43,45 @@ const CHALLENGE: [string, string] = ['WWW-Authenticate', 'Bearer'];
 /**
  * A put or sync, answered when its owner thread replies. That is inside the
  * request's handler when this thread owns the channel and its engine is
- * synchronous; only an answer still owed when the handler returns needs to
- * know about an abort.
+ * synchronous. An answer still owed when the handler returns must know of
+ * an abort; with --pipelining ordered the connection is not read meanwhile:
+ * uWS closes a connection whose next request arrives while an answer is
+ * owed, which would lose the answer of a put already stored; paused, the
+ * next request waits in the kernel and is read, and answered, after this one.
  */
-class TimeAnswer implements TimeHandler {
+class TimeAnswer implements PutHandler {
   private done = false;
   private aborted = false;
+  private paused = false;
   constructor(
     private readonly responder: Responder,
     private readonly res: HttpResponse,
     private readonly callback: string | undefined,
     private readonly headers: AnswerHeaders,
   ) {}
+  get gone(): boolean {
+    return this.aborted;
+  }
   /** Called before the handler returns: nothing asynchronous has run yet, so no abort can be missed. */
-  leaveHandler(): void {
-    if (!this.done) this.res.onAborted(() => (this.aborted = true));
+  leaveHandler(ordered: boolean): void {
+    if (this.done) return;
+    this.res.onAborted(() => (this.aborted = true));
+    if (!ordered) return;
+    this.res.pause();
+    this.paused = true;
   }
   timed(time: number): void {
-    this.done = true;
-    if (!this.aborted) this.responder.answer(this.res, timeAnswer(time), this.callback, this.headers);
+    if (this.settle()) this.responder.time(this.res, time, this.callback, this.headers);
   }
   failed(err: CometError): void {
+    if (this.settle()) this.responder.refuse(this.res, err, this.headers);
+  }
+  /** Whether the answer can be written; reading resumes first. */
+  private settle(): boolean {
     this.done = true;
-    if (!this.aborted) this.responder.refuse(this.res, err, this.headers);
+    if (this.aborted) return false;
+    if (this.paused) this.res.resume();
+    return true;
   }
 }
 
@@ -80,6 +99,10 @@ export class HttpFront {
   private readonly wildcard: AnswerHeaders | undefined;
   private readonly limits: ParamLimits;
   private readonly gate: AuthGate | undefined;
+  /** Set only with --rate-limit: every other request reads no address. */
+  private readonly rateLimiter: ClientLimiter | undefined;
+  /** --pipelining ordered: a connection whose answer is owed is not read meanwhile. */
+  private readonly ordered: boolean;
   /** The demo's files (--demo on), read once here at thread start. */
   private readonly demo: Map<string, DemoFile> | undefined;
 
@@ -87,9 +110,12 @@ export class HttpFront {
     this.responder = options.responder;
     this.limits = options.config;
     this.gate = options.gate;
+    this.ordered = options.config.pipelining === 'ordered';
     this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
     this.wildcard = this.responder.cors.wildcard;
+    this.rateLimiter = options.limiter?.rateLimited ? options.limiter : undefined;
     this.app = uws.App().any('/*', this.onRequest);
+    if (options.limiter !== undefined && options.config.maxConnectionsPerIp > 0) this.limitConnections(options.limiter);
     this.adminApp = options.config.adminPort === 0 ? undefined : uws.App().any('/*', this.onAdminRequest);
   }
 
@@ -172,6 +198,27 @@ export class HttpFront {
     });
   }
 
+  /**
+   * --max-connections-per-ip: uWS's filter sees every connection open (1)
+   * and close (-1); one past the limit is closed as it opens, before any
+   * request is read (closing it there is safe in both builds: uWS ends it
+   * like any other close). Closes are counted out by the main thread
+   * (limits/connection-count.ts), since uWS no longer knows their address.
+   */
+  private limitConnections(limiter: ClientLimiter): void {
+    this.app.filter((res, count) => {
+      if (count !== 1) return;
+      try {
+        if (limiter.connectionOpened(res)) return;
+      } catch (err) {
+        this.options.log.error({ err }, 'per-client connection check failed');
+        return;
+      }
+      this.options.metrics.add(SLOT.ipConnectionsRefused);
+      res.close();
+    });
+  }
+
   private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
     // The request is gone once the handler returns: its Origin is read now, for answers given later too.
     this.handle(res, req, this.wildcard ?? this.responder.cors.forOrigin(req.getHeader('origin')), false);
@@ -239,6 +286,11 @@ export class HttpFront {
 
   private protocol(res: HttpResponse, req: HttpRequest, method: string, headers: AnswerHeaders): void {
     if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), headers);
+    if (this.rateLimiter !== undefined) {
+      const wait = this.rateLimiter.admit(res, req);
+      // A POST's body is left unread: its connection closes after the answer.
+      if (wait > 0) return this.responder.refuse(res, refusals.rateLimited(wait, method === 'post'), headers, undefined, method === 'head');
+    }
     // Read only when tokens are checked: with --auth off a request costs no header look-up more.
     const bearer = this.gate === undefined ? undefined : bearerToken(req.getHeader('authorization'));
     switch (method) {
@@ -254,7 +306,14 @@ export class HttpFront {
     }
   }
 
-  /** Reads an x-www-form-urlencoded body, copying each chunk out of uWS's buffer and capping its size. */
+  /**
+   * Reads an x-www-form-urlencoded body, capping its size. A body that comes
+   * in one chunk (most do) is decoded straight from uWS's buffer, valid only
+   * during the callback; one that comes in several is copied into one Buffer
+   * of its declared length as it comes (a copy of each chunk, then one of
+   * all, left 120 KB of garbage outside the heap per 60 KB put, freed only
+   * when the collector got to it).
+   */
   private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, bearer: string | undefined): void {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type');
@@ -264,23 +323,38 @@ export class HttpFront {
       return this.responder.refuse(res, refusals.unsupportedMediaType(), headers);
     }
     if (declared > maxBody) return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
-    const state = { aborted: false, done: false, size: 0, chunks: [] as Buffer[] };
+    const state = { aborted: false, done: false, size: 0, body: undefined as Buffer | undefined };
     res.onAborted(() => {
       state.aborted = true;
     });
-    res.onData((chunk, isLast) => {
+    const onChunk = (chunk: ArrayBuffer, isLast: boolean): void => {
       if (state.done || state.aborted) return;
-      state.size += chunk.byteLength;
-      if (state.size > maxBody) {
+      const size = state.size + chunk.byteLength;
+      if (size > maxBody) {
         state.done = true;
         return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
       }
-      state.chunks.push(Buffer.from(chunk.slice(0)));
+      let body: Buffer = Buffer.from(chunk);
+      if (state.size > 0 || !isLast) {
+        // Chunked bodies declare no length: their storage doubles as they come, up to --max-body-bytes.
+        if (state.body === undefined || state.body.length < size) state.body = grown(state.body, state.size, Math.max(size, declared), maxBody);
+        body.copy(state.body, state.size);
+        body = state.body.subarray(0, size);
+      }
+      state.size = size;
       if (!isLast) return;
       state.done = true;
-      const body = state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks);
       if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8(), headers);
       this.withParams(res, query, body.toString('utf8'), false, headers, bearer);
+    };
+    // uWS feeds the body while it reads the socket, corked, as it runs handlers: an answer given here is given in the handler.
+    res.onData((chunk, isLast) => {
+      this.responder.inHandler = res;
+      try {
+        onChunk(chunk, isLast);
+      } finally {
+        this.responder.inHandler = null;
+      }
     });
   }
 
@@ -311,13 +385,13 @@ export class HttpFront {
     if (request.method === 'put') {
       metrics.add(SLOT.requestsPut);
       metrics.add(SLOT.messagesIn);
-      metrics.add(SLOT.bytesIn, utf8Length(request.message));
+      metrics.add(SLOT.bytesIn, request.bytes);
       router.put(request.channel, scriptSafeJson(request.message), pending);
     } else {
       metrics.add(SLOT.requestsSync);
       router.sync(request.channel, pending);
     }
-    pending.leaveHandler();
+    pending.leaveHandler(this.ordered);
   }
 
   private health(res: HttpResponse, head: boolean): void {
@@ -352,4 +426,11 @@ function listenOn(app: TemplatedApp, host: string, port: number, keep: (socket: 
       resolve(uws.us_socket_local_port(socket as never));
     });
   });
+}
+
+/** Storage for a body of at least `size` bytes (doubling past what it had, never past `limit`), holding its first `used` bytes. */
+function grown(previous: Buffer | undefined, used: number, size: number, limit: number): Buffer {
+  const next = Buffer.allocUnsafe(Math.min(limit, Math.max(size, (previous?.length ?? 0) * 2)));
+  previous?.copy(next, 0, 0, used);
+  return next;
 }

@@ -6,12 +6,13 @@
  * the threads recover from a Redis outage together by it, see
  * engine/redis/recovery.ts), the open connections as
  * last counted by the main thread (a Float64, NaN until counted), the accept
- * gate's state (written by the main thread), then one block of Float64 slots
+ * gate's state and the main thread's GC pauses (written by the main thread), then one block of Float64 slots
  * per thread, each written only by its own thread and read by whichever
  * thread renders /metrics. An aligned 8-byte store is never torn on
  * the platforms Node supports, so readers see each value whole.
  */
 import { ERROR_CODE_LIST, type ErrorCode } from '../protocol/errors.js';
+import type { GcKind } from './gc.js';
 
 export const SLOT = {
   requestsPut: 0,
@@ -33,14 +34,28 @@ export const SLOT = {
   tokensVerified: 16,
   tokensRemembered: 17,
   heapUsed: 18,
+  unreadAnswers: 19,
+  unreadBytes: 20,
+  slowReadersClosed: 21,
+  watchedChannels: 22,
+  /** Connections closed at open by --max-connections-per-ip. */
+  ipConnectionsRefused: 23,
+  /** Requests and connections let through by the per-client limits because the table had no entry free for their address. */
+  limitUntracked: 24,
+  /** Seconds this thread was paused by scavenges (minor collections), summed. */
+  gcMinorSeconds: 25,
+  /** Seconds this thread was paused by mark-sweep-compact (major collections and their incremental steps), summed. */
+  gcMajorSeconds: 26,
 } as const;
-const ERRORS_BASE = 19;
+const ERRORS_BASE = 27;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
-const HEADER_BYTES = 48;
+const HEADER_BYTES = 64;
 const REDIS_READY_OFFSET = 4;
 const CONNECTIONS_OFFSET = 8;
 /** The main thread's accept gate (server/accept-gate.ts): open files at its last look, its ceiling, and how often it closed the door. */
 const ACCEPT_OFFSET = 16;
+/** The main thread's GC pause seconds, minor then major (it has no block of slots: it serves no requests). */
+const MAIN_GC_OFFSET = 48;
 const ERROR_INDEX = new Map<ErrorCode, number>(ERROR_CODE_LIST.map((code, i) => [code, ERRORS_BASE + i]));
 
 export function createMetricsBuffer(threads: number): SharedArrayBuffer {
@@ -114,11 +129,18 @@ export function setAcceptState(buffer: SharedArrayBuffer, state: AcceptState): v
   slots[3] = state.accepting ? 1 : 0;
 }
 
+/** Adds a garbage-collection pause of the main thread (only the main thread calls this). */
+export function addMainGc(buffer: SharedArrayBuffer, kind: GcKind, seconds: number): void {
+  new Float64Array(buffer, MAIN_GC_OFFSET, 2)[kind === 'minor' ? 0 : 1]! += seconds;
+}
+
 export interface MetricsSnapshot {
   waiting: number;
   /** Open client connections at the last count; NaN when not counted. */
   connections: number;
   accept: AcceptState;
+  /** The main thread's GC pause seconds so far. */
+  mainGc: Record<GcKind, number>;
   /** Per thread, indexed by SLOT values and error slots. */
   threads: Float64Array[];
 }
@@ -129,7 +151,14 @@ export function readMetrics(buffer: SharedArrayBuffer, threads: number): Metrics
   for (let t = 0; t < threads; t++) blocks.push(threadBlock(buffer, t).slice());
   const [openFiles, ceiling, pauses, accepting] = new Float64Array(buffer, ACCEPT_OFFSET, 4);
   const accept = { openFiles: openFiles!, ceiling: ceiling!, pauses: pauses!, accepting: accepting === 1 };
-  return { waiting, connections: new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0]!, accept, threads: blocks };
+  const [minor, major] = new Float64Array(buffer, MAIN_GC_OFFSET, 2);
+  return {
+    waiting,
+    connections: new Float64Array(buffer, CONNECTIONS_OFFSET, 1)[0]!,
+    accept,
+    mainGc: { minor: minor!, major: major! },
+    threads: blocks,
+  };
 }
 
 export function errorSlot(code: ErrorCode): number {

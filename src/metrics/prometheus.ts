@@ -41,6 +41,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_channels', 'gauge', 'Channels held in memory.', [['', sum(SLOT.channels)]]);
   metric('comet_stored_messages', 'gauge', 'Messages held in channel buffers.', [['', sum(SLOT.storedMessages)]]);
   metric('comet_stored_bytes', 'gauge', 'Bytes charged against --max-memory (messages and channels).', [['', sum(SLOT.storedBytes)]]);
+  metric(
+    'comet_watched_channels',
+    'gauge',
+    'Channels with gets waiting on them, counted once by their owner thread however many wait (at most --max-waiting); one never written is not a stored channel.',
+    [['', sum(SLOT.watchedChannels)]],
+  );
   if (sharedStore) {
     metric('comet_redis_subscriptions', 'gauge', 'Redis pub/sub subscriptions held by this node: one per channel with waiting gets, however many wait.', [
       ['', sum(SLOT.storeSubscriptions)],
@@ -65,6 +71,29 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_news_sent_total', 'counter', 'New-message notices sent by owner threads, one per thread with waiting gets on the channel (not one per get).', [
     ['', sum(SLOT.newsSent)],
   ]);
+  metric('comet_unread_answers', 'gauge', 'Answers the socket did not take at once, written as their clients read.', [['', sum(SLOT.unreadAnswers)]]);
+  metric('comet_unread_bytes', 'gauge', 'Bytes of those answers not yet taken by the socket.', [['', sum(SLOT.unreadBytes)]]);
+  metric('comet_slow_readers_closed_total', 'counter', 'Connections closed because an answer left more than --max-connection-buffer unread.', [
+    ['', sum(SLOT.slowReadersClosed)],
+  ]);
+  metric('comet_ip_connections_refused_total', 'counter', 'Connections closed as they opened: their address had --max-connections-per-ip open.', [
+    ['', sum(SLOT.ipConnectionsRefused)],
+  ]);
+  metric(
+    'comet_limit_untracked_total',
+    'counter',
+    'Requests and connections the per-client limits let through untracked: no entry of --limit-table-size was free for their address.',
+    [['', sum(SLOT.limitUntracked)]],
+  );
+  metric(
+    'comet_gc_seconds_total',
+    'counter',
+    'Seconds the threads (the main thread and every worker thread) were paused by garbage collection, summed: minor (scavenges) or major (mark-sweep-compact).',
+    [
+      ['{kind="minor"}', snap.mainGc.minor + sum(SLOT.gcMinorSeconds)],
+      ['{kind="major"}', snap.mainGc.major + sum(SLOT.gcMajorSeconds)],
+    ],
+  );
   metric(
     'comet_errors_total',
     'counter',

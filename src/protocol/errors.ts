@@ -30,6 +30,7 @@ const ERROR_TABLE = {
   COMET_ERR_MESSAGE_TOO_LARGE: { status: 413, closes: false },
   COMET_ERR_BODY_TOO_LARGE: { status: 413, closes: true },
   COMET_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, closes: true },
+  COMET_ERR_RATE_LIMITED: { status: 429, closes: false, retryAfter: 1 },
   COMET_ERR_INTERNAL: { status: 500, closes: false },
   COMET_ERR_TOO_MANY_WAITING: { status: 503, closes: false, retryAfter: 1 },
   COMET_ERR_SHUTTING_DOWN: { status: 503, closes: false, retryAfter: 1 },
@@ -51,14 +52,20 @@ export class CometError extends Error {
   /** The Retry-After header's value, for refusals by an overloaded server (see ERROR_TABLE). */
   readonly retryAfter: string | undefined;
 
-  constructor(code: ErrorCode, message: string) {
+  /**
+   * `retryAfter` and `closes` replace the table's for this one refusal: a
+   * rate-limited client is told when its next token comes, and a refused
+   * POST's unread body must not be read as a request.
+   */
+  constructor(code: ErrorCode, message: string, overrides?: { retryAfter?: number; closes?: boolean }) {
     super(message);
     this.name = 'CometError';
     this.code = code;
     this.statusCode = ERROR_TABLE[code].status;
-    this.closesConnection = ERROR_TABLE[code].closes;
+    this.closesConnection = overrides?.closes ?? ERROR_TABLE[code].closes;
     const entry = ERROR_TABLE[code];
-    this.retryAfter = 'retryAfter' in entry ? String(entry.retryAfter) : undefined;
+    const retryAfter = overrides?.retryAfter ?? ('retryAfter' in entry ? entry.retryAfter : undefined);
+    this.retryAfter = retryAfter === undefined ? undefined : String(retryAfter);
   }
 }
 
@@ -106,6 +113,9 @@ export const refusals = {
   bodyTooLarge: (maxBytes: number) => refusal('COMET_ERR_BODY_TOO_LARGE', `request body is larger than ${maxBytes} bytes`),
   unsupportedMediaType: () => refusal('COMET_ERR_UNSUPPORTED_MEDIA_TYPE', 'POST bodies must be application/x-www-form-urlencoded'),
   internal: () => refusal('COMET_ERR_INTERNAL', 'internal error'),
+  /** `seconds` until this address's next token; `closes` for a POST, whose body is left unread. */
+  rateLimited: (seconds: number, closes: boolean) =>
+    new CometError('COMET_ERR_RATE_LIMITED', `too many requests from this address (--rate-limit): try again in ${seconds} s`, { retryAfter: seconds, closes }),
   tooManyWaiting: () => refusal('COMET_ERR_TOO_MANY_WAITING', 'too many waiting gets, try again later'),
   shuttingDown: () => refusal('COMET_ERR_SHUTTING_DOWN', 'the server is shutting down'),
   /** The store's own words, which say which store and why. */

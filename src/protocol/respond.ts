@@ -12,10 +12,17 @@ import type { HttpResponse } from '../uws.js';
 import { type AnswerHeaders, CorsPolicy } from './cors.js';
 import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
+import { AnswerWriter, type SlowReaderCounters } from './slow-readers.js';
+
+const TIME_PREFIX = '{"time":';
 
 export function timeAnswer(time: number): string {
-  return `{"time":${time}}`;
+  return `${TIME_PREFIX}${time}}`;
 }
+
+/** Times of 16 digits (the years 2001 to 2286) are written into one reused Buffer: TIME_PREFIX + digits + `}`. */
+const TIME_DIGITS_FROM = 1e15;
+const TIME_DIGITS_TO = 1e16;
 
 export function messagesAnswer(time: number, bodies: readonly string[], start = 0, end = bodies.length, missed = false): string {
   let json = `{"time":${time},"messages":[`;
@@ -38,9 +45,19 @@ const STATUS: Record<number, string> = {
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
+  429: '429 Too Many Requests',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
 };
+interface PendingAnswer {
+  res: HttpResponse | undefined;
+  status: number;
+  contentType: string;
+  body: string | Buffer;
+  close: boolean;
+  headers: AnswerHeaders;
+}
+
 const JSON_TYPE = 'application/json; charset=utf-8';
 const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 const CONTENT_TYPE = Buffer.from('Content-Type');
@@ -70,12 +87,54 @@ export class Responder {
    */
   closing = false;
 
+  private readonly writer: AnswerWriter;
+  private readonly timeBytes = Buffer.from(`${TIME_PREFIX}${'0'.repeat(16)}}`, 'latin1');
+  /** What corked() runs inside res.cork(), and its result: one function for every answer, not a closure each. */
+  private writing: () => boolean = () => true;
+  private kept = true;
+  private readonly corkedWrite = (): void => {
+    this.kept = this.writing();
+  };
+  /** The answer write() is writing, for writePending. */
+  private readonly pending: PendingAnswer = { res: undefined, status: 200, contentType: '', body: '', close: false, headers: CorsPolicy.NONE };
+  private readonly writePending = (): boolean => {
+    const a = this.pending;
+    return this.writeNow(a.res!, a.status, a.contentType, a.body, a.close, a.headers);
+  };
+
   constructor(
     corsOrigin: string,
     /** Counts each refusal by its code (the comet_errors_total metric). */
     private readonly counted: (code: ErrorCode) => void,
+    /** --max-connection-buffer, and what counts the answers waiting on slow readers. */
+    maxUnsent: number,
+    slowReaders: SlowReaderCounters,
   ) {
     this.cors = new CorsPolicy(corsOrigin);
+    this.writer = new AnswerWriter(maxUnsent, slowReaders, this.timeBytes);
+  }
+
+  /**
+   * A put's or a sync's answer. Without a callback, and for the times of
+   * these centuries, its bytes are written into one Buffer reused for every
+   * such answer, so a put allocates no answer: the string and the number's
+   * conversion showed in profiles of puts (3% of the CPU), and uWS then
+   * converted the string to bytes again. Safe to reuse: uWS copies what it
+   * takes, and AnswerWriter copies what it leaves unsent.
+   */
+  time(res: HttpResponse, time: number, callback: string | undefined, headers: AnswerHeaders): void {
+    if (callback !== undefined || !(time >= TIME_DIGITS_FROM && time < TIME_DIGITS_TO)) {
+      this.answer(res, timeAnswer(time), callback, headers);
+      return;
+    }
+    const bytes = this.timeBytes;
+    let rest = time;
+    for (let at = TIME_PREFIX.length + 15; at >= TIME_PREFIX.length; at--) {
+      const next = Math.floor(rest / 10);
+      bytes[at] = 48 + (rest - next * 10);
+      rest = next;
+    }
+    this.write(res, 200, JSON_TYPE, bytes, this.closing, headers);
   }
 
   /** Writes a protocol answer; returns the body's length. */
@@ -86,7 +145,7 @@ export class Responder {
   }
 
   /** Writes an already framed body shared by many answers (fan-out); the headers are each answer's own. */
-  framed(res: HttpResponse, body: string, jsonp: boolean, headers: AnswerHeaders): void {
+  framed(res: HttpResponse, body: string | Buffer, jsonp: boolean, headers: AnswerHeaders): void {
     this.write(res, 200, jsonp ? SCRIPT_TYPE : JSON_TYPE, body, this.closing, headers);
   }
 
@@ -104,7 +163,9 @@ export class Responder {
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
       if (err.retryAfter !== undefined) res.writeHeader('Retry-After', err.retryAfter);
       if (head) res.endWithoutBody();
-      else res.end(errorAnswer(err), this.closing || err.closesConnection);
+      else if (this.closing || err.closesConnection) res.end(errorAnswer(err), true);
+      else return this.writer.end(res, errorAnswer(err), res !== this.inHandler);
+      return true;
     });
   }
 
@@ -113,6 +174,7 @@ export class Responder {
     this.corked(res, () => {
       res.writeHeader(CONTENT_TYPE, headers.block(callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
       res.endWithoutBody();
+      return true;
     });
   }
 
@@ -126,6 +188,7 @@ export class Responder {
       res.writeStatus(STATUS[204]!);
       if (headers.preflight !== undefined) res.writeHeader(ALLOW_ORIGIN, headers.preflight);
       res.endWithoutBody(0);
+      return true;
     });
   }
 
@@ -147,20 +210,50 @@ export class Responder {
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
       // endWithoutBody(length) leaves the response unended in this uWS build (the process aborts).
       if (head) res.endWithoutBody();
-      else res.end(body);
+      else return this.writer.end(res, body, res !== this.inHandler);
+      return true;
     });
   }
 
-  private write(res: HttpResponse, status: number, contentType: string, body: string, close: boolean, headers: AnswerHeaders): void {
-    this.corked(res, () => {
-      if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
-      res.writeHeader(CONTENT_TYPE, headers.block(contentType));
-      res.end(body, close);
-    });
+  /**
+   * Every protocol and operations answer: a put's on every put, so no
+   * closure per call. Its parts wait in `pending` while corked() runs the
+   * one writePending bound at construction.
+   */
+  private write(res: HttpResponse, status: number, contentType: string, body: string | Buffer, close: boolean, headers: AnswerHeaders): void {
+    const a = this.pending;
+    a.res = res;
+    a.status = status;
+    a.contentType = contentType;
+    a.body = body;
+    a.close = close;
+    a.headers = headers;
+    this.corked(res, this.writePending);
+    a.res = undefined;
+    a.body = '';
   }
 
-  private corked(res: HttpResponse, write: () => void): void {
-    if (res === this.inHandler) write();
-    else res.cork(write);
+  private writeNow(res: HttpResponse, status: number, contentType: string, body: string | Buffer, close: boolean, headers: AnswerHeaders): boolean {
+    if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
+    res.writeHeader(CONTENT_TYPE, headers.block(contentType));
+    if (!close) return this.writer.end(res, body, res !== this.inHandler);
+    // Closing after it anyway: at most this one answer waits in uWS's buffer.
+    res.end(body, true);
+    return true;
+  }
+
+  /**
+   * Runs `write` corked; closes the connection once out of the cork when
+   * `write` says so (an answer too large to leave unsent, see slow-readers.ts).
+   */
+  private corked(res: HttpResponse, write: () => boolean): void {
+    let keep: boolean;
+    if (res === this.inHandler) keep = write();
+    else {
+      this.writing = write;
+      res.cork(this.corkedWrite);
+      keep = this.kept;
+    }
+    if (!keep) res.close();
   }
 }

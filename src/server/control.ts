@@ -7,6 +7,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { AuthMaterial } from '../auth/keys.js';
 import type { Config } from '../config/options.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
+import type { LimitsMaterial } from '../limits/limiter.js';
 
 /** Sent by the main thread to a worker. */
 export type ControlMessage = { type: 'drain' } | { type: 'exit' } | { type: 'accepting'; on: boolean };
@@ -34,4 +35,6 @@ export interface WorkerStartData {
   redis?: RedisTarget;
   /** The keys tokens are verified with (--auth), as read and checked by the main thread. */
   auth: AuthMaterial;
+  /** The per-client limits' shared table and trusted proxies; absent when every per-client limit is off. */
+  limits?: LimitsMaterial;
 }

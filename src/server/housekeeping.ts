@@ -1,12 +1,14 @@
 /**
  * A worker thread's once-a-second upkeep: the engine's sweep (eviction of
  * idle channels), and the gauges only a periodic look can give (event-loop
- * delay, what the engine holds, the thread's V8 heap).
+ * delay, what the engine holds, the thread's V8 heap); and, as they happen,
+ * the thread's garbage-collection pauses.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { Engine } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
+import { observeGc } from '../metrics/gc.js';
 
 const INTERVAL_MS = 1000;
 const LOOP_SAMPLE_MS = 10;
@@ -18,6 +20,7 @@ const delaySeconds = (nanos: number) => Math.max(0, nanos / 1e6 - LOOP_SAMPLE_MS
 export function startHousekeeping(engine: Engine, metrics: ThreadMetrics): () => void {
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   loopDelay.enable();
+  const stopGc = observeGc((kind, seconds) => metrics.add(kind === 'minor' ? SLOT.gcMinorSeconds : SLOT.gcMajorSeconds, seconds));
   const timer = setInterval(() => {
     metrics.set(SLOT.loopDelayP50, delaySeconds(loopDelay.percentile(50)));
     metrics.set(SLOT.loopDelayP99, delaySeconds(loopDelay.percentile(99)));
@@ -36,5 +39,6 @@ export function startHousekeeping(engine: Engine, metrics: ThreadMetrics): () =>
   return () => {
     clearInterval(timer);
     loopDelay.disable();
+    stopGc();
   };
 }

@@ -26,7 +26,11 @@ import { nowMicros } from '../engine/clock.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 import type { Logger } from '../log.js';
 import { startConnectionCounter } from '../metrics/connections.js';
-import { createMetricsBuffer } from '../metrics/counters.js';
+import { addMainGc, createMetricsBuffer } from '../metrics/counters.js';
+import { observeGc } from '../metrics/gc.js';
+import { startConnectionCount } from '../limits/connection-count.js';
+import { bucketOf, type LimitsMaterial, prepareLimits } from '../limits/limiter.js';
+import { LimitTable } from '../limits/table.js';
 import { meshPorts } from '../threads/mesh.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
 import { connectionCeiling, openFileLimit, startAcceptGate } from './accept-gate.js';
@@ -41,23 +45,43 @@ export interface ServerHandle {
 
 export async function startServer(config: Config, log: Logger): Promise<ServerHandle> {
   const auth = loadAuthMaterial(config);
+  const limits = prepareLimits(config);
   warnAboutAuth(config, auth, log);
   const redis = config.redis === '' ? undefined : await reachRedis(config, log);
   const port = config.port === 0 ? await freePort(config.host) : config.port;
-  const supervisor = new Supervisor(config, log, redis, auth);
+  const supervisor = new Supervisor(config, log, redis, auth, limits);
   try {
     await Promise.all(Array.from({ length: config.threads }, (_, index) => supervisor.spawn(index, port)));
   } catch (err) {
     await supervisor.abort();
     throw err;
   }
+  // the main thread's own pauses: it serves no requests, but its counting and upkeep allocate too
+  const stopGc = observeGc((kind, seconds) => addMainGc(supervisor.metricsBuffer, kind, seconds));
   const stopCounting = startConnectionCounter(supervisor.metricsBuffer, config.threads, config.connectionsInterval);
   const limit = openFileLimit();
   log.info({ openFileLimit: limit, maxConnections: connectionCeiling(config.maxConnections, limit) }, 'open files');
   const stopGate = startAcceptGate(config, supervisor.metricsBuffer, (on) => supervisor.accepting(on), log);
+  if (limits !== undefined) {
+    const { rate, burst } = bucketOf(config);
+    log.info(
+      {
+        rateLimit: rate,
+        rateBurst: rate === 0 ? 0 : burst,
+        maxConnectionsPerIp: config.maxConnectionsPerIp,
+        trustProxy: config.trustProxy,
+        limitTableSize: config.limitTableSize,
+      },
+      'per-client limits',
+    );
+  }
+  const stopCountingPerIp =
+    limits !== undefined && config.maxConnectionsPerIp > 0 ? startConnectionCount(new LimitTable(limits.table, bucketOf(config)), port) : () => {};
   const stopped = supervisor.ended().then((code) => {
     stopGate();
+    stopCountingPerIp();
     stopCounting();
+    stopGc();
     return code;
   });
   return { port, stopped, stop: () => supervisor.stop() };
@@ -89,6 +113,7 @@ class Supervisor {
     private readonly log: Logger,
     private readonly redis: RedisTarget | undefined,
     private readonly auth: AuthMaterial,
+    private readonly limits: LimitsMaterial | undefined,
   ) {
     this.metricsBuffer = createMetricsBuffer(config.threads);
     this.ports = meshPorts(config.threads);
@@ -106,6 +131,7 @@ class Supervisor {
       metrics: this.metricsBuffer,
       redis: this.redis,
       auth: this.auth,
+      limits: this.limits,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data,

@@ -9,9 +9,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { AuthGate } from '../auth/gate.js';
 import type { AuthMaterial } from '../auth/keys.js';
-import type { Config } from '../config/options.js';
+import { type Config, connectionBufferLimit } from '../config/options.js';
 import type { RedisTarget } from '../engine/redis/connect.js';
 import { HttpFront } from '../http/front.js';
+import { ClientLimiter, type LimitsMaterial } from '../limits/limiter.js';
 import type { Logger } from '../log.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { CometError } from '../protocol/errors.js';
@@ -33,6 +34,7 @@ export interface ThreadSite {
   metricsBuffer: SharedArrayBuffer;
   redis?: RedisTarget;
   auth: AuthMaterial;
+  limits?: LimitsMaterial;
   log: Logger;
 }
 
@@ -51,8 +53,14 @@ export class CometThread {
     this.mesh = new Mesh(site.index, site.ports);
     this.router = new Router(this.mesh);
     const owner = new Owner(engine, this.mesh, this.router, { maxMessages: config.maxAnswerMessages, maxBytes: config.maxAnswerBytes }, metrics);
-    this.router.connect(owner);
-    const responder = new Responder(config.corsOrigin, (code) => metrics.error(code));
+    this.router.connect(owner, engine);
+    const responder = new Responder(config.corsOrigin, (code) => metrics.error(code), connectionBufferLimit(config), {
+      waiting: (answers, bytes) => {
+        metrics.add(SLOT.unreadAnswers, answers);
+        metrics.add(SLOT.unreadBytes, bytes);
+      },
+      closed: () => metrics.add(SLOT.slowReadersClosed),
+    });
     this.waitRoom = new WaitRoom(this.router, responder, metrics, config);
     const inboxes = { owner, replies: this.router, news: this.waitRoom };
     this.mesh.onBatch((batch, from) => {
@@ -60,9 +68,11 @@ export class CometThread {
       this.waitRoom.deliver();
     });
     const gate = AuthGate.create(config, site.auth, { verified: () => metrics.add(SLOT.tokensVerified), remembered: () => metrics.add(SLOT.tokensRemembered) });
+    const limiter = site.limits && new ClientLimiter(site.limits, config, { untracked: () => metrics.add(SLOT.limitUntracked) });
     this.front = new HttpFront({
       config,
       gate,
+      limiter,
       router: this.router,
       waitRoom: this.waitRoom,
       responder,

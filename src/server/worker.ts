@@ -30,6 +30,7 @@ const thread = new CometThread({
   metricsBuffer: data.metrics,
   redis: data.redis,
   auth: data.auth,
+  limits: data.limits,
   log,
 });
 

@@ -17,6 +17,7 @@ export class Mesh {
   private readonly dirty: number[] = [];
   private scheduled = false;
   private handler: BatchHandler = () => {};
+  private beforeFlush: () => void = () => {};
   /** What to say to thread i, this one included: calls are queued for it as messages. */
   readonly to: readonly Encoder[];
 
@@ -40,14 +41,23 @@ export class Mesh {
     this.handler = handler;
   }
 
+  /** `release` runs first at every flush, and may still add to this turn's batches (requests held until the turn's I/O is done). */
+  onFlush(release: () => void): void {
+    this.beforeFlush = release;
+  }
+
+  /** Makes the flush happen at the end of this turn even if nothing is queued yet. */
+  schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
+  }
+
   /** The batch for thread `to`, sent when this turn of the event loop is done; the caller appends one message. */
   private outbox(to: number): Batch {
     const outbox = this.outboxes[to]!;
     if (outbox.length === 0) this.dirty.push(to);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    this.schedule();
     return outbox;
   }
 
@@ -57,6 +67,7 @@ export class Mesh {
    * batches hold replies (a put's answer among them) that must not wait for it.
    */
   private readonly flush = (): void => {
+    this.beforeFlush();
     this.scheduled = false;
     const dirty = this.dirty.splice(0);
     let own: Batch | undefined;

@@ -66,6 +66,7 @@ export class Owner implements OwnerInbox {
     if (watch.threads.length === 0) {
       this.watches.delete(channel);
       this.engine.unwatch(channel);
+      this.metrics.set(SLOT.watchedChannels, this.watches.size);
     }
   }
 
@@ -106,10 +107,13 @@ export class Owner implements OwnerInbox {
       const created = { threads: [] as number[], ready };
       watch = created;
       this.watches.set(channel, watch);
+      this.metrics.set(SLOT.watchedChannels, this.watches.size);
       // A watch that failed (store unreachable) is forgotten, so that the next get tries again.
       if (ready instanceof Promise) {
         ready.catch(() => {
-          if (this.watches.get(channel) === created) this.watches.delete(channel);
+          if (this.watches.get(channel) !== created) return;
+          this.watches.delete(channel);
+          this.metrics.set(SLOT.watchedChannels, this.watches.size);
         });
       }
     }

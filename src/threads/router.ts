@@ -5,6 +5,7 @@
  * and their replies are matched back by request id.
  */
 import { hashChannel } from '../engine/channel-hash.js';
+import type { Engine } from '../engine/engine.js';
 import type { CometError } from '../protocol/errors.js';
 import type { Mesh } from './mesh.js';
 import type { OwnerInbox, ReplyInbox } from './messages.js';
@@ -21,6 +22,12 @@ export function ownerOf(channel: string, threads: number): number {
 export interface TimeHandler {
   timed(time: number): void;
   failed(err: CometError): void;
+}
+
+/** A put's handler, which also knows whether its client is still there. */
+export interface PutHandler extends TimeHandler {
+  /** The client went away before the put left this thread: it is dropped, never stored. */
+  readonly gone: boolean;
 }
 
 /** A get waiting for its owner's reply (waiters/waiter.ts). */
@@ -92,25 +99,67 @@ export class Router implements ReplyInbox {
   private readonly gets = new Pending<GetHandler>();
   /** Each thread's owner: the local Owner for this thread, the mesh's encoder for the others. */
   private owners: OwnerInbox[] = [];
+  private localEngine: Pick<Engine, 'appendsAtOnce'> = { appendsAtOnce: true };
+  /** Puts held until this turn's I/O is done (see put()), in four parallel arrays. */
+  private heldOwners: number[] = [];
+  private heldChannels: string[] = [];
+  private heldBodies: string[] = [];
+  private heldHandlers: PutHandler[] = [];
 
-  constructor(private readonly mesh: Mesh) {}
+  constructor(private readonly mesh: Mesh) {
+    mesh.onFlush(this.release);
+  }
 
-  /** Joins this thread's own owner, which replies to this router in turn. */
-  connect(owner: OwnerInbox): void {
+  /** Joins this thread's own owner, which replies to this router in turn, and stores with `engine`. */
+  connect(owner: OwnerInbox, engine: Pick<Engine, 'appendsAtOnce'>): void {
     this.owners = this.mesh.to.map((encoder, thread) => (thread === this.mesh.self ? owner : encoder));
+    this.localEngine = engine;
   }
 
   ownerOf(channel: string): number {
     return ownerOf(channel, this.mesh.size);
   }
 
-  put(channel: string, body: string, handler: TimeHandler): void {
+  /**
+   * A put this thread's own owner stores at once runs now, and is answered
+   * inside its request handler. Any other is held until the turn's I/O is
+   * done (the mesh's flush): when a client pipelines a request behind a
+   * request not answered in its handler, uWS closes the connection as it
+   * parses the next one, in the same read, and a put held until then is
+   * dropped instead of stored with no one to tell its time to.
+   */
+  put(channel: string, body: string, handler: PutHandler): void {
     const owner = this.ownerOf(channel);
+    if (owner === this.mesh.self && this.localEngine.appendsAtOnce) return this.sendPut(owner, channel, body, handler);
+    this.heldOwners.push(owner);
+    this.heldChannels.push(channel);
+    this.heldBodies.push(body);
+    this.heldHandlers.push(handler);
+    this.mesh.schedule();
+  }
+
+  private sendPut(owner: number, channel: string, body: string, handler: TimeHandler): void {
     const id = this.nextRequestId++;
     this.times.open(id, handler, owner === this.mesh.self);
     this.owners[owner]!.put(this.mesh.self, id, channel, body);
     this.times.sent(id);
   }
+
+  /** Sends the held puts whose clients are still there. */
+  private readonly release = (): void => {
+    const handlers = this.heldHandlers;
+    if (handlers.length === 0) return;
+    const owners = this.heldOwners;
+    const channels = this.heldChannels;
+    const bodies = this.heldBodies;
+    this.heldOwners = [];
+    this.heldChannels = [];
+    this.heldBodies = [];
+    this.heldHandlers = [];
+    for (let i = 0; i < handlers.length; i++) {
+      if (!handlers[i]!.gone) this.sendPut(owners[i]!, channels[i]!, bodies[i]!, handlers[i]!);
+    }
+  };
 
   sync(channel: string, handler: TimeHandler): void {
     const owner = this.ownerOf(channel);
@@ -140,11 +189,17 @@ export class Router implements ReplyInbox {
 
   /** Whether requests still wait for an owner's reply. */
   get busy(): boolean {
-    return this.times.size + this.gets.size > 0;
+    return this.times.size + this.gets.size + this.heldHandlers.length > 0;
   }
 
   /** Answers every request still waiting for an owner with `err` (an owner that will never reply). */
   failAll(err: CometError): void {
+    const held = this.heldHandlers;
+    this.heldOwners = [];
+    this.heldChannels = [];
+    this.heldBodies = [];
+    this.heldHandlers = [];
+    for (const handler of held) handler.failed(err);
     for (const handler of this.times.takeAll()) handler.failed(err);
     for (const handler of this.gets.takeAll()) handler.failed(err);
   }

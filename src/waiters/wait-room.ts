@@ -12,7 +12,15 @@
  *
  * A channel entry outlives its last waiting get by LINGER_MS, so that clients
  * chaining their gets do not make this thread unwatch and re-watch the channel
- * at the owner on every message.
+ * at the owner on every message. An entry that has heard of no message (a
+ * channel never written, or written only before the entry existed and not
+ * answered from) goes as soon as its last get leaves, unwatching at once:
+ * lingering there saves nothing worth its cost, since a chain on a silent
+ * channel re-watches only once per timeout, while a flood of gets on distinct
+ * names would keep one entry here, one watch at the owner and one watched
+ * name in its engine per name for LINGER_MS after each get. So whatever a
+ * get on a never-written channel holds lives exactly as long as some get
+ * waits on the channel, and --max-waiting bounds how many there are.
  */
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { AnswerHeaders } from '../protocol/cors.js';
@@ -32,6 +40,8 @@ export interface WaitRoomLimits {
   maxWaiting: number;
   maxAnswerMessages: number;
   maxAnswerBytes: number;
+  /** --pipelining: 'ordered' stops reading a connection while its get waits. */
+  pipelining?: string;
 }
 
 export class WaitRoom implements NewsInbox, WaiterEvents {
@@ -65,15 +75,26 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     const waiter = new Waiter(this, res, entry, request.timeout, request.callback, headers);
     res.onAborted(waiter.onAborted);
     entry.pending++;
-    this.router.get(request.channel, request.since, request.timeout > 0 && !this.responder.closing, waiter);
+    const wait = request.timeout > 0 && !this.responder.closing;
+    // The owner registers this thread as a watcher before it reads: if the read then fails, no
+    // answer says so, and the entry must still unwatch when it goes (a no-op if the watch failed).
+    if (wait) entry.watching = true;
+    this.router.get(request.channel, request.since, wait, waiter);
+    // A request pipelined behind a waiting get would make uWS close the connection: it waits in the kernel instead.
+    if (this.limits.pipelining === 'ordered' && !waiter.settled && !waiter.aborted) {
+      res.pause();
+      waiter.paused = true;
+    }
   }
 
   answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
+    // Messages answered from the store count as heard: a chain on this channel is then worth lingering for.
+    if (bodies.length > 0 && time > entry.latest) entry.latest = time;
     if (!waiter.aborted) this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
-    // The channel lingers from its last get, whether that one waited or not.
+    // The channel lingers from its last get, whether that one waited or not (if a message was heard of: see maybeIdle).
     this.maybeIdle(entry);
   }
 
@@ -103,6 +124,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     this.maybeIdle(waiter.entry);
     if (waiter.aborted) return;
     this.metrics.releaseWaiting();
+    this.settle(waiter);
     this.responder.refuse(waiter.res, err, waiter.headers);
   }
 
@@ -132,8 +154,9 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     const entry = this.entries.get(channel);
     if (entry === undefined) return;
     for (const waiter of [...entry.parked]) {
-      this.unpark(waiter);
+      // Pending before unparked: the entry must not look idle (and be forgotten) between the two.
       entry.pending++;
+      this.unpark(waiter);
       this.router.get(channel, waiter.cursor, true, waiter);
     }
   }
@@ -161,8 +184,9 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     entry.newsTimes = [];
     entry.newsBodies = [];
     const count = times.length;
-    // Answers keyed by the index of their first message; JSONP variants by callback.
-    const answers = new Map<number, { json: string; messages: number; jsonp?: Map<string, string> }>();
+    // Answers keyed by the index of their first message; JSONP variants by callback. Each is
+    // given to every waiter as bytes encoded once: uWS converted a string again for every waiter.
+    const answers = new Map<number, { json: string; bytes: Buffer; messages: number; jsonp?: Map<string, Buffer> }>();
     for (const waiter of entry.parked) {
       let start = 0;
       if (times[0]! <= waiter.cursor) {
@@ -172,17 +196,23 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
       let answer = answers.get(start);
       if (answer === undefined) {
         const end = this.answerEnd(bodies, start);
-        answer = { json: messagesAnswer(times[end - 1]!, bodies, start, end), messages: end - start };
+        const json = messagesAnswer(times[end - 1]!, bodies, start, end);
+        answer = { json, bytes: Buffer.from(json), messages: end - start };
         answers.set(start, answer);
       }
-      let body = answer.json;
+      let body = answer.bytes;
       const callback = waiter.callback;
       if (callback !== undefined) {
         answer.jsonp ??= new Map();
-        body = answer.jsonp.get(callback) ?? wrapJsonp(callback, answer.json);
-        answer.jsonp.set(callback, body);
+        let wrapped = answer.jsonp.get(callback);
+        if (wrapped === undefined) {
+          wrapped = Buffer.from(wrapJsonp(callback, answer.json));
+          answer.jsonp.set(callback, wrapped);
+        }
+        body = wrapped;
       }
       this.unpark(waiter);
+      this.settle(waiter);
       this.responder.framed(waiter.res, body, callback !== undefined, waiter.headers);
       this.sent(answer.messages, body.length);
     }
@@ -232,7 +262,14 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
   }
 
+  /** The waiter's answer is about to be written: its connection is read again (--pipelining ordered). */
+  private settle(waiter: Waiter): void {
+    waiter.settled = true;
+    if (waiter.paused) waiter.res.resume();
+  }
+
   private finish(waiter: Waiter, json: string, messages: number): void {
+    this.settle(waiter);
     const length = this.responder.answer(waiter.res, json, waiter.callback, waiter.headers);
     this.sent(messages, length);
   }
@@ -245,7 +282,17 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   }
 
   private maybeIdle(entry: ChannelEntry): void {
-    if (entry.parked.size === 0 && entry.pending === 0) entry.idleSince = Date.now();
+    if (entry.parked.size !== 0 || entry.pending !== 0) return;
+    if (entry.latest === -1) this.forget(entry);
+    else entry.idleSince = Date.now();
+  }
+
+  /** Drops an idle entry; the owner stops counting this thread as a watcher. */
+  private forget(entry: ChannelEntry): void {
+    // Only the map's own entry: a waiter never outlives its entry there, but this keeps a stale one from removing a new one.
+    if (this.entries.get(entry.channel) !== entry) return;
+    this.entries.delete(entry.channel);
+    if (entry.watching) this.router.unwatch(entry.channel);
   }
 
   private tick(): void {
@@ -264,8 +311,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   private forgetIdle(now: number): void {
     for (const entry of this.entries.values()) {
       if (entry.parked.size > 0 || entry.pending > 0 || now - entry.idleSince < LINGER_MS) continue;
-      this.entries.delete(entry.channel);
-      if (entry.watching) this.router.unwatch(entry.channel);
+      this.forget(entry);
     }
   }
 }

@@ -14,9 +14,9 @@ export class ChannelEntry {
   readonly parked = new Set<Waiter>();
   /** Gets sent to the owner and not yet answered or parked. */
   pending = 0;
-  /** Newest message time this thread has heard of. */
+  /** Newest message time this thread has heard of (news, or an answer with messages); -1 while none, and then the entry goes as soon as it is idle. */
   latest = -1;
-  /** Whether the owner counts this thread among the channel's watchers. */
+  /** Whether the owner may count this thread among the channel's watchers (a get that may wait was sent): forgetting the entry then unwatches. */
   watching = false;
   idleSince = 0;
   /** News collected during the current batch. */
@@ -39,6 +39,10 @@ export class Waiter implements GetHandler {
   /** Timeout-wheel bucket while parked, 0 otherwise. */
   bucket = 0;
   aborted = false;
+  /** Its answer is being written. */
+  settled = false;
+  /** Its connection is not read until then (--pipelining ordered). */
+  paused = false;
 
   constructor(
     readonly room: WaiterEvents,

@@ -275,6 +275,28 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     t.same(heard.messages, [['rewatch', time, '"again"']], 'delivered once');
   });
 
+  t.test('watch stores nothing: a watched channel never written is not held, its first append reaches the listener, and unwatch leaves nothing', async (t) => {
+    const e = await open(t);
+    const heard = listen(e);
+    const names = Array.from({ length: 1000 }, (_, i) => `never-written-${i}`);
+    for (const name of names) await e.watch(name);
+    await e.read(names[0]!, await e.currentTime(names[0]!), ALL);
+    t.same([e.stats().channels, e.stats().messages, e.stats().bytes], [0, 0, 0], 'watching 1000 names and reading one stores no channel');
+    const time = await e.append(names[1]!, '"first"');
+    await waitFor(() => heard.messages.length >= 1, { timeoutMs: DELIVERY_MS, what: 'the first message' });
+    t.same(heard.messages, [[names[1], time, '"first"']], 'the first append on a watched name is passed on');
+    if (fixture.keeps === 'thread') t.equal(e.stats().channels, 1, 'and only it is now stored');
+    for (const name of names) e.unwatch(name);
+    t.equal(e.stats().subscriptions, 0, 'no subscription left once unwatched');
+    await e.append(names[2]!, '"unwatched"');
+    await sleep(SILENCE_MS);
+    // By its channel: times are per channel, and two channels written in the same millisecond share one.
+    t.notOk(
+      heard.messages.some(([channel]) => channel === names[2]),
+      'an unwatched name is forgotten: its append is not passed on',
+    );
+  });
+
   t.test('channelTtlMs: an idle channel is forgotten after it; older cursors then see missed, times keep increasing', async (t) => {
     const ttlMs = 1000;
     const e = await open(t, { channelTtlMs: ttlMs });
@@ -306,7 +328,11 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const stats = e.stats();
     t.equal(stats.up, true);
     if (fixture.keeps === 'thread') {
-      t.same([stats.channels, stats.messages, stats.subscriptions], [3, 3, 0], 'channels, messages held (not those dropped); no subscriptions');
+      t.same(
+        [stats.channels, stats.messages, stats.subscriptions],
+        [2, 3, 0],
+        'channels, messages held (not those dropped; stats-c, watched but never written, is not stored); no subscriptions',
+      );
       t.ok(stats.bytes >= 9, 'bytes count at least the bodies held');
     } else {
       t.same(

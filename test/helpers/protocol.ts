@@ -45,7 +45,7 @@ export function checkError(t: Test, res: HttpResponse, status: number, code?: st
   t.type(res.json, 'object', `${label}body parses as JSON`, { body: res.body.slice(0, 300) });
   t.type(res.json?.error, 'string', `${label}has an "error" string`);
   t.ok(String(res.json?.error ?? '').length > 0, `${label}"error" is not empty`);
-  if (status === 503) t.match(header(res, 'retry-after'), /^\d+$/, `${label}a 503 says when to try again (Retry-After)`);
+  if (status === 503 || status === 429) t.match(header(res, 'retry-after'), /^\d+$/, `${label}a ${status} says when to try again (Retry-After)`);
   if (code === undefined) t.match(res.json?.code, /^COMET_ERR_[A-Z_]+$/, `${label}code COMET_ERR_*`);
   else if (typeof code === 'string') t.equal(res.json?.code, code, `${label}code ${code}`);
   else t.match(res.json?.code, code, `${label}code ${code}`);

@@ -41,6 +41,10 @@ export class TestEngine implements Engine {
   private readonly failures = new Map<Operation, unknown>();
   private onGap: GapListener = () => {};
 
+  get appendsAtOnce(): boolean {
+    return !this.slow && !this.holding;
+  }
+
   /** The next call of `operation` rejects with `reason` (a StoreFailure, or anything a buggy store might throw). */
   failNext(operation: Operation, reason: unknown): void {
     this.failures.set(operation, reason);
@@ -125,7 +129,7 @@ export function threadParts(self: number, ports: readonly (MessagePort | null)[]
   const metricsBuffer = createMetricsBuffer(ports.length);
   const metrics = new ThreadMetrics(metricsBuffer, self);
   const owner = new Owner(engine, mesh, router, { maxMessages, maxBytes: 1 << 20 }, metrics);
-  router.connect(owner);
+  router.connect(owner, engine);
   return { mesh, router, owner, metrics, metricsBuffer };
 }
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import t from 'tap';
 import type { Test } from 'tap';
 import { ConfigError, helpText, parseCommandLine } from '../../src/config/parse.js';
-import { OPTIONS, shownDefault, type Config } from '../../src/config/options.js';
+import { connectionBufferLimit, OPTIONS, shownDefault, type Config } from '../../src/config/options.js';
 
 function defaultOf(option: (typeof OPTIONS)[number]): string | number {
   return typeof option.default === 'function' ? option.default() : option.default;
@@ -67,6 +67,8 @@ function otherValue(key: keyof Config): string {
       return 'on';
     case 'jsonp':
       return 'off';
+    case 'pipelining':
+      return 'ordered';
     case 'jsonpCallback':
       return 'cb_[0-9]+';
     case 'uwsBuild':
@@ -245,6 +247,12 @@ t.test('defaults are shown as set, computed ones by what they stand for', async 
   t.equal(shown('cors-origin'), '*');
   t.equal(shown('threads'), 'available parallelism');
   t.equal(shown('redis'), '(empty)');
+});
+
+t.test('--max-connection-buffer 0 stands for four answers of --max-answer-bytes', async (t) => {
+  t.equal(connectionBufferLimit(parseCommandLine([], {}).config), 4 * 1024 * 1024);
+  t.equal(connectionBufferLimit(parseCommandLine(['--max-answer-bytes', '8388608'], {}).config), 32 * 1024 * 1024, 'it follows a larger answer size');
+  t.equal(connectionBufferLimit(parseCommandLine(['--max-connection-buffer', '65536'], {}).config), 65536, 'a value given is taken as it is');
 });
 
 t.test('helpText separates every flag from its env var by at least one space', async (t) => {

@@ -1,12 +1,13 @@
 /**
- * The engine: the RingBuffer of a channel's messages, the clock that assigns
+ * The engine: the MessageRing of a channel's messages, the clock that assigns
  * message times, the channel-to-thread routing, and the MemoryEngine built on
  * them, and the Redis engine's recovery of a node's connections together.
 (One file rather than five: every test file pays the TypeScript
  * loader's start-up cost of about two seconds.)
  */
 import t, { type Test } from 'tap';
-import { RingBuffer } from '../../src/engine/ring-buffer.js';
+import { MessageRing } from '../../src/engine/message-ring.js';
+import { SLAB_BYTES, StoragePool, storageFor } from '../../src/engine/storage-pool.js';
 import { nextTime, nowMicros } from '../../src/engine/clock.js';
 import { hashChannel } from '../../src/engine/channel-hash.js';
 import { ownerOf } from '../../src/threads/router.js';
@@ -16,185 +17,254 @@ import { NodeRecovery, ownRecoveryCell } from '../../src/engine/redis/recovery.j
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-// ---- ring-buffer -----------------------------------------------------------
-/** Storage capacity, read from the private typed array (the growth policy is part of the design). */
-function capacityOf(ring: RingBuffer): number {
-  return (ring as unknown as { times: Float64Array }).times.length;
+// ---- message-ring ----------------------------------------------------------
+/** The ring's private state, read for the layout the design promises (index growth, storage moves). */
+function inside(ring: MessageRing): { index: Float64Array; store: Buffer; base: number; first: number; end: number } {
+  return ring as unknown as { index: Float64Array; store: Buffer; base: number; first: number; end: number };
 }
 
 /** Every (time, body) pair in logical order. */
-function contents(ring: RingBuffer): Array<[number, string]> {
+function contents(ring: MessageRing): Array<[number, string]> {
   const out: Array<[number, string]> = [];
   for (let i = 0; i < ring.length; i++) out.push([ring.timeAt(i), ring.bodyAt(i)]);
   return out;
 }
 
-t.test('RingBuffer: a new ring is empty', async (t) => {
-  const ring = new RingBuffer();
+/** The live bytes as stored: every message followed by its comma. */
+function stored(ring: MessageRing): string {
+  const r = inside(ring);
+  return r.store.toString('utf8', r.first - r.base, r.end - r.base);
+}
+
+t.test('MessageRing: a new ring is empty and holds only its index', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
   t.equal(ring.length, 0);
+  t.equal(ring.bytes, 0);
+  t.equal(ring.held, 4 * 16, 'four index slots of two Float64s, no storage');
   t.equal(ring.indexAfter(-1), 0);
-  t.equal(ring.indexAfter(0), 0);
   t.equal(ring.indexAfter(Number.MAX_SAFE_INTEGER), 0);
 });
 
-t.test('RingBuffer: push keeps insertion order; timeAt and bodyAt address by logical index', async (t) => {
-  const ring = new RingBuffer();
+t.test('MessageRing: push keeps order; each message is its UTF-8 bytes and a comma, so a run reads as a JSON list body', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
   ring.push(10, '"a"');
-  ring.push(20, '"b"');
-  ring.push(30, '"c"');
-  t.equal(ring.length, 3);
+  ring.push(20, '{"b":[1,2]}');
+  ring.push(30, '3');
   t.same(contents(ring), [
     [10, '"a"'],
-    [20, '"b"'],
-    [30, '"c"'],
+    [20, '{"b":[1,2]}'],
+    [30, '3'],
+  ]);
+  t.equal(stored(ring), '"a",{"b":[1,2]},3,');
+  t.same([ring.byteLengthAt(0), ring.byteLengthAt(1), ring.byteLengthAt(2)], [3, 11, 1]);
+  t.equal(ring.bytes, 15, 'separators are not counted');
+});
+
+t.test('MessageRing: UTF-8 and U+2028 content round-trips, lengths are in bytes', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  const bodies = [JSON.stringify('€uro'), JSON.stringify('\u{1F600} emoji'), '"line\\u2028sep"', JSON.stringify('\u2028raw'), JSON.stringify('ünï')];
+  bodies.forEach((body, i) => ring.push(i + 1, body));
+  t.same(
+    contents(ring).map(([, body]) => body),
+    bodies,
+  );
+  bodies.forEach((body, i) => t.equal(ring.byteLengthAt(i), Buffer.byteLength(body), `bytes of message ${i}`));
+  t.equal(
+    ring.bytes,
+    bodies.reduce((n, b) => n + Buffer.byteLength(b), 0),
+  );
+  t.equal(stored(ring), bodies.join(',') + ',');
+});
+
+t.test('MessageRing: the smallest JSON values (an empty string, an empty array) are stored and read back', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  ring.push(1, '""');
+  ring.push(2, '[]');
+  ring.push(3, '0');
+  t.same(contents(ring), [
+    [1, '""'],
+    [2, '[]'],
+    [3, '0'],
+  ]);
+  ring.shift();
+  t.same(contents(ring), [
+    [2, '[]'],
+    [3, '0'],
   ]);
 });
 
-t.test('RingBuffer: shift removes and returns the oldest body', async (t) => {
-  const ring = new RingBuffer();
-  ring.push(1, 'one');
-  ring.push(2, 'two');
-  ring.push(3, 'three');
-  t.equal(ring.shift(), 'one');
-  t.equal(ring.length, 2);
-  t.equal(ring.timeAt(0), 2);
-  t.equal(ring.bodyAt(0), 'two');
-  t.equal(ring.shift(), 'two');
-  t.equal(ring.shift(), 'three');
+t.test('MessageRing: shift drops the oldest; an emptied ring is usable again', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  ring.push(1, '"one"');
+  ring.push(2, '"two"');
+  ring.shift();
+  t.equal(ring.length, 1);
+  t.same(contents(ring), [[2, '"two"']]);
+  t.equal(ring.bytes, 5);
+  ring.shift();
   t.equal(ring.length, 0);
+  t.equal(ring.bytes, 0);
   t.equal(ring.indexAfter(0), 0);
-  // usable again after being emptied
-  ring.push(4, 'four');
-  t.same(contents(ring), [[4, 'four']]);
+  ring.push(4, '"four"');
+  t.same(contents(ring), [[4, '"four"']]);
 });
 
-t.test('RingBuffer: storage starts at 4 and doubles, keeping every message in order', async (t) => {
-  const ring = new RingBuffer();
-  t.equal(capacityOf(ring), 4);
+t.test('MessageRing: the index starts at 4 slots and doubles, keeping every message in order', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
   const expected: Array<[number, string]> = [];
   for (let i = 1; i <= 100; i++) {
-    ring.push(i * 10, `m${i}`);
-    expected.push([i * 10, `m${i}`]);
-    if (i === 4) t.equal(capacityOf(ring), 4, 'full at 4 without growing');
-    if (i === 5) t.equal(capacityOf(ring), 8, 'grew to 8 on the fifth push');
-    if (i === 9) t.equal(capacityOf(ring), 16, 'grew to 16 on the ninth push');
+    ring.push(i * 10, `"m${i}"`);
+    expected.push([i * 10, `"m${i}"`]);
+    if (i === 4) t.equal(inside(ring).index.length / 2, 4, 'full at 4 without growing');
+    if (i === 5) t.equal(inside(ring).index.length / 2, 8, 'grew to 8 on the fifth push');
   }
-  t.equal(capacityOf(ring), 128);
-  t.equal(ring.length, 100);
+  t.equal(inside(ring).index.length / 2, 128);
   t.same(contents(ring), expected);
 });
 
-t.test('RingBuffer: the initial capacity is rounded up to a power of two', async (t) => {
-  t.equal(capacityOf(new RingBuffer(5)), 8);
-  t.equal(capacityOf(new RingBuffer(8)), 8);
-  t.equal(capacityOf(new RingBuffer(1)), 1);
-  const one = new RingBuffer(1);
-  one.push(1, 'a');
-  one.push(2, 'b');
-  one.push(3, 'c');
-  t.same(contents(one), [
-    [1, 'a'],
-    [2, 'b'],
-    [3, 'c'],
-  ]);
-});
-
-t.test('RingBuffer: wrap-around: slots are reused after shift without growing', async (t) => {
-  const ring = new RingBuffer();
-  ring.push(1, 'a');
-  ring.push(2, 'b');
-  ring.push(3, 'c');
-  ring.push(4, 'd');
-  t.equal(ring.shift(), 'a');
-  t.equal(ring.shift(), 'b');
-  ring.push(5, 'e'); // slot 0
-  ring.push(6, 'f'); // slot 1: the ring is full and wrapped, head at slot 2
-  t.equal(capacityOf(ring), 4, 'no growth while there is room');
-  t.same(contents(ring), [
-    [3, 'c'],
-    [4, 'd'],
-    [5, 'e'],
-    [6, 'f'],
-  ]);
-  t.equal(ring.indexAfter(2), 0);
-  t.equal(ring.indexAfter(4), 2);
-  t.equal(ring.indexAfter(5), 3);
-  t.equal(ring.indexAfter(6), 4);
-});
-
-t.test('RingBuffer: growing a wrapped ring unwraps it in order', async (t) => {
-  const ring = new RingBuffer();
-  for (let i = 1; i <= 4; i++) ring.push(i, `m${i}`);
+t.test('MessageRing: wrap-around: index slots are reused after shift, and growing a wrapped index unwraps it in order', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  for (let i = 1; i <= 4; i++) ring.push(i, `"m${i}"`);
   ring.shift();
   ring.shift();
   ring.shift(); // head at slot 3
-  ring.push(5, 'm5');
-  ring.push(6, 'm6');
-  ring.push(7, 'm7'); // full, wrapped
-  ring.push(8, 'm8'); // grows
-  t.equal(capacityOf(ring), 8);
-  t.same(contents(ring), [
-    [4, 'm4'],
-    [5, 'm5'],
-    [6, 'm6'],
-    [7, 'm7'],
-    [8, 'm8'],
-  ]);
+  ring.push(5, '"m5"');
+  ring.push(6, '"m6"');
+  ring.push(7, '"m7"'); // full, wrapped
+  t.equal(inside(ring).index.length / 2, 4, 'no growth while there is a free slot');
+  t.equal(ring.indexAfter(5), 2);
+  ring.push(8, '"m8"'); // grows
+  t.equal(inside(ring).index.length / 2, 8);
+  t.same(
+    contents(ring).map(([time]) => time),
+    [4, 5, 6, 7, 8],
+  );
   t.equal(ring.indexAfter(6), 3);
+  t.equal(stored(ring), '"m4","m5","m6","m7","m8",');
 });
 
-t.test('RingBuffer: indexAfter finds the first time strictly greater than the cursor', async (t) => {
-  const ring = new RingBuffer();
-  const times = [10, 20, 30, 40, 50];
-  for (const time of times) ring.push(time, String(time));
+t.test('MessageRing: storage: moved to the front when a quarter is free, else doubled; never per message', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  const body = JSON.stringify('x'.repeat(14)); // 16 bytes, 17 with its comma
+  ring.push(1, body);
+  t.equal(inside(ring).store.length, 64, 'the first storage: one 64-byte unit');
+  const first = inside(ring).store;
+  ring.push(2, body);
+  ring.push(3, body);
+  t.equal(inside(ring).store, first, 'three messages (51 bytes) fit');
+  ring.push(4, body);
+  t.equal(inside(ring).store.length, 128, 'the fourth doubled it');
+  const doubled = inside(ring).store;
+  for (let i = 5; i <= 7; i++) ring.push(i, body); // 119 bytes used
+  for (let i = 0; i < 5; i++) ring.shift(); // 34 live
+  ring.push(8, body);
+  t.equal(inside(ring).store, doubled, 'moved to the front of the same storage, not reallocated');
+  t.equal(inside(ring).base, inside(ring).first, 'the oldest live byte is at the front');
+  t.same(
+    contents(ring).map(([time]) => time),
+    [6, 7, 8],
+  );
+  t.equal(stored(ring), [body, body, body].join(',') + ',');
+});
+
+t.test('MessageRing: 64 KiB messages, and a message larger than the storage doubled', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  const big = JSON.stringify('é'.repeat(32 * 1024)); // 64 KiB + 2 bytes of UTF-8
+  ring.push(1, '"small"');
+  ring.push(2, big);
+  t.ok(inside(ring).store.length >= 65_536 + 8 + 3, 'grew to fit it at once');
+  ring.push(3, big);
+  t.same(contents(ring), [
+    [1, '"small"'],
+    [2, big],
+    [3, big],
+  ]);
+  t.equal(ring.byteLengthAt(1), 65_538);
+  ring.shift();
+  ring.shift();
+  t.same(contents(ring), [[3, big]]);
+});
+
+t.test('MessageRing: trim gives back unused storage and index; everything when empty', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  for (let i = 1; i <= 40; i++) ring.push(i, JSON.stringify(`message ${i}`));
+  for (let i = 0; i < 38; i++) ring.shift();
+  const before = ring.held;
+  t.ok(ring.heldTrimmed < before);
+  const predicted = ring.heldTrimmed;
+  ring.trim();
+  t.equal(ring.held, predicted, 'heldTrimmed says what trim() leaves');
+  t.equal(ring.held, 64 + 4 * 16, 'one storage unit and the smallest index');
+  t.same(contents(ring), [
+    [39, '"message 39"'],
+    [40, '"message 40"'],
+  ]);
+  ring.push(41, '"after"');
+  t.same(
+    contents(ring).map(([, b]) => b),
+    ['"message 39"', '"message 40"', '"after"'],
+  );
+  ring.shift();
+  ring.shift();
+  ring.shift();
+  ring.trim();
+  t.equal(ring.held, 4 * 16, 'an empty ring holds no storage');
+  ring.push(42, '"again"');
+  t.same(contents(ring), [[42, '"again"']]);
+});
+
+t.test('MessageRing: indexAfter finds the first time strictly greater than the cursor, near 2^53 too', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
+  for (const time of [10, 20, 30, 40, 50]) ring.push(time, String(time));
   const cases: Array<[number, number]> = [
     [-1, 0],
-    [0, 0],
     [9, 0],
     [10, 1],
-    [11, 1],
     [29, 2],
     [30, 3],
-    [49, 4],
     [50, 5],
-    [51, 5],
     [Number.MAX_SAFE_INTEGER, 5],
   ];
   for (const [since, index] of cases) t.equal(ring.indexAfter(since), index, `indexAfter(${since})`);
-});
-
-t.test('RingBuffer: indexAfter works with microsecond-sized times near 2^53', async (t) => {
-  const ring = new RingBuffer();
+  const high = new MessageRing(new StoragePool(0));
   const base = Number.MAX_SAFE_INTEGER - 10;
-  for (let i = 0; i < 10; i++) ring.push(base + i, `m${i}`);
-  t.equal(ring.timeAt(9), base + 9, 'Float64Array holds safe integers exactly');
-  t.equal(ring.indexAfter(base + 4), 5);
-  t.equal(ring.indexAfter(base - 1), 0);
-  t.equal(ring.indexAfter(base + 9), 10);
+  for (let i = 0; i < 10; i++) high.push(base + i, String(i));
+  t.equal(high.timeAt(9), base + 9, 'Float64Array holds safe integers exactly');
+  t.equal(high.indexAfter(base + 4), 5);
 });
 
-t.test('RingBuffer: behaves as a FIFO queue under a long deterministic mix of pushes and shifts', async (t) => {
-  const ring = new RingBuffer();
+t.test('MessageRing: behaves as a FIFO queue of bytes under a long deterministic mix of pushes, shifts and trims', async (t) => {
+  const ring = new MessageRing(new StoragePool(0));
   const model: Array<[number, string]> = [];
   let seed = 12345;
   const random = () => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed / 2 ** 32;
   };
+  const alphabet = ['a', 'é', '€', '\u{1F600}', '\u2028', '"', '\\'];
   let time = 0;
   let mismatches = 0;
   for (let step = 0; step < 5000; step++) {
-    if (model.length > 0 && random() < 0.45) {
-      const expected = model.shift()!;
-      if (ring.shift() !== expected[1]) mismatches++;
+    const roll = random();
+    if (model.length > 0 && roll < 0.45) {
+      ring.shift();
+      model.shift();
+    } else if (roll > 0.98) {
+      ring.trim();
     } else {
       time += 1 + Math.floor(random() * 3);
-      ring.push(time, `b${time}`);
-      model.push([time, `b${time}`]);
+      let text = '';
+      const length = Math.floor(random() * (random() < 0.05 ? 3000 : 40));
+      for (let i = 0; i < length; i++) text += alphabet[Math.floor(random() * alphabet.length)];
+      const body = JSON.stringify(text);
+      ring.push(time, body);
+      model.push([time, body]);
     }
     if (ring.length !== model.length) mismatches++;
+    if (ring.bytes !== model.reduce((n, [, b]) => n + Buffer.byteLength(b), 0)) mismatches++;
     if (step % 97 === 0) {
       if (JSON.stringify(contents(ring)) !== JSON.stringify(model)) mismatches++;
+      if (stored(ring) !== model.map(([, b]) => b + ',').join('')) mismatches++;
       const probe = time - Math.floor(random() * 20);
       const expectedIndex = model.findIndex(([tm]) => tm > probe);
       if (ring.indexAfter(probe) !== (expectedIndex === -1 ? model.length : expectedIndex)) mismatches++;
@@ -202,6 +272,123 @@ t.test('RingBuffer: behaves as a FIFO queue under a long deterministic mix of pu
   }
   t.equal(mismatches, 0);
   t.same(contents(ring), model);
+});
+
+// ---- storage-pool ----------------------------------------------------------
+t.test('StoragePool: sizes are powers of two from 64 bytes', async (t) => {
+  t.same([0, 1, 64, 65, 129, 4096, 4097, 60_002, 65_536, 65_537, 2 ** 31 + 1].map(storageFor), [
+    0,
+    64,
+    64,
+    128,
+    256,
+    4096,
+    8192,
+    65_536,
+    65_536,
+    131_072,
+    2 ** 32,
+  ]);
+});
+
+/** Where a block lies: its slab (the ArrayBuffer) and its offset there. */
+function placeOf(block: Buffer): [ArrayBufferLike, number] {
+  return [block.buffer, block.byteOffset];
+}
+
+t.test('StoragePool: a block given back is handed to the next taker of its size; past the limit storage is a Buffer of its own', async (t) => {
+  const pool = new StoragePool(SLAB_BYTES);
+  t.equal(pool.slabBytes, SLAB_BYTES, 'one slab, allocated at once');
+  const a = pool.take(65_536);
+  t.equal(a.length, 65_536);
+  pool.give(a);
+  t.same(placeOf(pool.take(65_536)), placeOf(a), 'the same size takes the same block again');
+  const blocks = Array.from({ length: SLAB_BYTES / 65_536 - 1 }, () => pool.take(65_536));
+  t.ok(
+    blocks.every((b) => b.buffer === a.buffer),
+    'the slab holds 64 such blocks',
+  );
+  const own = pool.take(65_536);
+  t.not(own.buffer, a.buffer, 'the slab full and the limit reached: a Buffer of its own');
+  t.equal(own.buffer.byteLength, 65_536);
+  pool.give(own);
+  t.equal(pool.slabBytes, SLAB_BYTES, 'still one slab');
+  t.equal(pool.take(0).length, 0);
+  t.not(new StoragePool(0).take(64).buffer, new StoragePool(0).take(64).buffer, 'limit 0: every block on its own');
+});
+
+t.test('StoragePool: free buddies merge, so blocks given back small serve a large one again', async (t) => {
+  const pool = new StoragePool(SLAB_BYTES);
+  const small = Array.from({ length: SLAB_BYTES / 4096 }, () => pool.take(4096));
+  t.equal(new Set(small.map((b) => b.byteOffset)).size, small.length, 'the slab cut into 1,024 distinct blocks');
+  // Given back in an order that leaves no two buddies free together until the second half.
+  for (let i = 0; i < small.length; i += 2) pool.give(small[i]!);
+  t.not(pool.take(8192).buffer, small[0]!.buffer, 'no two free neighbours: an 8 KiB block is not in the slab');
+  for (let i = 1; i < small.length; i += 2) pool.give(small[i]!);
+  const whole = pool.take(SLAB_BYTES);
+  t.same(placeOf(whole), [small[0]!.buffer, 0], 'every block merged back into the whole slab');
+});
+
+t.test('StoragePool: random takes and gives: blocks never overlap and keep their bytes, and all given back makes the slabs whole', async (t) => {
+  const pool = new StoragePool(3 * SLAB_BYTES);
+  let seed = 7;
+  const random = () => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const live: { block: Buffer; tag: number }[] = [];
+  let corrupted = 0;
+  let overlaps = 0;
+  for (let step = 0; step < 20_000; step++) {
+    if (live.length > 0 && random() < 0.45) {
+      const [{ block, tag }] = live.splice(Math.floor(random() * live.length), 1);
+      if (block![0] !== tag || block![block!.length - 1] !== tag) corrupted++;
+      pool.give(block!);
+    } else {
+      const block = pool.take(storageFor(1 + Math.floor(random() ** 3 * 300_000)));
+      const tag = step & 0xff;
+      block.fill(tag);
+      live.push({ block, tag });
+    }
+    if (step % 1000 === 999) {
+      const slabIds = new Map<ArrayBufferLike, number>();
+      const spans = live
+        .filter(({ block }) => block.buffer.byteLength === 3 * SLAB_BYTES)
+        .map(({ block }) => {
+          if (!slabIds.has(block.buffer)) slabIds.set(block.buffer, slabIds.size);
+          return [slabIds.get(block.buffer)!, block.byteOffset, block.byteOffset + block.length] as const;
+        })
+        .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+      for (let i = 1; i < spans.length; i++) if (spans[i]![0] === spans[i - 1]![0] && spans[i]![1] < spans[i - 1]![2]) overlaps++;
+    }
+  }
+  t.equal(corrupted, 0, 'every block kept what was written to it');
+  t.equal(overlaps, 0, 'no two live blocks overlap');
+  for (const { block } of live) pool.give(block);
+  const slabs = Array.from({ length: pool.slabBytes / SLAB_BYTES }, () => pool.take(SLAB_BYTES));
+  t.same(
+    slabs.map((b) => [b.buffer.byteLength, b.byteOffset]).sort((x, y) => x[1]! - y[1]!),
+    [0, 1, 2].map((i) => [3 * SLAB_BYTES, i * SLAB_BYTES]),
+    'three slabs of one segment, each whole again',
+  );
+});
+
+t.test('MemoryEngine: storage pool: under a flood of large puts to new channels, each new channel takes the storage an evicted one gave back', async (t) => {
+  const budget = 4 * SLAB_BYTES;
+  const e = engine({ memoryBudget: budget });
+  const message = JSON.stringify('x'.repeat(60_000));
+  const channels = (e as unknown as { channels: Map<string, { ring: MessageRing }> }).channels;
+  const pool = (e as unknown as { pool: StoragePool }).pool;
+  let own = 0;
+  let over = 0;
+  for (let i = 0; i < 1000; i++) {
+    await e.append(`flood-${i}`, message);
+    if (inside(channels.get(`flood-${i}`)!.ring).store.buffer.byteLength !== budget * 1.25) own++;
+    if (e.stats().bytes > budget) over++;
+  }
+  t.equal(over, 0, 'within the budget after every put');
+  t.equal(own, 0, 'every channel stored in a slab of the one segment');
+  t.equal(pool.slabBytes, budget * 1.25, 'the slabs, a quarter over the budget, and no more for 1,000 channels');
 });
 
 // ---- clock -----------------------------------------------------------------
@@ -431,7 +618,8 @@ t.test('MemoryEngine: eviction: watched channels are never evicted', async (t) =
   await e.watch('idle-watched');
   await e.append('u', '"u"');
   e.sweep(farFuture());
-  t.equal(e.stats().channels, 2, 'the two watched channels remain');
+  // 'w' was watched before its first append (a name then, a channel watched from that append); 'idle-watched' was never written, so it is no stored channel at all.
+  t.equal(e.stats().channels, 1, 'the watched channel remains; the watched never-written one is not stored');
   t.same(await e.read('w', startTime, ALL), { time: times[1], bodies: ['"1"', '"2"'], missed: false });
   e.unwatch('w');
   e.unwatch('idle-watched');
@@ -441,35 +629,36 @@ t.test('MemoryEngine: eviction: watched channels are never evicted', async (t) =
   t.equal(e.stats().channels, 0, 'unwatching a channel never seen creates none');
 });
 
-t.test('MemoryEngine: memory budget: the least recently written channel loses its oldest message first', async (t) => {
+t.test('MemoryEngine: memory budget: the least recently written channel loses its oldest messages first', async (t) => {
   const startTime = futureStart();
-  const body = json('12345678');
-  const fill = async (e: MemoryEngine) => {
-    const a = await appendAll(e, 'a', [body, body, body]);
-    const b = await appendAll(e, 'b', [body, body, body]);
-    return { a, b };
-  };
-  // Measure what a, b and their 6 messages cost, then make that the whole budget.
+  const body = json('x'.repeat(98)); // 100 bytes, 101 stored
+  const fill = async (e: MemoryEngine) => ({ a: await appendAll(e, 'a', Array(10).fill(body)), b: await appendAll(e, 'b', Array(3).fill(body)) });
+  // Measure what a, b and their 13 messages hold, then make that the whole budget.
   const probe = engine({ startTime });
   await fill(probe);
   const budget = probe.stats().bytes;
-  t.ok(budget > 0);
+  t.ok(budget > 13 * 101, 'the storage and index held are counted, not only the bytes used');
 
   const e = engine({ startTime, memoryBudget: budget });
-  const { a, b } = await fill(e);
-  t.equal(e.stats().messages, 6, 'at the budget, nothing dropped');
-  const b4 = await e.append('b', body);
-  t.equal(e.stats().messages, 6, 'one message dropped to stay within the budget');
-  t.ok(e.stats().bytes <= budget);
-  t.same(await e.read('a', startTime, ALL), { time: a[2], bodies: [body, body], missed: true }, 'a (least recently written) lost its oldest');
-  t.same(await e.read('a', a[0]!, ALL), { time: a[2], bodies: [body, body], missed: false });
-  t.same(await e.read('b', startTime, ALL), { time: b4, bodies: [body, body, body, body], missed: false }, 'b kept everything');
-  t.same(b, [startTime + 1, startTime + 2, startTime + 3]);
+  const { a } = await fill(e);
+  t.equal(e.stats().messages, 13, 'at the budget, nothing dropped');
+  const b = [];
+  for (let i = 0; i < 3; i++) b.push(await e.append('b', body));
+  t.ok(e.stats().bytes <= budget, `back within the budget once b's storage grew (${e.stats().bytes} of ${budget})`);
+  const left = await e.read('a', startTime, ALL);
+  t.ok(left.bodies.length > 0 && left.bodies.length < 10, `a (least recently written) kept its newest ${left.bodies.length} of 10`);
+  t.equal(left.missed, true, 'its dropped oldest are reported missed');
+  t.equal(left.time, a[9], 'and its newest is kept');
+  const kept = await e.read('a', a[9 - left.bodies.length]!, ALL);
+  t.same(kept, { time: a[9], bodies: left.bodies, missed: false }, 'a reader who had the dropped ones misses nothing');
+  t.equal((await e.read('b', startTime, ALL)).bodies.length, 6, 'b, being written, kept everything');
+  t.equal((await e.read('b', startTime, ALL)).missed, false);
+  t.same(b, [startTime + 4, startTime + 5, startTime + 6]);
 
   // Writing to a makes b the least recently written one.
-  await e.append('a', body);
-  t.same(await e.read('b', startTime, ALL), { time: b4, bodies: [body, body, body], missed: true }, 'now b loses its oldest');
-  t.same(await e.read('a', a[0]!, ALL), { time: a[2]! + 1, bodies: [body, body, body], missed: false });
+  for (let i = 0; i < 20; i++) await e.append('a', body);
+  t.ok(e.stats().bytes <= budget);
+  t.equal((await e.read('b', startTime, ALL)).missed, true, 'now b loses its oldest');
 });
 
 t.test('MemoryEngine: memory budget: older channels are emptied first, the channel being written keeps its newest message', async (t) => {

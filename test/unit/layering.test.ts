@@ -26,6 +26,7 @@ const RANKS: Record<string, number> = {
   config: 2,
   protocol: 2,
   auth: 3,
+  limits: 3,
   'log.ts': 1,
   'uws.ts': 1,
   client: 1,

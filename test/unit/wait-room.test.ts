@@ -11,7 +11,7 @@ import * as respond from '../../src/protocol/respond.js';
 import { StoreFailure } from '../../src/engine/engine.js';
 import { errorSlot, readMetrics, SLOT } from '../../src/metrics/counters.js';
 import type { GetRequest } from '../../src/protocol/params.js';
-import type { TimeHandler } from '../../src/threads/router.js';
+import type { PutHandler } from '../../src/threads/router.js';
 import type { HttpResponse } from '../../src/uws.js';
 import type { WaitRoomLimits } from '../../src/waiters/wait-room.js';
 import { receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
@@ -78,6 +78,12 @@ class FakeResponse {
     return this.res;
   }
 
+  /** A socket that takes every answer whole. */
+  tryEnd(body: Chunk): [boolean, boolean] {
+    this.end(body);
+    return [true, true];
+  }
+
   cork(write: () => void): HttpResponse {
     if (this.aborted) this.misuse.push('cork after abort');
     this.corked = true;
@@ -129,7 +135,7 @@ interface Room extends ThreadParts {
 function makeRoom(t: Test, limits: Partial<WaitRoomLimits> = {}): Room {
   const engine = new TestEngine();
   const parts = threadParts(0, meshPorts(1)[0]!, engine);
-  const responder = new respond.Responder('*', (code) => parts.metrics.error(code));
+  const responder = new respond.Responder('*', (code) => parts.metrics.error(code), 1 << 20, { waiting: () => {}, closed: () => {} });
   const waitRoom = new WaitRoom(parts.router, responder, parts.metrics, { maxWaiting: 100, maxAnswerMessages: 100, maxAnswerBytes: 1 << 20, ...limits });
   receive(parts, waitRoom, () => waitRoom.deliver());
   const responses: FakeResponse[] = [];
@@ -152,7 +158,8 @@ function start(r: Room, channel: string, since: number, options: { timeout?: num
 /** Stores a message through the router, as a put request does; gives its time. */
 function put(r: Room, channel: string, message: string): number {
   let stored = -1;
-  const handler: TimeHandler = {
+  const handler: PutHandler = {
+    gone: false,
     timed: (time) => (stored = time),
     failed: (err) => {
       throw err;
@@ -416,4 +423,136 @@ roomTest('a channel stays watched for a while after a get answered at once', asy
   // An entry whose gets were all answered at once used to keep idleSince 0
   // and be forgotten (the channel unwatched) at the next sweep.
   t.equal(r.metrics.values[SLOT.newsSent], 1, 'the owner still sends this thread the news');
+});
+
+roomTest('gets on channels never written store nothing, and what they watch goes with their last get', async (t, room) => {
+  const r = room();
+  const names = Array.from({ length: 50 }, (_, i) => `never-${i}`);
+  const gets = names.map((name) => start(r, name, -1, { timeout: 1 }));
+  const now = names.map((name) => start(r, name, 0, { timeout: 0 }));
+  t.ok(
+    now.every((x) => x.answered),
+    'timeout=0 answered at once',
+  );
+  await turns(3);
+  t.equal(r.metrics.values[SLOT.watchedChannels], names.length, 'one watch per name while its gets wait');
+  t.same([r.engine.stats().channels, r.engine.stats().bytes], [0, 0], 'no stored channel, nothing charged to the memory budget');
+  gets[0]!.abort();
+  t.equal(r.metrics.values[SLOT.watchedChannels], names.length - 1, 'an aborted last get unwatches its channel at once, without lingering');
+  const first = put(r, names[1]!, 'first');
+  await answered([gets[1]!], 'the get on the channel written');
+  t.equal(gets[1]!.body, `{"time":${first},"messages":["first"]}`, 'the first message on a watched name reaches its get');
+  t.equal(r.engine.stats().channels, 1, 'only the written channel is stored');
+  await waitFor(() => gets.slice(2).every((x) => x.answered), { intervalMs: 5, timeoutMs: 5000, what: 'the timeouts' });
+  // At most the written channel, which lingers for 2 s after its answer (gone already if the timeouts came late on a loaded machine).
+  t.ok(r.metrics.values[SLOT.watchedChannels]! <= 1, 'timed-out gets unwatched their never-written channels at once', {
+    watched: r.metrics.values[SLOT.watchedChannels],
+  });
+  t.equal(r.engine.stats().channels, 1);
+});
+
+/** Records the channels the owner unwatches in its engine. */
+function unwatches(r: Room): string[] {
+  const channels: string[] = [];
+  const unwatch = r.engine.unwatch.bind(r.engine);
+  r.engine.unwatch = (channel) => {
+    channels.push(channel);
+    unwatch(channel);
+  };
+  return channels;
+}
+
+roomTest('a gap on a channel never written keeps its held get watched while the store reads it again', async (t, room) => {
+  const r = room();
+  const unwatched = unwatches(r);
+  const get = start(r, 'silent', 0);
+  await turns(3);
+  t.equal(get.answered, false, 'parked');
+  r.engine.holding = true;
+  r.engine.reportGap('silent');
+  await turns(3);
+  // The re-read is in flight: the get is neither parked nor answered, and the entry has heard of no message.
+  t.same(unwatched, [], 'the channel is not unwatched between the re-read and the re-parking');
+  r.engine.holding = false;
+  r.engine.release();
+  await turns(3);
+  t.equal(get.answered, false, 'parked again');
+  t.equal(r.metrics.values[SLOT.watchedChannels], 1);
+  const first = put(r, 'silent', 'first');
+  await answered([get], 'the held get');
+  t.equal(get.body, `{"time":${first},"messages":["first"]}`, 'the first message reaches the get held across the gap');
+  t.same(unwatched, [], 'and the channel, written now, lingers after its answer');
+});
+
+roomTest('a gap whose re-read fails refuses the held get and unwatches its never-written channel', async (t, room) => {
+  const r = room();
+  const unwatched = unwatches(r);
+  const get = start(r, 'silent', 0);
+  await turns(3);
+  r.engine.failNext('read', new StoreFailure('unavailable', 'store unreachable'));
+  r.engine.reportGap('silent');
+  await answered([get], 'the refusal');
+  t.equal(get.status, '503 Service Unavailable');
+  t.same([unwatched, r.metrics.values[SLOT.watchedChannels], waiting(r)], [['silent'], 0, 0], 'nothing left watched or waiting');
+});
+
+roomTest('a waiting get whose read fails after its watch took leaves nothing watched', async (t, room) => {
+  const r = room();
+  const unwatched = unwatches(r);
+  r.engine.failNext('read', new StoreFailure('unavailable', 'store unreachable'));
+  const refused = start(r, 'silent', 0);
+  await answered([refused], 'the refusal');
+  t.equal(refused.status, '503 Service Unavailable');
+  await turns(3);
+  // The owner registered the thread as a watcher before the read: the thread must say it left.
+  t.same([unwatched, r.metrics.values[SLOT.watchedChannels]], [['silent'], 0], 'the owner unwatched the channel');
+});
+
+// ---- Responder.time -------------------------------------------------------------------------
+
+t.test('Responder.time: a time answer is the JSON of its time at every digit count, and JSONP falls back to the string', async (t) => {
+  const responder = new respond.Responder('*', () => {}, 1 << 20, { waiting: () => {}, closed: () => {} });
+  const headers = responder.cors.forOrigin('');
+  for (const time of [0, 7, 999_999_999_999_999, 1e15, 1_796_386_615_832_001, 1e16 - 1, 1e16, Number.MAX_SAFE_INTEGER]) {
+    const res = new FakeResponse();
+    res.cork(() => responder.time(res.res, time, undefined, headers));
+    t.equal(res.body, `{"time":${time}}`, `time ${time}`);
+    t.equal(res.contentType, JSON_TYPE);
+  }
+  const res = new FakeResponse();
+  res.cork(() => responder.time(res.res, 1_796_386_615_832_001, 'cb', headers));
+  t.equal(res.body, '/**/cb({"time":1796386615832001});');
+  t.equal(res.contentType, SCRIPT_TYPE);
+});
+
+t.test('Responder.time: an answer left unsent keeps its own bytes while later answers reuse the buffer', async (t) => {
+  const responder = new respond.Responder('*', () => {}, 1 << 20, { waiting: () => {}, closed: () => {} });
+  const headers = responder.cors.forOrigin('');
+  /** A socket that takes nothing until onWritable, then everything. */
+  class StalledResponse extends FakeResponse {
+    writable: ((offset: number) => boolean) | undefined;
+    override tryEnd(body: Chunk): [boolean, boolean] {
+      if (this.writable === undefined) return [false, false];
+      this.end(body);
+      return [true, true];
+    }
+    getWriteOffset(): number {
+      return 0;
+    }
+    onWritable(handler: (offset: number) => boolean): HttpResponse {
+      this.writable = handler;
+      return this.res;
+    }
+  }
+  const slow = new StalledResponse();
+  // Answered in its request's handler, as a put to the thread's own channel is: through tryEnd, which may leave it unsent.
+  responder.inHandler = slow.res;
+  slow.cork(() => responder.time(slow.res, 1_796_386_615_832_001, undefined, headers));
+  responder.inHandler = null;
+  t.equal(slow.answered, false, 'nothing taken yet');
+  const fast = new FakeResponse();
+  fast.cork(() => responder.time(fast.res, 1_800_000_000_000_002, undefined, headers));
+  t.equal(fast.body, '{"time":1800000000000002}');
+  slow.cork(() => slow.writable!(0));
+  t.equal(slow.body, '{"time":1796386615832001}', 'the stalled answer was not overwritten by the next');
 });

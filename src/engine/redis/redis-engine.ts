@@ -83,6 +83,7 @@ const HELD_MAX = 10_000;
 const TRANSIENT_REPLIES = new Set(['OOM', 'CLUSTERDOWN', 'LOADING', 'READONLY', 'MASTERDOWN', 'TRYAGAIN', 'BUSY', 'NOREPLICAS', 'MOVED', 'ASK']);
 
 export class RedisEngine implements Engine {
+  readonly appendsAtOnce = false;
   private readonly client: ScriptClient;
   private readonly subscriber: Subscriber;
   /** Watched channels, by the name of their pub/sub channel. */
