@@ -43,10 +43,14 @@ function checkResults(t: Test, r: Results, expected: string[]): void {
       if (k === 'bound') continue;
       if (['errors', 'non2xx', 'timeouts'].includes(k)) t.equal(v, 0, `${what}: ${k} 0`);
       else if (k === 'bytesPerWaiterPss') t.ok(Number.isFinite(v), `${what}: ${k} finite (${v})`);
+      // a short window may see no collection at all; Nchan does not count its GC (it has none)
+      else if (k === 'gcMsPer1k' && e.target.startsWith('nchan')) t.equal(v, null, `${what}: ${k} null, not 0`);
+      else if (k === 'gcMsPer1k') t.ok(typeof v === 'number' && Number.isFinite(v) && v >= 0, `${what}: ${k} finite (${v})`);
       else t.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what}: ${k} finite and positive (${v})`);
     }
     if (e.scenario === 'throughput') {
       t.ok((run.requests as number) > 0, `${what}: requests answered`);
+      t.ok('gcMsPer1k' in run, `${what}: GC per 1,000 requests reported (${run.gcMsPer1k})`);
       t.ok((run.rps as number) > 0 && (run.p99Ms as number) >= (run.p50Ms as number), `${what}: rps and latency`);
     } else {
       t.equal(run.delivered, run.expected, `${what}: delivered === expected (${run.delivered})`);
@@ -436,4 +440,20 @@ t.test('the release gate', { timeout: 100_000 }, async (t) => {
     t.equal(bad.code, 2, 'exit code 2', diag(bad));
     t.match(bad.stderr, /^npm run bench:gate: unknown option --bogus/m);
   });
+});
+
+// ------------------------------------------------------------------ experiments: forwarded puts
+
+t.test('bench/experiments/forwarded-puts.js classes each run as local or forwarded by the threads that worked', { timeout: 60_000 }, async (t) => {
+  if (!wrkAvailable(t)) return;
+  const r = await runNode(path.join(ROOT, 'bench', 'experiments', 'forwarded-puts.js'), ['--rounds', '2', '--duration', '1'], { timeoutMs: 50_000 });
+  t.equal(r.code, 0, 'exit code 0', diag(r));
+  const runs = [...r.stderr.matchAll(/channels of thread [01]: (local|forwarded), ([\d.]+) µs CPU per put, (\d+) puts/g)];
+  t.equal(runs.length, 4, 'each round measured both owners', diag(r));
+  t.ok(
+    runs.every((m) => Number(m[2]) > 0 && Number(m[3]) > 0),
+    'every run has a CPU figure and puts',
+  );
+  const counted = [...r.stdout.matchAll(/^\| (local|forwarded) \| (\d+) \|/gm)].reduce((n, m) => n + Number(m[2]), 0);
+  t.equal(counted, 4, 'the table counts every run once', { stdout: r.stdout });
 });

@@ -37,7 +37,7 @@ export async function measure(o, command) {
     const missing = missingFor(id);
     if (missing) throw new Error(`target ${id}: ${missing}`);
   }
-  if (o.generator === 'wrk' && o.scenario.some((s) => ['throughput', 'scaling', 'cluster', 'auth'].includes(s)) && !hasWrk()) {
+  if (o.generator === 'wrk' && o.scenario.some((s) => ['throughput', 'scaling', 'cluster', 'auth', 'limits'].includes(s)) && !hasWrk()) {
     throw new Error('--generator wrk: wrk is not installed (apt-get install wrk)');
   }
   if (settings.pinning && !hasTaskset()) throw new Error('pinning needs taskset (apt-get install util-linux), or --pin=false');

@@ -84,6 +84,6 @@ export function gateArguments(checks, short) {
     '--duration',
     short ? '2' : '5',
     '--rounds',
-    short ? '3' : '5',
+    short ? '10' : '20',
   ];
 }

@@ -6,6 +6,7 @@
 
 import { progress, withTimeout } from '../lib/common.js';
 import * as auth from './scenarios/auth.js';
+import * as limits from './scenarios/limits.js';
 import * as channels from './scenarios/channels.js';
 import { killAll } from './load/children.js';
 import { createContext } from './scenarios/context.js';
@@ -14,7 +15,7 @@ import * as idle from './scenarios/idle.js';
 import * as throughput from './scenarios/throughput.js';
 import { startTarget } from './targets.js';
 
-export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster', 'auth'];
+export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster', 'auth', 'limits'];
 
 /**
  * @typedef {import('./types.js').Run} Run
@@ -38,7 +39,8 @@ export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling',
  * and cluster scenarios measure put-many and fan-out again on targets of
  * their own (settings.threads, settings.clusterTargets), so that their rows
  * never replace those of the throughput and fan-out scenarios; the auth
- * scenario has its own pair of targets, comet-1 without and with --auth all.
+ * scenario has its own pair of targets, comet-1 without and with --auth all,
+ * and so has the limits scenario (comet-1-limits).
  * @param {{ scenarios: string[], targets: string[], settings: Settings }} what
  * @returns {Unit[]}
  */
@@ -86,6 +88,10 @@ export function plan({ scenarios, targets, settings }) {
     } else if (scenario === 'auth') {
       // without and with access control, side by side, round-robin like the rest
       for (const c of auth.CASES) for (const target of auth.TARGETS) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => auth.run(ctx, c) });
+    } else if (scenario === 'limits') {
+      // without and with the per-client limits, side by side, round-robin like the rest
+      for (const c of limits.CASES)
+        for (const target of limits.TARGETS) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => limits.run(ctx, c) });
     } else {
       throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);
     }
@@ -179,6 +185,7 @@ const FIGURES = [
   ['maxMs', (v) => `max ${Number(v).toFixed(1)} ms`],
   ['deliverMs', (v) => `all delivered in ${Number(v).toFixed(1)} ms`],
   ['serverCpuUs', (v) => `server ${Number(v).toFixed(2)} µs CPU/op`],
+  ['gcMsPer1k', (v) => `GC ${Number(v).toFixed(2)} ms/1k req`],
   ['serverCores', (v) => `server ${Number(v).toFixed(2)} cores`],
   ['loadCores', (v) => `load ${Number(v).toFixed(2)} cores`],
   ['bound', (v) => `bound: ${v}`],

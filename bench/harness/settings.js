@@ -57,12 +57,12 @@ const powersOfTwoUpTo = (n) => {
  * @type {[name: keyof Options, def: unknown, quickDef: unknown, help: string][]}
  */
 export const OPTIONS = [
-  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster, auth'],
+  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster, auth, limits'],
   [
     'target',
     ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'],
     undefined,
-    'targets: comet-N (this server, N threads), comet-N-auth (the same with --auth all, sent a token with every request), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)',
+    'targets: comet-N (this server, N threads), comet-N-auth (the same with --auth all, sent a token with every request), comet-N-limits (the same with the per-client limits on, never refusing), ceiling (bare uWebSockets.js), nchan-N (nginx + Nchan, N workers), redis-N (this server, N threads, channels in a Redis of its own), cluster-N (N such nodes of 1 thread on one Redis; cluster-NxT: T threads each), external (--url)',
   ],
   ['url', '', undefined, 'measure the server at this URL (the external target); implies --target external unless --target is given'],
   ['adapter', 'simple-comet', undefined, 'how to speak to --url: simple-comet, nchan, or a path to an adapter module (bench/README.md)'],

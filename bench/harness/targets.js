@@ -3,6 +3,8 @@
 //   comet-N   this project (dist/cli/main.js) with --threads N
 //   comet-N-auth  the same with --auth all and a random HS256 secret of its own
 //             (in its environment); the handle carries a token signed with it
+//   comet-N-limits  the same with the per-client limits on, set never to
+//             refuse (LIMITS_ENV)
 //   ceiling   bench/targets/raw-uws.js: bare uWebSockets.js with fixed answers
 //   nchan-N   nginx + Nchan with N worker processes (bench/targets/nchan/)
 //   redis-N   cluster mode on one node: comet-server --threads N --redis, with
@@ -25,6 +27,7 @@
 // of Redis and of a second node alone, with no thread count in between.
 
 import fs from 'node:fs';
+import { openFileLimit } from '../lib/common.js';
 import { findBinary, startRedisServer } from '../lib/redis.js';
 import { startTarget as startNodeTarget } from '../lib/server.js';
 import { findNchanModule, findNginx, startNchan } from '../targets/nchan/start.js';
@@ -59,10 +62,10 @@ import { mintToken, randomSecret } from './token.js';
  */
 export function describeTarget(id, external = {}) {
   let m;
-  if ((m = /^comet-(\d+)(-auth)?$/.exec(id))) {
+  if ((m = /^comet-(\d+)(-auth|-limits)?$/.exec(id))) {
     const threads = Number(m[1]);
-    const auth = m[2] ? ' --auth all' : '';
-    return { id, kind: 'comet', threads, label: `comet-server --threads ${threads}${auth}`, adapterRef: 'simple-comet' };
+    const extra = m[2] === '-auth' ? ' --auth all' : m[2] === '-limits' ? ` ${LIMITS_LABEL}` : '';
+    return { id, kind: 'comet', threads, label: `comet-server --threads ${threads}${extra}`, adapterRef: 'simple-comet' };
   }
   if (id === 'ceiling') return { id, kind: 'ceiling', threads: 1, label: 'raw uWebSockets.js (fixed answers)', adapterRef: 'simple-comet' };
   if ((m = /^nchan-(\d+)$/.exec(id))) {
@@ -90,7 +93,7 @@ export function describeTarget(id, external = {}) {
     if (!external.url) throw new Error('the external target needs --url');
     return { id, kind: 'external', threads: null, label: external.label || external.url, adapterRef: external.adapter || 'simple-comet' };
   }
-  throw new Error(`unknown target ${id}: comet-N, comet-N-auth, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
+  throw new Error(`unknown target ${id}: comet-N, comet-N-auth, comet-N-limits, ceiling, nchan-N, redis-N, cluster-N[xT] or external (with --url)`);
 }
 
 /**
@@ -104,7 +107,17 @@ export function missingFor(id) {
 }
 
 // the server caps a get's wait at --poll-timeout (30 s by default): let the harness's 60 s stand
-const SERVER_OPTIONS = { maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120'] };
+/**
+ * --max-connections: the open-file limit less a few files of the server's own, as Nchan's
+ * worker_connections is that limit; the server's default (90% of it, less 32) stops
+ * accepting before the idle scenario's 18,000 waiters are in.
+ */
+const fdLimit = Number(openFileLimit());
+const MAX_CONNECTIONS = Number.isFinite(fdLimit) ? ['--max-connections', String(fdLimit - 64)] : [];
+const SERVER_OPTIONS = { maxWaiting: 200_000, extraArgs: ['--poll-timeout', '120', ...MAX_CONNECTIONS] };
+/** comet-N-limits: every per-client limit on, high enough never to refuse the harness's one address; --trust-proxy off. */
+const LIMITS_ENV = { COMET_RATE_LIMIT: '1000000', COMET_RATE_BURST: '1000000', COMET_MAX_CONNECTIONS_PER_IP: '100000' };
+const LIMITS_LABEL = '--rate-limit 1000000 --rate-burst 1000000 --max-connections-per-ip 100000';
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5000;
 
@@ -214,6 +227,7 @@ export async function startTarget(id, { pinCpus = null, external = {} } = {}) {
             threads: /** @type {number} */ (d.threads),
             ...SERVER_OPTIONS,
             ...(secret ? { env: { ...process.env, COMET_AUTH: 'all', COMET_AUTH_SECRET: secret } } : {}),
+            ...(id.endsWith('-limits') ? { env: { ...process.env, ...LIMITS_ENV } } : {}),
           },
     );
     const port = await s.waitListening(START_TIMEOUT_MS);

@@ -73,7 +73,9 @@ export interface Run {
   expected?: number;
   redisCpuUs?: number;
   redisCores?: number;
-  [figure: string]: number | string | undefined;
+  /** GC pause ms of the target per 1,000 requests; null for a target that does not count its GC (Nchan). */
+  gcMsPer1k?: number | null;
+  [figure: string]: number | string | null | undefined;
 }
 
 /** A row: one (scenario, case or waiter count, threads, target) and its runs. */

@@ -77,24 +77,27 @@ export function coreCount() {
   return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
 }
 
-export function machineInfo() {
-  const cores = coreCount();
-  let fdLimit = 'unknown';
+/** This process's open-files limit (soft; Node raises it to the hard one): a number, 'unlimited', or 'unknown' off Linux. */
+export function openFileLimit() {
   try {
     const limits = fs.readFileSync('/proc/self/limits', 'utf8');
     const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(limits);
-    if (m) fdLimit = m[1];
+    if (m) return m[1];
   } catch {
     /* not Linux */
   }
+  return 'unknown';
+}
+
+export function machineInfo() {
   return {
-    cores,
+    cores: coreCount(),
     cpu: cpuModel(),
     memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
     node: process.version,
     v8: process.versions.v8,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
-    fdLimit,
+    fdLimit: openFileLimit(),
   };
 }
 

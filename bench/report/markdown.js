@@ -25,7 +25,7 @@ const SECTIONS = {
   throughput: {
     title: 'Request throughput',
     method:
-      'The load generator keeps its connections busy with one kind of request for the run: `put-one` publishes to one channel, `put-many` publishes round-robin over many channels, `sync` asks for a channel\'s time, `get-buffered` reads messages already stored. Server CPU per request is the target\'s CPU time (all its processes and threads) over the requests answered; cores are CPU time over wall time. "Saturated" says whose cores ran out: where it is the load generator (`load` or `both`), requests/s is a lower bound and CPU per request is the figure to compare.',
+      'The load generator keeps its connections busy with one kind of request for the run: `put-one` publishes to one channel, `put-many` publishes round-robin over many channels, `sync` asks for a channel\'s time, `get-buffered` reads messages already stored. Server CPU per request is the target\'s CPU time (all its processes and threads) over the requests answered; cores are CPU time over wall time. GC per 1,000 requests is the garbage-collection pause time of all the target\'s threads over the measured window (its `comet_gc_seconds_total`), per 1,000 requests answered; "—" for a target that does not count it (Nchan, which has no GC). "Saturated" says whose cores ran out: where it is the load generator (`load` or `both`), requests/s is a lower bound and CPU per request is the figure to compare.',
   },
   fanout: {
     title: 'Fan-out',
@@ -51,6 +51,11 @@ const SECTIONS = {
     title: 'Cluster mode',
     method:
       "comet-server in memory on one node against cluster mode (`--redis`: channels in Redis, a put on one node wakes gets waiting on any), on one node and on several nodes sharing one Redis, measured side by side in one run. Every target is started afresh for each run, Redis included (its own `redis-server` on a free port, nothing persisted), and pinned with the nodes to the target's CPUs. put-many spreads the load generator's connections evenly over the nodes; in fan-out the waiters are spread evenly over the nodes and the publish goes to the first node, and the latencies are over every delivery on every node. Server CPU counts every process of the target, Redis included; \"of which Redis\" is the `redis-server` process's share of it.",
+  },
+  limits: {
+    title: 'Per-client limits',
+    method:
+      "What the per-client limits cost: `comet-1` without them and `comet-1-limits` (the same server with `--rate-limit 1000000 --rate-burst 1000000 --max-connections-per-ip 100000`, so high that nothing is refused, and `--trust-proxy` off) side by side in one run. Every request comes from the load generator's one address, so each takes a token from the same entry of the table shared by the threads, and each connection is counted in it as it opens (the main thread's count of connections per address from `/proc/net/tcp`, every second, is in the server CPU too). `put` publishes to one channel; `get-chain` alternates a put and a get on one channel as a long-poll subscriber chains, so its figures are per request of the pair. A run in which anything was refused (a 429, or a connection closed by the limit) fails instead of giving figures. The ratio to the server without limits is the figure the target is judged on.",
   },
   auth: {
     title: 'Access control',

@@ -122,6 +122,13 @@ export function inMemoryOf(results, e) {
  */
 export const unauthenticatedOf = (results, e) => counterpart(results, e, (t) => t.id === e.target.replace(/-auth$/, ''));
 
+/**
+ * The same server without the per-client limits measured beside a limits entry (comet-1 for comet-1-limits).
+ * @param {Results} results
+ * @param {Entry} e
+ */
+export const unlimitedOf = (results, e) => counterpart(results, e, (t) => t.id === e.target.replace(/-limits$/, ''));
+
 /** @param {Results} results @param {Entry} e */
 export const nchanOf = (results, e) => counterpart(results, e, (t, o) => t.kind === 'nchan' && threadsOf(results, o) === threadsOf(results, e));
 

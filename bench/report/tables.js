@@ -3,7 +3,21 @@
 // CPUs and which side was saturated) and in what order.
 
 import { fmtFixed, fmtInt, fmtMiB, markdownTable, mmm } from '../lib/common.js';
-import { ceilingOf, counterpart, countBounds, entriesOf, inMemoryOf, isNum, med, nchanOf, sorted, targetOf, unauthenticatedOf, values } from './results.js';
+import {
+  ceilingOf,
+  counterpart,
+  countBounds,
+  entriesOf,
+  inMemoryOf,
+  isNum,
+  med,
+  nchanOf,
+  sorted,
+  targetOf,
+  unauthenticatedOf,
+  unlimitedOf,
+  values,
+} from './results.js';
 
 /**
  * @typedef {import('../harness/types.js').Results} Results
@@ -40,6 +54,8 @@ const THROUGHPUT_FIGURES = [
   ['p50 (ms)', 'p50Ms', f2],
   ['p99 (ms)', 'p99Ms', f2],
   ['server CPU per request (µs)', 'serverCpuUs', f2],
+  // '—': the target does not count its GC (Nchan), not that it has none
+  ['GC per 1,000 requests (ms)', 'gcMsPer1k', f2, '—'],
   ['server cores', 'serverCores', f2],
   ['load generator cores', 'loadCores', f2],
   ['errors', 'errors', fmtInt],
@@ -82,6 +98,17 @@ const VERSUS_IN_MEMORY = [
     'vs in memory, one node',
     (results, e, table) => {
       const base = inMemoryOf(results, e);
+      return !base || base === e ? '—' : ratioCell(e, base, base.target, table.key);
+    },
+  ],
+];
+
+/** @type {VersusColumns} */
+const VERSUS_NO_LIMITS = [
+  [
+    'vs without limits',
+    (results, e, table) => {
+      const base = unlimitedOf(results, e);
       return !base || base === e ? '—' : ratioCell(e, base, base.target, table.key);
     },
   ],
@@ -215,6 +242,21 @@ export const SCENARIOS = [
           ['rps', 'rps'],
         ],
         versus: VERSUS_NO_AUTH,
+        bound: true,
+      },
+    ],
+  },
+  {
+    id: 'limits',
+    tables: [
+      {
+        ids: [byCase],
+        figures: THROUGHPUT_FIGURES,
+        key: [
+          ['serverCpuUs', 'CPU/req'],
+          ['rps', 'rps'],
+        ],
+        versus: VERSUS_NO_LIMITS,
         bound: true,
       },
     ],

@@ -3,7 +3,7 @@
 // a median against a limit) and their thresholds, and whether it was met.
 
 import { fmtFixed, fmtInt } from '../lib/common.js';
-import { boundOf, entriesOf, kindOf, med, nchanOf, plural, sorted, threadsOf, unauthenticatedOf, values } from './results.js';
+import { boundOf, entriesOf, kindOf, med, nchanOf, plural, sorted, threadsOf, unauthenticatedOf, unlimitedOf, values } from './results.js';
 
 /**
  * @typedef {import('../harness/types.js').Results} Results
@@ -208,11 +208,29 @@ function assessAuth(results) {
   return verdictOf('Access control: an authenticated put and a chained authenticated get cost ≤ 1.1x the server CPU per request without auth', parts);
 }
 
+/** @param {Results} results */
+function assessLimits(results) {
+  /** @type {Part[]} */
+  const parts = [];
+  for (const c of ['put', 'get-chain']) {
+    const limited = entriesOf(results, 'limits', { case: c }).filter((e) => e.target.endsWith('-limits'));
+    if (limited.length === 0) parts.push(unknown(`${c}: not measured with the limits`));
+    for (const e of sorted(results, limited)) {
+      const p = ratioPart(named(e, e.target), named(unlimitedOf(results, e), e.target.replace(/-limits$/, '')), 'serverCpuUs', ['≤', 1.05], CPU_REQ);
+      parts.push({ ...p, text: `${c}: ${p.text}` });
+    }
+  }
+  return verdictOf(
+    'Per-client limits: a put and a chained get with --rate-limit and --max-connections-per-ip on cost ≤ 1.05x the server CPU per request without them',
+    parts,
+  );
+}
+
 /**
  * Each performance target with the figures it was judged on.
  * @param {Results} results
  * @returns {Assessment[]}
  */
 export function assessTargets(results) {
-  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling, assessAuth].map((assess) => assess(results));
+  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling, assessAuth, assessLimits].map((assess) => assess(results));
 }

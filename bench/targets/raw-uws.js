@@ -8,7 +8,9 @@
 //   get   with a time older than the channel's last: answered at once with a
 //         fixed message (the "buffered" case); otherwise held open (onAborted
 //         set, nothing else: no per-get timer, no time bookkeeping)
-// GET /metrics exposes comet_waiting_gets like the real server.
+// GET /metrics exposes comet_waiting_gets and comet_gc_seconds_total (GC pause
+// seconds, from a perf_hooks observer called per collection) like the real
+// server, so that the harness reports the ceiling's GC per request beside it.
 //
 //   node bench/targets/raw-uws.js --port 0 --host 127.0.0.1
 //
@@ -17,6 +19,7 @@
 // own loader; COMET_UWS_BUILD pins one, as it does for the server), so that
 // the ratios compare the server with the ceiling of the stack it runs on.
 
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import * as runtime from '../../dist/uws.js';
 
 const build = runtime.loadUws(process.env.COMET_UWS_BUILD || 'auto');
@@ -54,9 +57,23 @@ function log(obj) {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** GC pause seconds by kind, as comet-server counts them (src/metrics/gc.ts). */
+const gc = { minor: 0, major: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = /** @type {{ detail?: { kind?: number } }} */ (entry).detail?.kind;
+    gc[kind === constants.NODE_PERFORMANCE_GC_MINOR ? 'minor' : 'major'] += entry.duration / 1000;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 const app = uws.App();
 app.get('/metrics', (res) => {
-  res.writeHeader('Content-Type', 'text/plain; version=0.0.4').end(`# TYPE comet_waiting_gets gauge\ncomet_waiting_gets ${waiting}\n`);
+  res
+    .writeHeader('Content-Type', 'text/plain; version=0.0.4')
+    .end(
+      `# TYPE comet_waiting_gets gauge\ncomet_waiting_gets ${waiting}\n` +
+        `# TYPE comet_gc_seconds_total counter\ncomet_gc_seconds_total{kind="minor"} ${gc.minor}\ncomet_gc_seconds_total{kind="major"} ${gc.major}\n`,
+    );
 });
 app.get('/', (res, req) => {
   const q = new URLSearchParams(req.getQuery() ?? '');

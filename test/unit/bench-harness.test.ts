@@ -19,7 +19,9 @@ import { describeTarget } from '../../bench/harness/targets.js';
 import { mintToken, randomSecret } from '../../bench/harness/token.js';
 import { CURSOR_MARK, wrkScript } from '../../bench/harness/load/wrk-load.js';
 import { evaluate, loadChecks } from '../../bench/harness/gate.js';
-import { boundBy, messageWith } from '../../bench/harness/scenarios/context.js';
+import { boundBy, createContext, messageWith } from '../../bench/harness/scenarios/context.js';
+import { gcMsPer1k, gcSecondsOf } from '../../bench/harness/gc.js';
+import type { TargetHandle } from '../../bench/harness/targets.js';
 import { quantile as exactQuantile } from '../../bench/harness/scenarios/fanout.js';
 import type { Check } from '../../bench/harness/gate.js';
 import type { Context } from '../../bench/harness/scenarios/context.js';
@@ -306,6 +308,51 @@ t.test('promSum', async (t) => {
   t.ok(Number.isNaN(promSum('comet_waiting_gets_total 3\n', 'comet_waiting_gets')), 'only a longer name: NaN');
 });
 
+t.test("gc: GC milliseconds per 1,000 requests from the target's comet_gc_seconds_total", async (t) => {
+  const page = '# TYPE comet_gc_seconds_total counter\ncomet_gc_seconds_total{kind="minor"} 0.25\ncomet_gc_seconds_total{kind="major"} 0.5\n';
+  t.equal(gcSecondsOf({ status: 200, body: page }), 0.75, 'both kinds summed');
+  t.equal(gcSecondsOf({ status: 200, body: 'comet_waiting_gets 3\n' }), null, 'a page without the counter: null');
+  t.equal(gcSecondsOf({ status: 404, body: page }), null, 'no /metrics: null');
+  t.equal(gcMsPer1k(1.5, 1.75, 50_000), 5, '0.25 s over 50,000 requests: 5 ms per 1,000');
+  t.equal(gcMsPer1k(2, 2, 1000), 0, 'no collection in the window: a true 0');
+  t.equal(gcMsPer1k(null, 1, 1000), null, 'unknown before: null');
+  t.equal(gcMsPer1k(1, null, 1000), null, 'unknown after: null');
+  t.equal(gcMsPer1k(1, 2, 0), null, 'no request: null');
+});
+
+t.test("context.gcSeconds: summed over the target's nodes, null where one does not count it", async (t) => {
+  const http = await import('node:http');
+  const serve = (body: string | null) =>
+    new Promise<{ url: string; close: () => void }>((resolve) => {
+      const server = http.createServer((req, res) => {
+        if (req.url === '/metrics' && body !== null) res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+        else res.writeHead(404).end();
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        resolve({ url: `http://127.0.0.1:${port}/`, close: () => server.close() });
+      });
+    });
+  const a = await serve('comet_gc_seconds_total{kind="minor"} 1\ncomet_gc_seconds_total{kind="major"} 0.5\n');
+  const b = await serve('comet_gc_seconds_total{kind="minor"} 2\n');
+  const none = await serve(null);
+  t.teardown(() => [a, b, none].forEach((s) => s.close()));
+  const settings = settingsFrom(parseOptions([], 'comet-bench'));
+  const gcOf = async (urls: string[]) => {
+    const target = { adapterRef: 'simple-comet', url: urls[0], urls } as TargetHandle;
+    const ctx = await createContext(target, settings, null);
+    try {
+      return await ctx.gcSeconds();
+    } finally {
+      ctx.close();
+    }
+  };
+  t.equal(await gcOf([a.url]), 1.5, 'one node');
+  t.equal(await gcOf([a.url, b.url]), 3.5, 'two nodes');
+  t.equal(await gcOf([a.url, none.url]), null, 'a node without /metrics');
+  t.equal(await gcOf([none.url]), null, 'a target without /metrics (Nchan)');
+});
+
 t.test('loadAdapter', async (t) => {
   t.same(builtInAdapters, ['simple-comet', 'nchan']);
   const a = await loadAdapter('simple-comet', 'http://127.0.0.1:1/comet');
@@ -456,6 +503,11 @@ t.test('runner.plan', async (t) => {
     ['put comet-1', 'put comet-1-auth', 'get-chain comet-1', 'get-chain comet-1-auth'],
     'auth: each case without and with auth, side by side, whatever --target says',
   );
+  t.same(
+    plan({ scenarios: ['limits'], targets: ['ceiling'], settings: s }).map((u: Unit) => `${u.case} ${u.target}`),
+    ['put comet-1', 'put comet-1-limits', 'get-chain comet-1', 'get-chain comet-1-limits'],
+    'limits: each case without and with the per-client limits, side by side, whatever --target says',
+  );
   t.throws(() => plan({ scenarios: ['bogus'], targets: ['comet-1'], settings: s }), /unknown scenario bogus/);
 });
 
@@ -466,6 +518,12 @@ t.test('targets.describeTarget', async (t) => {
   t.match(describeTarget('external', { url: 'http://h:1/', adapter: './a.js' }), { kind: 'external', label: 'http://h:1/', adapterRef: './a.js' });
   t.throws(() => describeTarget('external'), /needs --url/);
   t.match(describeTarget('comet-1-auth'), { id: 'comet-1-auth', kind: 'comet', threads: 1, label: 'comet-server --threads 1 --auth all' });
+  t.match(describeTarget('comet-2-limits'), {
+    id: 'comet-2-limits',
+    kind: 'comet',
+    threads: 2,
+    label: 'comet-server --threads 2 --rate-limit 1000000 --rate-burst 1000000 --max-connections-per-ip 100000',
+  });
   t.throws(() => describeTarget('comet'), /unknown target comet/);
 });
 

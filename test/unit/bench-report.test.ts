@@ -259,6 +259,33 @@ t.test('ratios come from medians of runs', async (t) => {
   t.match(assess([put('comet-1', [10, 20, 90]), put('ceiling', [10, 10, 10]), put('nchan-1', [40])], 0).figures, '2.00x');
 });
 
+t.test('throughput table: GC per 1,000 requests, "—" for a target that does not count it', async (t) => {
+  const withGc = (e: Entry, gc: Array<number | null>): Entry => ({ ...e, runs: e.runs.map((r, i) => ({ ...r, gcMsPer1k: gc[i] })) });
+  const md: string = renderReport(
+    results([
+      withGc(put('comet-1', [10, 10, 10]), [0.5, 0.75, 0.6]),
+      withGc(put('ceiling', [5, 5, 5]), [0.25, null, 0.5]),
+      withGc(put('nchan-1', [20, 20, 20]), [null, null, null]),
+    ]),
+  );
+  const lines = md.split('\n');
+  const header = lines.find((l) => l.startsWith('| case |'))!;
+  const column = header
+    .split('|')
+    .map((c) => c.trim())
+    .indexOf('GC per 1,000 requests (ms)');
+  t.ok(column > 0, 'the throughput table has the column', { header });
+  const cell = (label: string) =>
+    lines
+      .find((l) => l.includes(`| ${label} |`))
+      ?.split('|')
+      [column]?.trim();
+  t.equal(cell('comet-server --threads 1'), '0.60 (0.50–0.75)', 'comet: median (min–max) in ms');
+  t.equal(cell('raw uWebSockets.js (fixed answers)'), '0.38 (0.25–0.50)', 'the ceiling: its own figure, over the runs that have it');
+  t.equal(cell('nginx + Nchan, 1 worker'), '—', 'Nchan: no figure, not 0');
+  t.notMatch(md, /NaN|null/);
+});
+
 t.test('assessTargets: put CPU against the ceiling and Nchan', async (t) => {
   const met = assess([put('comet-1', [12]), put('ceiling', [10]), put('nchan-1', [13])], 0);
   t.equal(met.verdict, 'met', '1.2x the ceiling and below Nchan');
@@ -358,9 +385,29 @@ t.test('assessTargets: access control, authenticated against unauthenticated CPU
   t.match(md, '1.10x comet-1 CPU/req');
 });
 
+t.test('assessTargets: per-client limits, with against without, CPU per request within 1.05x', async (t) => {
+  const row = (c: string, target: string, cpu: number[]): Entry => ({ scenario: 'limits', case: c, target, runs: cpu.map((serverCpuUs) => ({ serverCpuUs })) });
+  const both = (putLimits: number[], chainLimits: number[]) => [
+    row('put', 'comet-1', [10, 10, 10]),
+    row('put', 'comet-1-limits', putLimits),
+    row('get-chain', 'comet-1', [20, 20, 20]),
+    row('get-chain', 'comet-1-limits', chainLimits),
+  ];
+  const met = assess(both([10.2, 10.5, 30], [21, 20.4, 0]), 6);
+  t.equal(met.verdict, 'met', 'medians 1.05x and 1.02x');
+  t.match(met.figures, 'put: comet-1-limits 10.50 µs/request vs comet-1 10.00: 1.05x (goal ≤ 1.05x)');
+  t.equal(assess(both([10.6, 10.6, 10.6], [20, 20, 20]), 6).verdict, 'not met', 'put 1.06x');
+  const half = assess(both([10], [20]).slice(0, 2), 6);
+  t.equal(half.verdict, 'not measured');
+  t.match(half.why, 'get-chain: not measured with the limits');
+  const md: string = renderReport(results(both([10.5], [21])));
+  t.match(md, /^## Per-client limits$/m);
+  t.match(md, '1.05x comet-1 CPU/req');
+});
+
 t.test('assessTargets on the fixture: every target has a verdict and figures', async (t) => {
   const all: Assessment[] = assessTargets(FIXTURE);
-  t.equal(all.length, 6);
+  t.equal(all.length, 7);
   for (const a of all) {
     t.ok(['met', 'not met', 'not measured'].includes(a.verdict), a.target);
     t.ok(a.figures.length > 0);
@@ -368,7 +415,7 @@ t.test('assessTargets on the fixture: every target has a verdict and figures', a
   }
   t.same(
     all.map((a) => a.verdict),
-    ['not met', 'not met', 'met', 'not met', 'not measured', 'not measured'],
+    ['not met', 'not met', 'met', 'not met', 'not measured', 'not measured', 'not measured'],
   );
   const md: string = renderReport(FIXTURE);
   t.match(md, /\| Thread scaling: [^|]* \| [^|]* \| Not measured: no 8-thread run: needs ≥ 8 cores for the server; this machine has 2 \|/);

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuOf, cpuOfParts, partFigures, pin } from '../cpu.js';
+import { gcMsPer1k } from '../gc.js';
 import { Histogram } from '../histogram.js';
 import { forkTracked, nextMessage } from './children.js';
 
@@ -23,6 +24,7 @@ import { forkTracked, nextMessage } from './children.js';
  * @property {number} durationS
  * @property {() => number[]} targetPids the processes whose CPU is the server's
  * @property {() => Record<string, number[]>} [targetParts] parts of them whose CPU is reported on its own as well
+ * @property {() => Promise<number | null>} [gcSeconds] the target's GC pause seconds so far, null when it does not count them (../gc.js)
  * @typedef {object} Chain puts and gets in turn, each get from the newest time a get was answered with
  * @property {import('../types.js').Request} put
  * @property {import('../types.js').Request} get its path holds CURSOR_MARK (./wrk-load.js) where the time goes
@@ -69,10 +71,24 @@ export function splitConnections(connections, procs, urls) {
  * whose CPU is the server's, targetParts() ({redis: [pid]}) parts of them whose
  * CPU is reported on its own as well.
  * Resolves {requests, rps, p50Ms, p99Ms, errors, non2xx, timeouts, serverCpuUs,
- * serverCores, loadCores, wallMs, ...partFigures}; serverCpuUs is per request.
+ * serverCores, loadCores, wallMs, gcMsPer1k, ...partFigures}; serverCpuUs is per
+ * request; gcMsPer1k is gcSeconds()'s growth over the measured window per
+ * 1,000 requests, in ms (null when the target does not count its GC).
  * @param {LoadOptions} opts
  */
-export async function runAutocannon({ urls, requests, chain, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+export async function runAutocannon({
+  urls,
+  requests,
+  chain,
+  connections,
+  procs,
+  loadCpus,
+  warmupS,
+  durationS,
+  targetPids,
+  targetParts = () => ({}),
+  gcSeconds = async () => null,
+}) {
   if (chain) throw new Error('a chained get reads every answer for its cursor: it runs on --generator wrk only');
   const children = Array.from({ length: procs }, () => forkTracked(childScript));
   try {
@@ -91,6 +107,7 @@ export async function runAutocannon({ urls, requests, chain, connections, procs,
       c.send(/** @type {AutocannonCommand} */ ({ cmd: 'run', targets, requests, warmupS, durationS }));
     });
     await Promise.all(warm);
+    const gc0 = await gcSeconds();
     const server0 = cpuOf(targetPids());
     const parts0 = cpuOfParts(targetParts());
     const load0 = cpuOf(pids);
@@ -102,6 +119,7 @@ export async function runAutocannon({ urls, requests, chain, connections, procs,
     const serverUs = cpuOf(targetPids()) - server0;
     const parts = cpuOfParts(targetParts());
     const loadUs = cpuOf(pids) - load0;
+    const gc1 = await gcSeconds();
     const histogram = new Histogram();
     for (const r of results) histogram.add(r.histogram);
     const total = results.reduce((a, r) => a + r.requests, 0);
@@ -117,6 +135,7 @@ export async function runAutocannon({ urls, requests, chain, connections, procs,
       serverCores: serverUs / 1000 / wallMs,
       loadCores: loadUs / 1000 / wallMs,
       wallMs,
+      gcMsPer1k: gcMsPer1k(gc0, gc1, total),
       ...partFigures(parts0, parts, total, wallMs),
     };
   } finally {

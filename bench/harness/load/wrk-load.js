@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
+import { gcMsPer1k } from '../gc.js';
 import { spawnTracked } from './children.js';
 
 export function hasWrk() {
@@ -170,7 +171,19 @@ function wrk({ url, script, threads, connections, seconds, loadCpus }) {
  * Same contract as runAutocannon() in ./autocannon-load.js.
  * @param {import('./autocannon-load.js').LoadOptions} opts
  */
-export async function runWrk({ urls, requests, chain, connections, procs, loadCpus, warmupS, durationS, targetPids, targetParts = () => ({}) }) {
+export async function runWrk({
+  urls,
+  requests,
+  chain,
+  connections,
+  procs,
+  loadCpus,
+  warmupS,
+  durationS,
+  targetPids,
+  targetParts = () => ({}),
+  gcSeconds = async () => null,
+}) {
   if (!hasWrk()) throw new Error('wrk is not installed (apt-get install wrk), or use --generator autocannon');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comet-bench-wrk-'));
   try {
@@ -179,11 +192,13 @@ export async function runWrk({ urls, requests, chain, connections, procs, loadCp
     fs.writeFileSync(script, wrkScript(requests, urls.length > 1 ? urls : [], chain));
     const common = { url: urls[0], script, threads: procs * urls.length, connections, loadCpus };
     if (warmupS > 0) await wrk({ ...common, seconds: Math.max(1, Math.round(warmupS)) });
+    const gc0 = await gcSeconds();
     const server0 = cpuOf(targetPids());
     const parts0 = cpuOfParts(targetParts());
     const { out, loadUs } = await wrk({ ...common, seconds: Math.max(1, Math.round(durationS)) });
     const serverUs = cpuOf(targetPids()) - server0;
     const parts = cpuOfParts(targetParts());
+    const gc1 = await gcSeconds();
     // a script wrk cannot load is reported on stderr while wrk goes on with plain GETs of the URL
     if (/\.lua:\d+:/.test(out)) throw new Error(`wrk could not load its script: ${out.split('\n').find((l) => /\.lua:\d+:/.test(l))}`);
     const w = parseWrkOutput(out);
@@ -200,6 +215,7 @@ export async function runWrk({ urls, requests, chain, connections, procs, loadCp
       serverCores: serverUs / 1000 / w.wallMs,
       loadCores: loadUs / 1000 / w.wallMs,
       wallMs: w.wallMs,
+      gcMsPer1k: gcMsPer1k(gc0, gc1, w.requests),
       ...partFigures(parts0, parts, w.requests, w.wallMs),
     };
   } finally {

@@ -6,6 +6,7 @@ import { sleep } from '../../lib/common.js';
 import { loadAdapter } from '../adapters.js';
 import { Connection } from '../connection.js';
 import { parseCpuList } from '../cpu.js';
+import { gcSecondsOf } from '../gc.js';
 
 /**
  * @typedef {import('../types.js').Request} Request
@@ -56,6 +57,25 @@ export async function createContext(target, settings, pinning) {
         const count = res.status === 200 ? adapter.waiting.read(res.body) : NaN;
         if (!Number.isFinite(count)) return null;
         sum += count;
+      }
+      return sum;
+    },
+    /**
+     * GC pause seconds so far as the target counts them (comet_gc_seconds_total
+     * in its /metrics, summed over its nodes), or null when it does not.
+     * @returns {Promise<number | null>}
+     */
+    async gcSeconds() {
+      let sum = 0;
+      for (const probe of probes) {
+        let s = null;
+        try {
+          s = gcSecondsOf(await probe.request({ path: '/metrics' }));
+        } catch {
+          // a target without /metrics may close the connection rather than answer 404
+        }
+        if (s === null) return null;
+        sum += s;
       }
       return sum;
     },

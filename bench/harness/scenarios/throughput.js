@@ -5,8 +5,9 @@
 //   put-many      put rotating over settings.channels channels
 //   sync          sync of a channel that holds a message
 //   get-buffered  get with a time the server answers at once from its buffer
-// Reports requests/s, latency p50/p99, and the target's CPU per request (and
-// of its parts: Redis for the cluster-mode targets). A multi-node target's
+// Reports requests/s, latency p50/p99, the target's CPU per request (and
+// of its parts: Redis for the cluster-mode targets), and its GC pause time per
+// 1,000 requests where it counts it (../gc.js). A multi-node target's
 // connections are spread evenly over its nodes.
 
 import { runAutocannon } from '../load/autocannon-load.js';
@@ -91,6 +92,7 @@ export function generateLoad(ctx, requests, chain) {
     durationS: s.durationS,
     targetPids: ctx.target.pids,
     targetParts: ctx.target.parts,
+    gcSeconds: () => ctx.gcSeconds(),
   });
 }
 
