@@ -427,8 +427,18 @@ t.test('the release gate', { timeout: 100_000 }, async (t) => {
     const r = await runNode(GATE, [...short, '--checks', path.join(dir, 'checks.json'), '--json', json], { timeoutMs: 40_000 });
     t.equal(r.code, 1, 'exit code 1', diag(r));
     t.match(r.stdout, /^\| impossible put CPU \| [\d.]+ \| [\d.]+ \| [\d.]+ \| ≥ 1000 \| FAIL \|$/m, 'the verdict table says FAIL');
+    t.match(r.stderr, /below threshold: impossible put CPU; measuring again/, 'a check below its threshold is measured again');
     t.match(r.stderr, /gate failed: impossible put CPU/);
-    t.same(readResults(t, json).failures, [], 'the runs themselves succeeded');
+    const results = readResults(t, json);
+    t.same(results.failures, [], 'the runs themselves succeeded');
+    t.same(
+      results.entries.map((e) => [e.target, e.case, e.runs.length]).sort(),
+      [
+        ['ceiling', 'put-one', 2],
+        ['comet-1', 'put-one', 2],
+      ],
+      'judged on the runs of both measurements (one run each with --runs 1)',
+    );
   });
 
   t.test('a checks file that cannot be read, or a bad option, is an error (2), not a failed gate (1)', async (t) => {

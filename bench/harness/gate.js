@@ -62,23 +62,44 @@ export function evaluate(results, checks) {
 }
 
 /**
+ * `results` with the runs of `more` added to the entry of the same scenario,
+ * target, case and waiter count (entries `results` lacks are added), so that a
+ * check judged again is judged on the median of every run of both measurements.
+ * @param {Results} results
+ * @param {Results} more
+ * @returns {Results}
+ */
+export function pooled(results, more) {
+  /** @param {import('./types.js').Entry} e */
+  const key = (e) => `${e.scenario}\0${e.target}\0${e.case ?? ''}\0${e.waiters ?? ''}`;
+  const entries = results.entries.map((e) => ({ ...e, runs: [...e.runs] }));
+  const byKey = new Map(entries.map((e) => [key(e), e]));
+  for (const e of more.entries) {
+    const same = byKey.get(key(e));
+    if (same === undefined) entries.push({ ...e, runs: [...e.runs] });
+    else same.runs.push(...e.runs);
+  }
+  return { ...results, entries, failures: [...results.failures, ...more.failures] };
+}
+
+/**
  * The harness arguments of a gate measurement: comet-1 and the ceiling, on the
- * throughput cases and fan-out sizes the checks name; `short` loads for CI.
+ * scenarios, throughput cases and fan-out sizes the checks name; `short` loads
+ * for CI.
  * @param {Check[]} checks
  * @param {boolean} short
  */
 export function gateArguments(checks, short) {
   const cases = [...new Set(checks.filter((c) => c.scenario === 'throughput').map((c) => c.case))];
   const waiters = [...new Set(checks.filter((c) => c.scenario === 'fanout').map((c) => c.waiters))];
+  const scenarios = [...new Set(checks.map((c) => c.scenario))];
   return [
     '--scenario',
-    'throughput,fanout',
+    scenarios.join(','),
     '--target',
     'comet-1,ceiling',
-    '--case',
-    cases.join(','),
-    '--waiters',
-    waiters.join(','),
+    ...(cases.length > 0 ? ['--case', cases.join(',')] : []),
+    ...(waiters.length > 0 ? ['--waiters', waiters.join(',')] : []),
     '--runs',
     '3',
     '--duration',

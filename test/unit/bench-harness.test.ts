@@ -18,7 +18,7 @@ import { SCENARIOS, plan } from '../../bench/harness/runner.js';
 import { describeTarget } from '../../bench/harness/targets.js';
 import { mintToken, randomSecret } from '../../bench/harness/token.js';
 import { CURSOR_MARK, wrkScript } from '../../bench/harness/load/wrk-load.js';
-import { evaluate, loadChecks } from '../../bench/harness/gate.js';
+import { evaluate, gateArguments, loadChecks, pooled } from '../../bench/harness/gate.js';
 import { boundBy, createContext, messageWith } from '../../bench/harness/scenarios/context.js';
 import { gcMsPer1k, gcSecondsOf } from '../../bench/harness/gc.js';
 import type { TargetHandle } from '../../bench/harness/targets.js';
@@ -622,6 +622,57 @@ t.test('harness/gate.js evaluate', async (t) => {
     ),
     [false],
     'nothing measured: fails even at 0',
+  );
+
+  const again = {
+    meta: {},
+    targets: [],
+    failures: [{ what: 'x', message: 'm' }],
+    entries: [
+      entry('throughput', 'comet-1', [{ serverCpuUs: 30 }, { serverCpuUs: 40 }], { case: 'put-many' }),
+      entry('throughput', 'ceiling', [{ serverCpuUs: 20 }, { serverCpuUs: 20 }], { case: 'put-many' }),
+      entry('throughput', 'ceiling', [{ serverCpuUs: 7 }], { case: 'sync' }),
+      entry('fanout', 'ceiling', [{ p99Ms: 20 }], { waiters: 10000 }),
+    ],
+  };
+  const both = pooled(results, again);
+  t.same(
+    both.entries.map((e: { target: string; case?: string; waiters?: number; runs: unknown[] }) => [e.target, e.case ?? e.waiters, e.runs.length]),
+    [
+      ['comet-1', 'put-many', 5],
+      ['ceiling', 'put-many', 3],
+      ['comet-1', 'sync', 1],
+      ['comet-1', 1000, 1],
+      ['ceiling', 1000, 1],
+      ['comet-1', 10000, 1],
+      ['ceiling', 10000, 1],
+      ['ceiling', 'sync', 1],
+    ],
+    'runs join the entry of the same scenario, target, case and waiters; a new entry is added',
+  );
+  t.same(both.failures, [{ what: 'x', message: 'm' }], 'failures of either measurement are kept');
+  t.equal(results.entries[0].runs.length, 3, 'the first results are not changed');
+  const [pooledCpu, pooledSync] = evaluate(both, [
+    check({ scenario: 'throughput', case: 'put-many', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.5 }),
+    check({ scenario: 'throughput', case: 'sync', figure: 'serverCpuUs', lowerIsBetter: true, minRatio: 0.01 }),
+  ]);
+  t.match(pooledCpu, { comet: 12, ceiling: 20, pass: true }, 'judged on the median of all the runs');
+  t.match(pooledSync, { comet: 99, ceiling: 7, pass: true }, 'a figure only the second measurement had');
+
+  t.same(
+    gateArguments([check({ scenario: 'throughput', case: 'sync', figure: 'serverCpuUs', minRatio: 1 })], true),
+    ['--scenario', 'throughput', '--target', 'comet-1,ceiling', '--case', 'sync', '--runs', '3', '--duration', '2', '--rounds', '10'],
+    'only what the checks name: a re-measurement of one check measures its case alone',
+  );
+  t.same(
+    gateArguments(
+      [
+        check({ scenario: 'fanout', waiters: 1000, figure: 'p99Ms', minRatio: 1 }),
+        check({ scenario: 'throughput', case: 'put-many', figure: 'p99Ms', minRatio: 1 }),
+      ],
+      false,
+    ).slice(0, 8),
+    ['--scenario', 'fanout,throughput', '--target', 'comet-1,ceiling', '--case', 'put-many', '--waiters', '1000'],
   );
 
   const checks = loadChecks();
