@@ -211,7 +211,7 @@ for (const threads of [1, 3]) {
       if (big instanceof Error) t.fail(`body over --max-body-bytes: ${big.message}`);
       else checkError(t, big, 413, 'COMET_ERR_BODY_TOO_LARGE', 'body over --max-body-bytes');
 
-      // A declared Content-Length over the limit is refused without waiting for the body.
+      // A declared Content-Length over --max-discard-bytes (1 MiB) is refused without waiting for the body.
       const raw = await rawExchange(
         small,
         [

@@ -19,6 +19,7 @@ export interface Config {
   maxMessageBytes: number;
   maxChannelBytes: number;
   maxBodyBytes: number;
+  maxDiscardBytes: number;
   maxCallbackLength: number;
   jsonp: string;
   jsonpCallback: string;
@@ -222,6 +223,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     min: 1,
     default: 256 * KiB,
     describe: 'Largest POST body, in bytes (413 above). Percent-encoding can triple a message: keep it above 3x max-message-bytes.',
+  },
+  {
+    key: 'maxDiscardBytes',
+    flag: 'max-discard-bytes',
+    env: 'COMET_MAX_DISCARD_BYTES',
+    kind: 'int',
+    min: 0,
+    max: 1 << 30,
+    default: 1 * MiB,
+    describe:
+      'A refused POST (413, 415, 429) whose body is at most this many bytes is answered once its body was read and thrown away, and its connection then closes: a connection closed with bytes unread is reset, and a reset can destroy the answer before the client or a proxy reads it. A longer body is refused at once. 0: none is read.',
   },
   {
     key: 'maxCallbackLength',
@@ -584,12 +596,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
 ];
 
-/** The default as --help and the README show it. */
 /** --max-connection-buffer in bytes: 0 stands for four answers of --max-answer-bytes. */
 export function connectionBufferLimit(config: Pick<Config, 'maxConnectionBuffer' | 'maxAnswerBytes'>): number {
   return config.maxConnectionBuffer || 4 * config.maxAnswerBytes;
 }
 
+/** The default as --help and the README show it. */
 export function shownDefault(option: OptionSpec): string {
   if (option.kind === 'int') return option.shownDefault ?? String(option.default);
   return option.default === '' ? '(empty)' : option.default;

@@ -286,10 +286,12 @@ export class HttpFront {
 
   private protocol(res: HttpResponse, req: HttpRequest, method: string, headers: AnswerHeaders): void {
     if (this.responder.closing) return this.responder.refuse(res, refusals.shuttingDown(), headers);
+    let limited: CometError | undefined;
     if (this.rateLimiter !== undefined) {
       const wait = this.rateLimiter.admit(res, req);
-      // A POST's body is left unread: its connection closes after the answer.
-      if (wait > 0) return this.responder.refuse(res, refusals.rateLimited(wait, method === 'post'), headers, undefined, method === 'head');
+      // A POST's connection closes after the answer: its body is not worth the connection's next request.
+      if (wait > 0) limited = refusals.rateLimited(wait, method === 'post');
+      if (limited !== undefined && method !== 'post') return this.responder.refuse(res, limited, headers, undefined, method === 'head');
     }
     // Read only when tokens are checked: with --auth off a request costs no header look-up more.
     const bearer = this.gate === undefined ? undefined : bearerToken(req.getHeader('authorization'));
@@ -298,7 +300,7 @@ export class HttpFront {
       case 'head':
         return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers, bearer);
       case 'post':
-        return this.readForm(res, req, headers, bearer);
+        return this.readForm(res, req, headers, bearer, limited);
       case 'options':
         return this.responder.preflight(res, headers);
       default:
@@ -313,35 +315,46 @@ export class HttpFront {
    * of its declared length as it comes (a copy of each chunk, then one of
    * all, left 120 KB of garbage outside the heap per 60 KB put, freed only
    * when the collector got to it).
+   *
+   * A refused POST (`refused`, a type other than a form, a body over
+   * --max-body-bytes) is answered once its body has been read and thrown
+   * away, up to --max-discard-bytes: a connection closed with bytes unread is
+   * reset, and a reset can destroy the answer before the client, or a proxy
+   * in front, reads it.
    */
-  private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, bearer: string | undefined): void {
+  private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, bearer: string | undefined, refused: CometError | undefined): void {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type');
     const declared = Number(req.getHeader('content-length') || '0');
-    const maxBody = this.options.config.maxBodyBytes;
-    if (contentType !== '' && !FORM_TYPES.test(contentType)) {
-      return this.responder.refuse(res, refusals.unsupportedMediaType(), headers);
-    }
-    if (declared > maxBody) return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
-    const state = { aborted: false, done: false, size: 0, body: undefined as Buffer | undefined };
+    const { maxBodyBytes: maxBody, maxDiscardBytes } = this.options.config;
+    let refusal = refused;
+    if (refusal === undefined && contentType !== '' && !FORM_TYPES.test(contentType)) refusal = refusals.unsupportedMediaType();
+    if (refusal === undefined && declared > maxBody) refusal = refusals.bodyTooLarge(maxBody);
+    if (refusal !== undefined && declared > maxDiscardBytes) return this.responder.refuse(res, refusal, headers);
+    const state = { aborted: false, done: false, size: 0, refusal, body: undefined as Buffer | undefined };
     res.onAborted(() => {
       state.aborted = true;
     });
     const onChunk = (chunk: ArrayBuffer, isLast: boolean): void => {
       if (state.done || state.aborted) return;
       const size = state.size + chunk.byteLength;
-      if (size > maxBody) {
+      state.size = size;
+      if (state.refusal === undefined && size > maxBody) {
+        state.refusal = refusals.bodyTooLarge(maxBody);
+        state.body = undefined;
+      }
+      if (state.refusal !== undefined) {
+        if (!isLast && size <= maxDiscardBytes) return;
         state.done = true;
-        return this.responder.refuse(res, refusals.bodyTooLarge(maxBody), headers);
+        return this.responder.refuse(res, state.refusal, headers);
       }
       let body: Buffer = Buffer.from(chunk);
-      if (state.size > 0 || !isLast) {
+      if (size > chunk.byteLength || !isLast) {
         // Chunked bodies declare no length: their storage doubles as they come, up to --max-body-bytes.
-        if (state.body === undefined || state.body.length < size) state.body = grown(state.body, state.size, Math.max(size, declared), maxBody);
-        body.copy(state.body, state.size);
+        if (state.body === undefined || state.body.length < size) state.body = grown(state.body, size - chunk.byteLength, Math.max(size, declared), maxBody);
+        body.copy(state.body, size - chunk.byteLength);
         body = state.body.subarray(0, size);
       }
-      state.size = size;
       if (!isLast) return;
       state.done = true;
       if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8(), headers);
