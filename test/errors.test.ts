@@ -224,6 +224,26 @@ for (const threads of [1, 3]) {
       await healthy(t, small, 'oversized bodies');
     });
 
+    t.test('--path /comet/v1: the protocol is there, for each of its methods, and only there', async (t) => {
+      const moved = await startServer({ t, threads, args: ['--path', '/comet/v1'] });
+      const path = '/comet/v1';
+      const ch = uniq('path');
+      const since = await moved.request({ path, query: { method: 'sync', channel: ch } });
+      t.equal(since.status, 200, 'GET');
+      const time = JSON.parse(since.body).time;
+      t.equal((await moved.request({ path, form: { method: 'put', channel: ch, message: 'p' } })).status, 200, 'POST');
+      const head = await moved.request({ path, method: 'HEAD', query: { method: 'sync', channel: ch } });
+      t.same([head.status, head.body], [200, ''], 'HEAD');
+      t.equal((await moved.request({ path, method: 'OPTIONS' })).status, 204, 'OPTIONS');
+      checkError(t, await moved.request({ path, method: 'DELETE', query: { method: 'sync', channel: ch } }), 405, 'COMET_ERR_HTTP_METHOD', 'DELETE there');
+      for (const other of ['/', '/comet', '/comet/v1/', '/comet/v1x', '/comet/v1/x', '/COMET/v1']) {
+        checkError(t, await moved.request({ path: other, query: { method: 'sync', channel: ch } }), 404, 'COMET_ERR_NOT_FOUND', `GET ${other}`);
+        checkError(t, await moved.request({ path: other, form: { method: 'put', channel: ch, message: 'x' } }), 404, 'COMET_ERR_NOT_FOUND', `POST ${other}`);
+      }
+      const read = await moved.request({ path, query: { method: 'get', channel: ch, time, timeout: 0 } });
+      t.same(JSON.parse(read.body).messages, ['p'], 'only the put to the path was stored');
+    });
+
     t.test('405 answers name the allowed methods', async (t) => {
       const res = await srv.request({ method: 'DELETE', query: { method: 'sync', channel: 'x' } });
       checkError(t, res, 405, 'COMET_ERR_HTTP_METHOD', 'DELETE');

@@ -174,8 +174,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: 'COMET_PATH',
     kind: 'string',
     default: '/',
-    check: (v) => (v.startsWith('/') && !/[?#\s]/.test(v) ? undefined : 'must start with / and hold no ?, # or spaces'),
-    describe: 'URL path of the protocol endpoint.',
+    // uWebSockets.js routes the path: a segment starting with ':' or a '*' would be a pattern there.
+    check: (v) => (v.startsWith('/') && !/[?#\s*]|\/:/.test(v) ? undefined : 'must start with / and hold no ?, #, *, spaces or segment starting with :'),
+    describe: 'URL path of the protocol endpoint (matched exactly).',
   },
   {
     key: 'logLevel',

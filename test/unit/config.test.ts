@@ -181,10 +181,11 @@ t.test('string options: choices and checks', async (t) => {
     throwsConfig(t, () => parseCommandLine(['--log-level', bad], {}), '--log-level', `log level ${JSON.stringify(bad)}`);
   }
   throwsConfig(t, () => parseCommandLine([], { COMET_LOG_LEVEL: 'loud' }), 'COMET_LOG_LEVEL', 'log level from env');
-  for (const bad of ['comet', '/a?b', '/a#b', '/a b', '']) {
+  for (const bad of ['comet', '/a?b', '/a#b', '/a b', '', '/*', '/comet/*', '/:channel', '/comet/:v']) {
     throwsConfig(t, () => parseCommandLine(['--path', bad], {}), '--path', `path ${JSON.stringify(bad)}`);
   }
   t.equal(parseCommandLine(['--path', '/comet/v1'], {}).config.path, '/comet/v1');
+  t.equal(parseCommandLine(['--path', '/a:b'], {}).config.path, '/a:b', 'a colon inside a segment is no uWebSockets.js parameter');
   for (const bad of ['', 'a\r\nSet-Cookie: x=1', 'a\nb']) {
     throwsConfig(t, () => parseCommandLine([], { COMET_CORS_ORIGIN: bad }), 'COMET_CORS_ORIGIN', `cors ${JSON.stringify(bad)}`);
   }
