@@ -10,7 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { CometError, type ErrorCode } from '../../src/protocol/errors.js';
-import { callbackPattern, compileCallbackPattern, isValidCallback, RESERVED_CALLBACK_SEGMENTS, reservedSegment } from '../../src/protocol/jsonp.js';
+import { callbackPattern, compileCallbackPattern, isValidCallback, RESERVED_CALLBACK_SEGMENTS, reservedSegment, scriptSafeJson } from '../../src/protocol/jsonp.js';
 import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams } from '../../src/protocol/params.js';
 import {
   announceSeed,
@@ -397,5 +397,23 @@ t.test('property: callbackPattern compiles every source the configuration accept
       return true;
     }),
     { numRuns: 3000, salt: 12 },
+  );
+});
+
+// ---- scriptSafeJson ---------------------------------------------------------------
+
+t.test('property: scriptSafeJson is JSON.stringify with U+2028 and U+2029 escaped, for any text, lone surrogates too', async (t) => {
+  const oracle = (s: string) => JSON.stringify(s).replaceAll('\u2028', '\\u2028').replaceAll('\u2029', '\\u2029');
+  // Every UTF-16 unit, and runs of what needs no escape on either side of the ones that do.
+  const text = fc.oneof(
+    fc.string({ unit: 'binary' }),
+    fc.string({ unit: 'grapheme' }),
+    fc.string({ unit: fc.constantFrom('a', 'é', '€', '"', '\\', '\n', '\u001f', '\u007f', '\u2027', '\u2028', '\u2029', '\u202a', '\ud7ff', '\ud800', '\udfff', '\ue000', '😀') }),
+  );
+  checkProperty(
+    t,
+    'scriptSafeJson(any string)',
+    fc.property(text, (s) => scriptSafeJson(s) === oracle(s)),
+    { numRuns: 5000, salt: 13 },
   );
 });
