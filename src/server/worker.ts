@@ -9,6 +9,7 @@ import { ThreadMetrics } from '../metrics/counters.js';
 import { refusals } from '../protocol/errors.js';
 import { loadUws } from '../uws.js';
 import type { ControlMessage, WorkerReport, WorkerStartData } from './control.js';
+import { restoreFastStringPrototype } from './fast-strings.js';
 import { CometThread } from './thread.js';
 
 const OWNER_GRACE_MS = 1000;
@@ -20,6 +21,8 @@ const log = createLogger(config.logLevel, { thread: index });
 const report = (message: WorkerReport) => parent.postMessage(message);
 // The main thread loaded this build already: it cannot fail here.
 loadUws(config.uwsBuild);
+// Every module is loaded (ioredis among them, in either engine mode).
+restoreFastStringPrototype();
 
 const thread = new CometThread({
   config,
