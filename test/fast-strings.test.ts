@@ -35,7 +35,10 @@ function stderrOf(args: string[], done: (stderr: string) => boolean): Promise<st
 }
 
 t.test('every worker thread holds String.prototype in fast mode', async (t) => {
-  const cause = await stderrOf(['--allow-natives-syntax', '-e', `require(${JSON.stringify(IOREDIS)}); process.stderr.write('fast=' + %HasFastProperties(String.prototype))`], (s) => s.includes('fast='));
+  const cause = await stderrOf(
+    ['--allow-natives-syntax', '-e', `require(${JSON.stringify(IOREDIS)}); process.stderr.write('fast=' + %HasFastProperties(String.prototype))`],
+    (s) => s.includes('fast='),
+  );
   t.comment(`without the fix, after loading ioredis: ${cause.trim() || '(no answer)'}`);
 
   const stderr = await stderrOf(

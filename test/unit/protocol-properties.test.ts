@@ -10,7 +10,14 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import t from 'tap';
 import { CometError, type ErrorCode } from '../../src/protocol/errors.js';
-import { callbackPattern, compileCallbackPattern, isValidCallback, RESERVED_CALLBACK_SEGMENTS, reservedSegment, scriptSafeJson } from '../../src/protocol/jsonp.js';
+import {
+  callbackPattern,
+  compileCallbackPattern,
+  isValidCallback,
+  RESERVED_CALLBACK_SEGMENTS,
+  reservedSegment,
+  scriptSafeJson,
+} from '../../src/protocol/jsonp.js';
 import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams } from '../../src/protocol/params.js';
 import {
   announceSeed,
@@ -408,7 +415,27 @@ t.test('property: scriptSafeJson is JSON.stringify with U+2028 and U+2029 escape
   const text = fc.oneof(
     fc.string({ unit: 'binary' }),
     fc.string({ unit: 'grapheme' }),
-    fc.string({ unit: fc.constantFrom('a', 'é', '€', '"', '\\', '\n', '\u001f', '\u007f', '\u2027', '\u2028', '\u2029', '\u202a', '\ud7ff', '\ud800', '\udfff', '\ue000', '😀') }),
+    fc.string({
+      unit: fc.constantFrom(
+        'a',
+        'é',
+        '€',
+        '"',
+        '\\',
+        '\n',
+        '\u001f',
+        '\u007f',
+        '\u2027',
+        '\u2028',
+        '\u2029',
+        '\u202a',
+        '\ud7ff',
+        '\ud800',
+        '\udfff',
+        '\ue000',
+        '😀',
+      ),
+    }),
   );
   checkProperty(
     t,
