@@ -73,13 +73,17 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
       this.entries.set(request.channel, entry);
     }
     const waiter = new Waiter(this, res, entry, request.timeout, request.callback, headers);
-    res.onAborted(waiter.onAborted);
     entry.pending++;
     const wait = request.timeout > 0 && !this.responder.closing;
     // The owner registers this thread as a watcher before it reads: if the read then fails, no
     // answer says so, and the entry must still unwatch when it goes (a no-op if the watch failed).
     if (wait) entry.watching = true;
     this.router.get(request.channel, request.since, wait, waiter);
+    // Still in the handler, before anything asynchronous: a get this thread's
+    // own owner answered during get() needs no abort handler (uWS asks for one
+    // only for a response not ended in its handler; an answer left unsent has
+    // its own), which spares it a closure and a call into native code.
+    if (!waiter.settled) res.onAborted(() => this.aborted(waiter));
     // A request pipelined behind a waiting get would make uWS close the connection: it waits in the kernel instead.
     if (this.limits.pipelining === 'ordered' && !waiter.settled && !waiter.aborted) {
       res.pause();

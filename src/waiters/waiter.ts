@@ -1,8 +1,8 @@
 /**
  * One get in progress on this thread, from arrival, through the owner's
  * reply, while parked, to its answer; and the channel entry that holds the
- * gets of one channel. The only per-waiting-get allocation is the Waiter and
- * its abort callback.
+ * gets of one channel. The only per-waiting-get allocation is the Waiter, and
+ * its abort callback for one not answered within its request's handler.
  */
 import type { CometError } from '../protocol/errors.js';
 import type { GetHandler } from '../threads/router.js';
@@ -53,8 +53,6 @@ export class Waiter implements GetHandler {
     /** Its answer's headers (CORS from its request's Origin), chosen while its request handler ran: uWS's request is gone after. */
     readonly headers: AnswerHeaders,
   ) {}
-
-  readonly onAborted = (): void => this.room.aborted(this);
 
   answered(time: number, bodies: string[], missed: boolean, watching: boolean): void {
     this.room.answered(this, time, bodies, missed, watching);

@@ -56,6 +56,8 @@ class FakeResponse {
   private aborted = false;
   private ended = false;
   private onAbort: (() => void) | undefined;
+  /** How many abort handlers were registered. */
+  abortHandlers = 0;
   readonly res = this as unknown as HttpResponse;
 
   writeStatus(status: Chunk): HttpResponse {
@@ -97,6 +99,7 @@ class FakeResponse {
 
   onAborted(handler: () => void): HttpResponse {
     this.onAbort = handler;
+    this.abortHandlers++;
     return this.res;
   }
 
@@ -201,6 +204,7 @@ roomTest('a get that finds messages is answered at once, as JSON or JSONP', asyn
   const b = put(r, 'c', 'b');
   const plain = start(r, 'c', 0);
   t.equal(plain.answered, true, 'answered within start()');
+  t.equal(plain.abortHandlers, 0, 'answered in its handler: no abort handler registered');
   t.same([plain.status, plain.contentType, plain.body, plain.closes], ['200 OK', JSON_TYPE, `{"time":${b},"messages":["a","b"]}`, false]);
   t.ok(plain.headers.includes('Cache-Control: no-store') && plain.headers.includes('Access-Control-Allow-Origin: *'));
   const script = start(r, 'c', a, { callback: 'cb.x' });
@@ -219,6 +223,7 @@ roomTest('a get that finds nothing is parked, and answered with the news of the 
   const fresh = start(r, 'new', -1);
   await turns(3);
   t.equal(parked.answered, false);
+  t.same([parked.abortHandlers, fresh.abortHandlers], [1, 1], 'a parked get has its abort handler');
   t.equal(waiting(r), 2, 'parked gets hold their slots');
   const b = put(r, 'c', 'b');
   await answered([parked], 'the parked get');
@@ -307,6 +312,7 @@ roomTest('an aborted get frees its slot at once and its response is never touche
   r.engine.holding = true;
   const pending = start(r, 'c', cursor);
   t.equal(waiting(r), 2);
+  t.equal(pending.abortHandlers, 1, 'a get whose owner has not replied has its abort handler');
   pending.abort();
   t.equal(waiting(r), 1, 'freed while its owner had not replied');
   r.engine.holding = false;
