@@ -329,6 +329,27 @@ t.test('property: a valid request with one defect is refused with that defect co
   );
 });
 
+t.test('property: time and timeout are 1 to 16 ASCII digits at most 2^53 - 1, read as their number', async (t) => {
+  const digits = fc.string({ unit: fc.constantFrom('0', '1', '5', '9'), maxLength: 18 });
+  const nearMax = fc.bigInt({ min: 2n ** 53n - 1000n, max: 2n ** 53n + 1000n }).map(String);
+  const padded = fc.tuple(fc.nat(), fc.integer({ min: 14, max: 18 })).map(([n, width]) => String(n).padStart(width, '0'));
+  const text = fc.oneof(digits, nearMax, padded, soup, fc.string({ unit: fc.constantFrom('0', '9', '-', '+', '.', 'e', ' ', '\u0661'), maxLength: 17 }));
+  checkProperty(
+    t,
+    'parseProtocolRequest(get with time = text)',
+    fc.property(text, (time) => {
+      const expected = /^[0-9]{1,16}$/.test(time) && Number(time) <= Number.MAX_SAFE_INTEGER ? Number(time) : undefined;
+      try {
+        const parsed = parseProtocolRequest({ method: 'get', channel: 'c', time, timeout: time }, { ...ROOMY, pollTimeout: Number.MAX_SAFE_INTEGER });
+        return parsed.method === 'get' && parsed.since === expected && parsed.timeout === expected;
+      } catch (err) {
+        return expected === undefined && refusedWith4xx(err, 'COMET_ERR_BAD_TIME');
+      }
+    }),
+    { numRuns: 5000, salt: 14 },
+  );
+});
+
 // ---- JSONP callbacks ----------------------------------------------------------------
 
 const callbackSoup = fc.oneof(
