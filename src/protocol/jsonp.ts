@@ -284,7 +284,6 @@ export function scriptSafeJson(value: string): string {
 
 function escapedJson(value: string): string {
   const json = JSON.stringify(value);
-  // includes(), not a /[\u2028\u2029]/ test: on every put, the test cost as much as the stringify.
   return json.includes('\u2028') || json.includes('\u2029') ? json.replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029') : json;
 }
 

@@ -62,8 +62,9 @@ export async function startServer(config: Config, log: Logger): Promise<ServerHa
   const limit = openFileLimit();
   log.info({ openFileLimit: limit, maxConnections: connectionCeiling(config.maxConnections, limit) }, 'open files');
   const stopGate = startAcceptGate(config, supervisor.metricsBuffer, (on) => supervisor.accepting(on), log);
+  const bucket = bucketOf(config);
   if (limits !== undefined) {
-    const { rate, burst } = bucketOf(config);
+    const { rate, burst } = bucket;
     log.info(
       {
         rateLimit: rate,
@@ -76,7 +77,7 @@ export async function startServer(config: Config, log: Logger): Promise<ServerHa
     );
   }
   const stopCountingPerIp =
-    limits !== undefined && config.maxConnectionsPerIp > 0 ? startConnectionCount(new LimitTable(limits.table, bucketOf(config)), port) : () => {};
+    limits !== undefined && config.maxConnectionsPerIp > 0 ? startConnectionCount(new LimitTable(limits.table, bucket), port) : () => {};
   const stopped = supervisor.ended().then((code) => {
     stopGate();
     stopCountingPerIp();

@@ -83,9 +83,10 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     // own owner answered during get() needs no abort handler (uWS asks for one
     // only for a response not ended in its handler; an answer left unsent has
     // its own), which spares it a closure and a call into native code.
-    if (!waiter.settled) res.onAborted(() => this.aborted(waiter));
+    if (waiter.settled) return;
+    res.onAborted(() => this.aborted(waiter));
     // A request pipelined behind a waiting get would make uWS close the connection: it waits in the kernel instead.
-    if (this.limits.pipelining === 'ordered' && !waiter.settled && !waiter.aborted) {
+    if (this.limits.pipelining === 'ordered') {
       res.pause();
       waiter.paused = true;
     }

@@ -25,12 +25,11 @@ export class ChannelEntry {
   constructor(readonly channel: string) {}
 }
 
-/** What happens to a waiter, handled by the wait room: the owner's replies, and the client going away. */
+/** What happens to a waiter, handled by the wait room: the owner's replies (the client going away is the wait room's own abort handler). */
 export interface WaiterEvents {
   answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void;
   parked(waiter: Waiter, cursor: number): void;
   failed(waiter: Waiter, err: CometError): void;
-  aborted(waiter: Waiter): void;
 }
 
 export class Waiter implements GetHandler {
