@@ -222,7 +222,7 @@ t.test('--auth all', async (t) => {
     const ch = uniq('waiting');
     const shortLived = good({ exp: nowSeconds() + 2 });
     const waiting = srv.call({ method: 'get', channel: ch, timeout: 10 }, bearer(shortLived));
-    await srv.waitWaiting(1);
+    t.ok(await srv.waitParked(1), 'the get is parked');
     await new Promise((resolve) => setTimeout(resolve, (nowSeconds() + 3) * 1000 - Date.now()));
     unauthorized(t, await put(ch, 'late', shortLived), 'the token has expired by now', /expired/);
     t.equal((await put(ch, 'late', good())).status, 200, 'another publisher puts');

@@ -66,6 +66,8 @@ async function crossNode(t: Test, redis: RedisServer, nodes: CometServer[], from
   const withoutTime = to.get(channel, { timeout: 10 });
   const subs = await waitNumsub(redis, [notifyKey(channel)], ([n]) => n === 1, { timeoutMs: 4000 });
   t.strictSame(subs, [1], `${label}: the receiving node subscribed to the channel (one subscription for both gets)`);
+  // Subscribed is not yet registered: the get without a time still reads the channel's time after subscribing.
+  t.ok(await to.waitParked(2), `${label}: both gets parked`);
   t.ok(await stillPending(withCursor, 100), `${label}: the get waits for a message`);
   const message = `${label} é ${Math.random()}`;
   const started = performance.now();

@@ -367,7 +367,7 @@ for (const threads of [1, 3]) {
       // Still fully working.
       const ch = uniq('after');
       const p = srv.get(ch, { timeout: 10 });
-      await srv.waitWaiting(1);
+      t.ok(await srv.waitParked(1), 'the get is parked');
       const tp = await srv.put(ch, 'still alive');
       const a = await within(p, 3000, 'get after malformed input');
       checkMessages(t, a, ['still alive'], 'put and get still work');

@@ -81,6 +81,7 @@ for (const threads of [1, 3]) {
       for (const ch of chs) {
         const p = srv.get(ch, { timeout: 10 });
         t.ok(await srv.waitWaiting(1, { exact: true }), `${ch}: exactly one get waiting`);
+        t.ok(await srv.waitParked(1, { exact: true }), `${ch}: and parked`);
         t.ok(await stillPending(p, 50), 'it waits');
         const tp = await srv.put(ch, 'after aborts');
         const a = await within(p, 3000, 'get after aborts');

@@ -212,6 +212,7 @@ t.test('--max-waiting bounds the watched never-written channels: one more get is
   const ch = `${prefix}-recovered`;
   const get = srv.get(ch, { timeout: 10 }, { agent, timeoutMs: 15_000 });
   t.ok(await srv.waitWaiting(1, { exact: true }), 'a new get waits again');
+  t.ok(await srv.waitParked(1, { exact: true }), 'parked');
   const tp = await srv.put(ch, 'recovered');
   const a = await get;
   checkMessages(t, a, ['recovered'], 'the new get');

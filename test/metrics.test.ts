@@ -6,6 +6,7 @@ import { rawGet, rawSend } from './helpers/http.js';
 
 const REQUIRED: Array<[string, 'gauge' | 'counter']> = [
   ['comet_waiting_gets', 'gauge'],
+  ['comet_parked_gets', 'gauge'],
   ['comet_connections', 'gauge'],
   ['comet_channels', 'gauge'],
   ['comet_messages_in_total', 'counter'],
@@ -103,18 +104,29 @@ for (const threads of [1, 3]) {
       t.ok(a.value('comet_channels') >= chs.length, 'comet_channels counts the channels', { channels: a.value('comet_channels') });
     });
 
-    t.test('comet_waiting_gets follows waiting gets', async (t) => {
+    t.test('comet_waiting_gets and comet_parked_gets follow waiting gets', async (t) => {
       const chs = channels('gauge', 3);
       t.ok(await srv.waitWaiting(0, { exact: true }), 'none waiting');
+      t.equal(await srv.parked(), 0, 'none parked');
       const gets = chs.map((c) => srv.get(c, { timeout: 10 }));
       t.ok(await srv.waitWaiting(3, { exact: true }), 'three waiting');
+      t.ok(await srv.waitParked(3, { exact: true }), 'three parked');
       const timeoutGet = srv.get(chs[0]!, { timeout: 1 });
       t.ok(await srv.waitWaiting(4, { exact: true }), 'four waiting');
+      t.ok(await srv.waitParked(4, { exact: true }), 'four parked');
       await within(timeoutGet, 4000, 'timeout get');
       t.ok(await srv.waitWaiting(3, { exact: true }), 'a timeout answer frees its slot');
+      t.equal(await srv.parked(), 3, 'and unparks its get');
       await Promise.all(chs.map((c) => srv.put(c, 'x')));
       await within(Promise.all(gets), 3000, 'gets');
       t.ok(await srv.waitWaiting(0, { exact: true }), 'answered gets free their slots');
+      t.equal(await srv.parked(), 0, 'and none is parked');
+      const dropped = new AbortController();
+      const abandoned = srv.get(chs[1]!, { timeout: 10 }, { signal: dropped.signal }).catch(() => 'aborted');
+      t.ok(await srv.waitParked(1, { exact: true }), 'parked again');
+      dropped.abort();
+      await abandoned;
+      t.ok(await srv.waitParked(0, { exact: true }), 'a get whose client went away is unparked');
     });
   });
 }

@@ -98,7 +98,7 @@ for (const threads of [1, 3]) {
       const chs = channels('wait', 4);
       for (const ch of chs) await srv.put(ch, 'old');
       const pending = chs.map((ch) => srv.get(ch, { timeout: 10 }));
-      await srv.waitWaiting(chs.length);
+      t.ok(await srv.waitParked(chs.length), 'every get is parked');
       const stillWaiting = await Promise.all(pending.map((p) => stillPending(p, 150)));
       t.strictSame(
         stillWaiting,

@@ -1,21 +1,27 @@
 /**
- * Message times: wall-clock microseconds since the epoch, bumped by one where
- * needed so that they strictly increase per channel.
+ * Message times: microseconds since the epoch, bumped by one where needed so
+ * that they strictly increase per channel.
  *
- * The wall clock itself (not the monotonic clock) is the reference, because it
- * is the only one a restarted server shares with its previous life: times
- * keep increasing across a restart without any storage. A wall-clock step
- * backwards while running cannot reorder a channel either, since a time is
- * never below the channel's last time plus one. Date.now() has millisecond
- * resolution; puts within one millisecond on a channel are numbered by the
- * bump. 2^53 microseconds is the year 2255.
+ * The clock is the wall clock as read when the process started, carried on by
+ * the monotonic clock (performance.timeOrigin + performance.now()). Anchored to
+ * the wall clock, it is shared with a restarted server's previous life: times
+ * keep increasing across a restart without any storage. It has microsecond
+ * resolution, and every thread of the process reads the same value at the
+ * same instant (to within microseconds): a get without a time is stamped with
+ * it where it arrives, and its channel's owner thread answers it with the
+ * messages whose time is not below that stamp, however long the get took to
+ * reach the owner (engine.ts). A time is never below the channel's last time
+ * plus one, so no step of any clock reorders a channel. 2^53 microseconds is
+ * the year 2255.
  */
+/** This thread's origin (each thread loads its own copy of this module): the wall clock when it started, in ms. */
+const ORIGIN = performance.timeOrigin;
+
 export function nowMicros(): number {
-  return Date.now() * 1000;
+  return Math.floor((ORIGIN + performance.now()) * 1000);
 }
 
-/** The time for a new message on a channel whose current time is `current`; `nowMs` is Date.now() (one call per put, not two). */
-export function nextTime(current: number, nowMs = Date.now()): number {
-  const now = nowMs * 1000;
+/** The time for a new message on a channel whose current time is `current`; `now` is nowMicros(). */
+export function nextTime(current: number, now = nowMicros()): number {
   return now > current ? now : current + 1;
 }

@@ -92,7 +92,14 @@ export interface Engine {
   /** Stores a JSON-encoded message; gives its time. */
   append(channel: string, body: string): Eventually<number>;
   currentTime(channel: string): Eventually<number>;
-  /** `since` -1 means "no cursor": just the current time, no messages. */
+  /**
+   * `since` below 0 means "no cursor" (a get without `time`): -since is when
+   * the get arrived (nowMicros() on the thread that took it). In memory, the
+   * answer holds the messages whose time is not below it, those put after the
+   * get arrived even if they reached the owner thread first, and the current
+   * time when there are none; Redis answers with the current time as its read
+   * finds it.
+   */
   read(channel: string, since: number, limits: ReadLimits): Eventually<ReadResult>;
   watch(channel: string): Eventually<void>;
   unwatch(channel: string): void;

@@ -35,7 +35,7 @@
  * byte freed (losing one message at a time copied the whole channel for
  * every put once the budget was reached).
  */
-import { nextTime } from './clock.js';
+import { nextTime, nowMicros } from './clock.js';
 import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from './engine.js';
 import { MessageRing } from './message-ring.js';
 import { StoragePool } from './storage-pool.js';
@@ -104,8 +104,8 @@ export class MemoryEngine implements Engine {
   }
 
   append(channel: string, body: string): number {
-    const now = Date.now();
-    const ch = this.touch(channel, now);
+    const now = nowMicros();
+    const ch = this.touch(channel, now / 1000);
     const ring = ch.ring;
     const held = ring.held;
     const time = nextTime(ch.time, now);
@@ -135,11 +135,19 @@ export class MemoryEngine implements Engine {
       const floor = this.floorFor(channel);
       return { time: Math.max(floor, since), bodies: [], missed: since >= 0 && since < floor };
     }
-    if (since < 0) return { time: ch.time, bodies: [], missed: false };
-    const missed = since < ch.floor;
     const ring = ch.ring;
-    let index = ring.indexAfter(since);
-    if (index === ring.length) return { time: Math.max(ch.time, since), bodies: [], missed };
+    let index: number;
+    let missed = false;
+    if (since < 0) {
+      // No cursor: messages stamped from the get's arrival on were put after it arrived, even those stored before it got here.
+      const arrival = -since;
+      index = ch.time < arrival ? ring.length : ring.indexAfter(arrival - 1);
+      if (index === ring.length) return { time: ch.time, bodies: [], missed };
+    } else {
+      missed = since < ch.floor;
+      index = ring.indexAfter(since);
+      if (index === ring.length) return { time: Math.max(ch.time, since), bodies: [], missed };
+    }
     const bodies: string[] = [];
     let size = 0;
     let time = since;

@@ -46,8 +46,10 @@ export const SLOT = {
   gcMinorSeconds: 25,
   /** Seconds this thread was paused by mark-sweep-compact (major collections and their incremental steps), summed. */
   gcMajorSeconds: 26,
+  /** Gets parked on this thread: registered with their channel's owner, waiting for a message. */
+  parkedGets: 27,
 } as const;
-const ERRORS_BASE = 27;
+const ERRORS_BASE = 28;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 64;
 const REDIS_READY_OFFSET = 4;

@@ -24,6 +24,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [[`{node="${process.version}",uws="${uwsVersion}"}`, 1]]);
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
   metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
+  metric(
+    'comet_parked_gets',
+    'gauge',
+    "Gets registered with their channel's owner thread and waiting for a message: a put that arrives after they are counted here is answered to them.",
+    [['', sum(SLOT.parkedGets)]],
+  );
   metric('comet_open_files', 'gauge', "The process's open files, as the accept gate last counted them.", [['', snap.accept.openFiles]]);
   metric(
     'comet_max_connections',

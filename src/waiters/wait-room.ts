@@ -22,6 +22,7 @@
  * get on a never-written channel holds lives exactly as long as some get
  * waits on the channel, and --max-waiting bounds how many there are.
  */
+import { nowMicros } from '../engine/clock.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { AnswerHeaders } from '../protocol/cors.js';
 import { type CometError, refusals } from '../protocol/errors.js';
@@ -78,7 +79,8 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     // The owner registers this thread as a watcher before it reads: if the read then fails, no
     // answer says so, and the entry must still unwatch when it goes (a no-op if the watch failed).
     if (wait) entry.watching = true;
-    this.router.get(request.channel, request.since, wait, waiter);
+    // A get without a time carries its arrival to its owner thread, for the puts that get there before it (engine.ts).
+    this.router.get(request.channel, request.since < 0 ? -nowMicros() : request.since, wait, waiter);
     // Still in the handler, before anything asynchronous: a get this thread's
     // own owner answered during get() needs no abort handler (uWS asks for one
     // only for a response not ended in its handler; an answer left unsent has
@@ -243,6 +245,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     waiters.add(waiter);
     waiter.bucket = bucket;
     waiter.entry.parked.add(waiter);
+    this.metrics.add(SLOT.parkedGets, 1);
   }
 
   private unpark(waiter: Waiter): void {
@@ -253,6 +256,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     }
     waiter.bucket = 0;
     waiter.entry.parked.delete(waiter);
+    this.metrics.add(SLOT.parkedGets, -1);
     this.maybeIdle(waiter.entry);
   }
 

@@ -94,6 +94,11 @@ export class ProtocolFailure extends Error {
  * The protocol spoken over HTTP to host:port: comet-server itself (CometServer
  * below) or anything in front of it, such as a reverse proxy.
  */
+interface GaugeWait {
+  exact?: boolean;
+  timeoutMs?: number;
+}
+
 export class CometEndpoint implements Endpoint {
   readonly agent: http.Agent = makeAgent();
 
@@ -157,24 +162,45 @@ export class CometEndpoint implements Endpoint {
     return new Metrics(res.body);
   }
 
-  /** Current value of comet_waiting_gets (summed over threads). */
+  /** Current value of comet_waiting_gets (summed over threads): gets holding a waiting slot. */
   async waiting(): Promise<number> {
     return (await this.metrics()).value('comet_waiting_gets');
   }
 
+  /** Current value of comet_parked_gets (summed over threads): gets registered with their owner, waiting for a message. */
+  async parked(): Promise<number> {
+    return (await this.metrics()).value('comet_parked_gets');
+  }
+
   /**
    * Waits (bounded) until comet_waiting_gets >= n (or === n with exact).
-   * Returns whether it got there; protocol tests use it only to know that
-   * their gets have arrived, and go on either way after the deadline.
+   * Returns whether it got there. It counts gets from the moment they arrive,
+   * before their owner thread has registered them: tests use it for slot
+   * accounting; one that puts next and expects its get to hear the message
+   * waits with waitParked instead.
    */
-  async waitWaiting(n: number, { exact = false, timeoutMs = 3000 } = {}): Promise<boolean> {
+  waitWaiting(n: number, options: GaugeWait = {}): Promise<boolean> {
+    return this.waitGauge('comet_waiting_gets', n, options);
+  }
+
+  /**
+   * Waits (bounded) until comet_parked_gets >= n (or === n with exact): until
+   * that many gets are registered with their channels' owners, so that a put
+   * sent afterwards reaches them whichever thread takes it. Returns whether
+   * it got there.
+   */
+  waitParked(n: number, options: GaugeWait = {}): Promise<boolean> {
+    return this.waitGauge('comet_parked_gets', n, options);
+  }
+
+  private async waitGauge(name: string, n: number, { exact = false, timeoutMs = 3000 }: GaugeWait): Promise<boolean> {
     try {
       await waitFor(
         async () => {
-          const w = await this.waiting();
-          return exact ? w === n : w >= n;
+          const v = (await this.metrics()).value(name);
+          return exact ? v === n : v >= n;
         },
-        { timeoutMs, what: `comet_waiting_gets ${exact ? '==' : '>='} ${n}` },
+        { timeoutMs, what: `${name} ${exact ? '==' : '>='} ${n}` },
       );
       return true;
     } catch {

@@ -580,6 +580,41 @@ t.test('MemoryEngine: missed: the history vouched for begins exactly at the star
   t.same(await e.read('fresh', startTime, ALL), { time: startTime, bodies: [], missed: false }, 'the start time itself is vouched for');
 });
 
+t.test('MemoryEngine: a get without a time answers with what was put from its arrival on, even what got here before it', async (t) => {
+  const e = engine();
+  const [before] = await appendAll(e, 'race', [json('before')]);
+  while (nowMicros() <= before!) {
+    // The arrival stamp must come after the earlier put's time, as it would for a get sent after its answer.
+  }
+  const arrival = nowMicros();
+  t.same(await e.read('race', -arrival, ALL), { time: before, bodies: [], missed: false }, 'nothing put after it yet: the current time');
+  const after = await appendAll(e, 'race', [json('after 1'), json('after 2')]);
+  t.same(
+    await e.read('race', -arrival, ALL),
+    { time: after[1], bodies: [json('after 1'), json('after 2')], missed: false },
+    'the puts that overtook it on their way to the owner are its answer, the earlier one is not',
+  );
+  t.same(
+    await e.read('race', -arrival, { maxMessages: 1, maxBytes: 1_000_000 }),
+    { time: after[0], bodies: [json('after 1')], missed: false },
+    'within the caps',
+  );
+  t.same(await e.read('race', -nowMicros(), ALL), { time: after[1], bodies: [], missed: false }, 'a later arrival: nothing yet');
+
+  const fresh = nowMicros();
+  const [first] = await appendAll(e, 'new', [json('first')]);
+  t.same(await e.read('new', -fresh, ALL), { time: first, bodies: [json('first')], missed: false }, 'also on a channel the racing put created');
+  t.same(await e.read('never', -nowMicros(), ALL), { time: e.currentTime('never'), bodies: [], missed: false }, 'a channel never written: its time');
+
+  const bumped = engine({ startTime: futureStart() });
+  const times = await appendAll(bumped, 'ahead', [json('1'), json('2')]);
+  t.same(
+    await bumped.read('ahead', -(times[1]! + 1), ALL),
+    { time: times[1], bodies: [], missed: false },
+    'times ahead of the clock: an arrival past them answers nothing',
+  );
+});
+
 // Redis cannot tell a cursor at an expired channel's last message from an older one, and reports both missed.
 t.test('MemoryEngine: eviction: an evicted channel is accounted for, and its last time remembered exactly', async (t) => {
   const startTime = futureStart();

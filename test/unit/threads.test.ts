@@ -349,7 +349,8 @@ t.test('one thread: a get is answered when there is something to say, parked oth
   t.same(get(th, 'c', 0, false).log, [['answered', p2, ['"a"', '"b"'], false, false]]);
   t.same(get(th, 'c', p1, true).log, [['answered', p2, ['"b"'], false, true]], 'a waiting get with messages is answered, and watching');
   t.same(get(th, 'c', p2, true).log, [['parked', p2]], 'nothing newer: parked at the cursor');
-  t.same(get(th, 'c', -1, true).log, [['parked', p2]], 'no cursor: parked at the current time');
+  t.same(get(th, 'c', -(p2 + 1), true).log, [['parked', p2]], 'no cursor, arrived after the last put: parked at the current time');
+  t.same(get(th, 'c', -p2, false).log, [['answered', p2, ['"b"'], false, false]], 'no cursor, arrived before the last put got here: answered with it');
   t.same(get(th, 'fresh', 0, true).log, [['parked', 0]]);
 });
 

@@ -4,14 +4,16 @@
  * HttpResponse. The room is imported with its two serialisers counted, so
  * that a fan-out can be seen to build each distinct answer once.
  */
+import type { MessagePort } from 'node:worker_threads';
 import t from 'tap';
 import type { Test } from 'tap';
 import * as jsonp from '../../src/protocol/jsonp.js';
 import * as respond from '../../src/protocol/respond.js';
+import { nowMicros } from '../../src/engine/clock.js';
 import { StoreFailure } from '../../src/engine/engine.js';
 import { errorSlot, readMetrics, SLOT } from '../../src/metrics/counters.js';
 import type { GetRequest } from '../../src/protocol/params.js';
-import type { PutHandler } from '../../src/threads/router.js';
+import { ownerOf, type PutHandler } from '../../src/threads/router.js';
 import type { HttpResponse } from '../../src/uws.js';
 import type { WaitRoomLimits } from '../../src/waiters/wait-room.js';
 import { receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
@@ -135,9 +137,10 @@ interface Room extends ThreadParts {
   responses: FakeResponse[];
 }
 
-function makeRoom(t: Test, limits: Partial<WaitRoomLimits> = {}): Room {
+/** A room on thread `self` of a mesh whose ports, as seen from that thread, are `row` (one thread alone by default). */
+function makeRoom(t: Test, limits: Partial<WaitRoomLimits> = {}, self = 0, row: readonly (MessagePort | null)[] = meshPorts(1)[0]!): Room {
   const engine = new TestEngine();
-  const parts = threadParts(0, meshPorts(1)[0]!, engine);
+  const parts = threadParts(self, row, engine);
   const responder = new respond.Responder('*', (code) => parts.metrics.error(code), 1 << 20, { waiting: () => {}, closed: () => {} });
   const waitRoom = new WaitRoom(parts.router, responder, parts.metrics, { maxWaiting: 100, maxAnswerMessages: 100, maxAnswerBytes: 1 << 20, ...limits });
   receive(parts, waitRoom, () => waitRoom.deliver());
@@ -182,11 +185,12 @@ const answered = (responses: FakeResponse[], what: string): Promise<unknown> =>
   waitFor(() => responses.every((r) => r.answered), { intervalMs: 1, timeoutMs: 2000, what });
 
 /** A test whose rooms' responses are checked, at its end, for any call uWS forbids. */
-function roomTest(name: string, body: (t: Test, room: (limits?: Partial<WaitRoomLimits>) => Room) => Promise<void>): void {
+type RoomFactory = (limits?: Partial<WaitRoomLimits>, self?: number, row?: readonly (MessagePort | null)[]) => Room;
+function roomTest(name: string, body: (t: Test, room: RoomFactory) => Promise<void>): void {
   t.test(name, async (t) => {
     const rooms: Room[] = [];
-    await body(t, (limits) => {
-      const r = makeRoom(t, limits);
+    await body(t, (limits, self, row) => {
+      const r = makeRoom(t, limits, self, row);
       rooms.push(r);
       return r;
     });
@@ -234,6 +238,28 @@ roomTest('a get that finds nothing is parked, and answered with the news of the 
   await answered([fresh], 'the get with no cursor');
   t.equal(fresh.body, `{"time":${n},"messages":["n"]}`);
   t.equal(waiting(r), 0);
+});
+
+roomTest('a get without a time hears a put that reached its owner thread before the get did', async (t, room) => {
+  const ports = meshPorts(2);
+  const [here, owner] = [room({}, 0, ports[0]!), room({}, 1, ports[1]!)];
+  let channel = 'race';
+  while (ownerOf(channel, 2) !== 1) channel += '-';
+  const before = put(owner, channel, 'before');
+  while (nowMicros() <= before) {
+    // A get sent after that put was answered arrives after its time.
+  }
+  const get = start(here, channel, -1);
+  // Stored by the owner at once, while the get is still on its way there over the mesh.
+  const raced = put(owner, channel, 'raced');
+  await answered([get], 'the get without a time');
+  t.equal(get.body, `{"time":${raced},"messages":["raced"]}`, 'answered with the put that arrived after it, not the one before');
+  const next = start(here, channel, -1);
+  await turns(5);
+  t.equal(next.answered, false, 'a get arriving after both waits');
+  const last = put(owner, channel, 'last');
+  await answered([next], 'the next get');
+  t.equal(next.body, `{"time":${last},"messages":["last"]}`);
 });
 
 roomTest('a fan-out answers each cursor with what is newer, serialising each distinct answer once', async (t, room) => {
