@@ -6,6 +6,7 @@
  * algorithm, a `crit` header (extensions this server cannot honour), loose
  * base64 (so that one token has one spelling).
  */
+import { Buffer } from 'node:buffer';
 import { createHmac, type KeyObject, timingSafeEqual, verify } from 'node:crypto';
 import { refusals } from '../protocol/errors.js';
 import { Grant } from './grant.js';

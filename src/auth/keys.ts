@@ -9,6 +9,7 @@
  * and nothing else, so a public key can never be used as an HMAC secret
  * (algorithm confusion).
  */
+import { Buffer } from 'node:buffer';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/options.js';

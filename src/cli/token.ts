@@ -4,6 +4,7 @@
  * of the server's `--auth-secret` entries. Production tokens come from the
  * application's own issuer; this only saves writing one by hand.
  */
+import { Buffer } from 'node:buffer';
 import { createHmac } from 'node:crypto';
 import type { AuthMethod } from '../auth/grant.js';
 

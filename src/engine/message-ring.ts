@@ -30,6 +30,7 @@
  * cursor is found by binary search.
  */
 
+import { Buffer } from 'node:buffer';
 import { type StoragePool, storageFor } from './storage-pool.js';
 
 const SEPARATOR = 0x2c; // ','

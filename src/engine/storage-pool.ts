@@ -39,6 +39,7 @@
  * Storage larger than a slab, or wanted past the pool's limit, is a Buffer
  * of its own, left to the collector when given back.
  */
+import { Buffer } from 'node:buffer';
 
 const UNIT_BITS = 6;
 const UNIT = 1 << UNIT_BITS;

@@ -5,6 +5,7 @@
  * Nothing is read from disk per request, and only these paths exist: anything
  * else under /demo/ is a 404.
  */
+import { Buffer } from 'node:buffer';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

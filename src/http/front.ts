@@ -4,7 +4,7 @@
  * synchronously at the top of the handler (uWS invalidates it on return), and
  * onAborted is registered before any asynchronous step.
  */
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import { type AuthGate, bearerToken } from '../auth/gate.js';
 import type { Config } from '../config/options.js';
 import type { ClientLimiter } from '../limits/limiter.js';

@@ -13,6 +13,8 @@
  * while it is taken may be missed by it, so an address can briefly hold a
  * few more than the limit.
  */
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { closeSync, openSync, readSync } from 'node:fs';
 import os from 'node:os';
 import { ConfigError } from '../config/parse.js';

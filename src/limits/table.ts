@@ -29,6 +29,7 @@
  * failing closed would then let them lock every new client out; a
  * per-address limit cannot stop such an attacker in any case.
  */
+import { performance } from 'node:perf_hooks';
 
 /** Int32 words per entry: lock, state, four key words, milli-tokens, connections. */
 const WORDS = 8;
@@ -68,8 +69,11 @@ export interface BucketSettings {
   burst: number;
 }
 
+/** This thread's origin (each thread loads its own copy of this module); `performance` imported, not the lazy global (see engine/clock.ts). */
+const ORIGIN = performance.timeOrigin;
+
 export function sharedNow(): number {
-  return performance.timeOrigin + performance.now();
+  return ORIGIN + performance.now();
 }
 
 export class LimitTable {

@@ -14,6 +14,7 @@
  * The preflight allows only the request headers the protocol reads, never
  * those asked for (Access-Control-Request-Headers is not read at all).
  */
+import { Buffer } from 'node:buffer';
 
 export const ALLOWED_METHODS = 'GET, POST, HEAD, OPTIONS';
 export const ALLOWED_HEADERS = 'Content-Type, Authorization, Last-Event-ID';

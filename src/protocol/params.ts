@@ -3,6 +3,7 @@
  * and throws CometError, so a request is either fully valid before anything is
  * stored or it is refused with a 4xx answer and changes nothing.
  */
+import { Buffer } from 'node:buffer';
 import { refusals } from './errors.js';
 import { callbackPattern, isValidCallback, reservedSegment } from './jsonp.js';
 

@@ -8,6 +8,7 @@
  * scriptSafeJson), so an answer is concatenation, never a second
  * serialisation.
  */
+import { Buffer } from 'node:buffer';
 import type { HttpResponse } from '../uws.js';
 import { type AnswerHeaders, CorsPolicy } from './cors.js';
 import type { CometError, ErrorCode } from './errors.js';

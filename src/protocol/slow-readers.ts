@@ -18,6 +18,7 @@
  * requests (they close the connection while it is owed), only one per
  * request the client sends and the server answers later.
  */
+import { Buffer } from 'node:buffer';
 import type { HttpResponse } from '../uws.js';
 
 /** Counts what waits on slow readers (metrics live in a higher layer). */

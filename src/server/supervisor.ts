@@ -18,6 +18,7 @@
  * the service manager (systemd, Kubernetes, ...) to restart it; clients then
  * see "missed" for anything they had not received, as after any restart.
  */
+import { Buffer } from 'node:buffer';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { type AuthMaterial, loadAuthMaterial, MIN_SECRET_BYTES } from '../auth/keys.js';

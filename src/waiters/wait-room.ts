@@ -22,6 +22,7 @@
  * get on a never-written channel holds lives exactly as long as some get
  * waits on the channel, and --max-waiting bounds how many there are.
  */
+import { Buffer } from 'node:buffer';
 import { nowMicros } from '../engine/clock.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import type { AnswerHeaders } from '../protocol/cors.js';
