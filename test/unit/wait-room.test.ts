@@ -545,7 +545,19 @@ roomTest('a waiting get whose read fails after its watch took leaves nothing wat
 t.test('Responder.time: a time answer is the JSON of its time at every digit count, and JSONP falls back to the string', async (t) => {
   const responder = new respond.Responder('*', () => {}, 1 << 20, { waiting: () => {}, closed: () => {} });
   const headers = responder.cors.forOrigin('');
-  for (const time of [0, 7, 999_999_999_999_999, 1e15, 1_796_386_615_832_001, 1e16 - 1, 1e16, Number.MAX_SAFE_INTEGER]) {
+  for (const time of [
+    0,
+    7,
+    999_999_999_999_999,
+    1e15,
+    1_796_386_615_832_001,
+    1_000_000_100_000_000,
+    1_234_567_800_000_009,
+    1_795_660_099_999_999,
+    1e16 - 1,
+    1e16,
+    Number.MAX_SAFE_INTEGER,
+  ]) {
     const res = new FakeResponse();
     res.cork(() => responder.time(res.res, time, undefined, headers));
     t.equal(res.body, `{"time":${time}}`, `time ${time}`);
