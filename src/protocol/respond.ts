@@ -64,6 +64,16 @@ const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 const CONTENT_TYPE = Buffer.from('Content-Type');
 const ALLOW_ORIGIN = Buffer.from('Access-Control-Allow-Origin');
 
+/** Writes `value` (below 10^8) as 8 ASCII digits, zero-padded, at bytes[at..at+7]. */
+function writeEightDigits(bytes: Buffer, at: number, value: number): void {
+  let rest = value;
+  for (let i = at + 7; i >= at; i--) {
+    const next = (rest / 10) | 0;
+    bytes[i] = 48 + rest - next * 10;
+    rest = next;
+  }
+}
+
 export class Responder {
   /**
    * The headers every answer carries, per content type, as one block (an
@@ -131,18 +141,9 @@ export class Responder {
     const bytes = this.timeBytes;
     // Two halves of 8 digits, each below 2^31: integer division by 10 is a multiply and a shift,
     // where dividing the 16-digit double took 70 ns a time against 43 (microbenchmark).
-    let high = Math.floor(time / 1e8);
-    let low = time - high * 1e8;
-    for (let at = TIME_PREFIX.length + 15; at >= TIME_PREFIX.length + 8; at--) {
-      const next = (low / 10) | 0;
-      bytes[at] = 48 + low - next * 10;
-      low = next;
-    }
-    for (let at = TIME_PREFIX.length + 7; at >= TIME_PREFIX.length; at--) {
-      const next = (high / 10) | 0;
-      bytes[at] = 48 + high - next * 10;
-      high = next;
-    }
+    const high = Math.floor(time / 1e8);
+    writeEightDigits(bytes, TIME_PREFIX.length, high);
+    writeEightDigits(bytes, TIME_PREFIX.length + 8, time - high * 1e8);
     this.write(res, 200, JSON_TYPE, bytes, this.closing, headers);
   }
 
