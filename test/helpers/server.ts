@@ -90,15 +90,16 @@ export class ProtocolFailure extends Error {
   }
 }
 
-/**
- * The protocol spoken over HTTP to host:port: comet-server itself (CometServer
- * below) or anything in front of it, such as a reverse proxy.
- */
+/** How waitWaiting and waitParked wait: until the gauge equals n (exact) or reaches it, at most timeoutMs. */
 interface GaugeWait {
   exact?: boolean;
   timeoutMs?: number;
 }
 
+/**
+ * The protocol spoken over HTTP to host:port: comet-server itself (CometServer
+ * below) or anything in front of it, such as a reverse proxy.
+ */
 export class CometEndpoint implements Endpoint {
   readonly agent: http.Agent = makeAgent();
 
