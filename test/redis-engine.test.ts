@@ -17,6 +17,7 @@ import { RedisEngine, type RedisEngineOptions } from '../src/engine/redis/redis-
 import type { Subscriber, SubscriberEvents } from '../src/engine/redis/subscriber.js';
 import { redisPastFirstSecond } from './helpers/cluster.js';
 import { redisAvailable, type RedisServer, startRedis } from './helpers/redis.js';
+import { readTexts } from './helpers/read-texts.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const ALL: ReadLimits = { maxMessages: 1_000_000, maxBytes: 1 << 30 };
@@ -59,8 +60,8 @@ if (redisAvailable(t)) {
     const e = engine(t, redis);
     await ready(e);
     const cursor = await e.currentTime('fresh');
-    await e.read('fresh', cursor, ALL);
-    await e.read('fresh', 0, ALL);
+    await readTexts(e, 'fresh', cursor, ALL);
+    await readTexts(e, 'fresh', 0, ALL);
     t.equal(await redis.cli('EXISTS', 'test:{fresh}:s', 'test:{fresh}:m'), '0');
   });
 
@@ -71,13 +72,13 @@ if (redisAvailable(t)) {
     const info = await redis.cli('INFO', 'server');
     if (!/uptime_in_seconds:0\r?\n/.test(info)) t.comment('Redis already lived a second: the first-second case was not reached this time');
     const cursor = await e.currentTime('early');
-    const empty = await e.read('early', cursor, ALL);
+    const empty = await readTexts(e, 'early', cursor, ALL);
     t.same([empty.bodies, empty.missed], [[], false], 'a cursor from sync in the first second is not missed');
-    const again = await e.read('early', empty.time, ALL);
+    const again = await readTexts(e, 'early', empty.time, ALL);
     t.equal(again.missed, false, 'nor the time the answer gave');
     const time = await e.append('early', '"m"');
     t.ok(time > cursor && time > empty.time, 'the first append is above both');
-    t.same(await e.read('early', cursor, ALL), { time, bodies: ['"m"'], missed: false });
+    t.same(await readTexts(e, 'early', cursor, ALL), { time, bodies: ['"m"'], missed: false });
   });
 
   t.test('trimming keeps the stream and the byte count of its hash in step', async (t) => {
@@ -121,7 +122,7 @@ if (redisAvailable(t)) {
     t.equal(down instanceof StoreFailure && down.kind, 'unavailable', 'down: unavailable at once');
     await redis.restart(); // at once, within the same second: Redis knows its start to the second only, which must not hide the loss
     await ready(e);
-    const read = await waitFor(() => e.read('lost', time, ALL).catch(() => undefined), { timeoutMs: 5000, what: 'reads work again' });
+    const read = await waitFor(() => readTexts(e, 'lost', time, ALL).catch(() => undefined), { timeoutMs: 5000, what: 'reads work again' });
     t.equal(read.missed, true, 'the restart is reported as missed');
     t.same(read.bodies, []);
     t.ok((await e.append('lost', '"c"')) > time, 'appends work again, above');

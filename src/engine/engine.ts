@@ -24,7 +24,8 @@
  *   names cost nothing once they are answered.
  *
  * Message bodies are stored already JSON-encoded (script-safe), so a fan-out
- * serialises each message exactly once.
+ * serialises each message exactly once, and a read gives them as the bytes
+ * an answer carries between the brackets of its "messages".
  *
  * Results are `Eventually<T>`: an engine that completes an operation at once
  * (the in-memory one) returns the value itself, sparing the hot path a
@@ -62,8 +63,15 @@ export interface ReadLimits {
 export interface ReadResult {
   /** Time of the last message returned, or the channel's current time (never below `since`) when none is. */
   time: number;
-  /** JSON-encoded messages, oldest first. */
-  bodies: string[];
+  /** Messages returned. */
+  count: number;
+  /**
+   * Their JSON texts, oldest first, as UTF-8 separated by commas (`m1,m2`):
+   * what an answer holds between the brackets of "messages", spliced in as it
+   * is. In memory, a view of the engine's own storage, valid only until the
+   * engine is next called: whoever keeps it longer copies it.
+   */
+  json: Uint8Array;
   missed: boolean;
 }
 

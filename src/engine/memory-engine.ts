@@ -57,6 +57,7 @@ export interface MemoryEngineOptions {
 const CHANNEL_COST = 400;
 const EVICTED_SLOTS = 1 << 14;
 const REORDER_MS = 1000;
+const NONE = new Uint8Array(0);
 
 class Channel {
   readonly ring: MessageRing;
@@ -133,32 +134,26 @@ export class MemoryEngine implements Engine {
     const ch = this.channels.get(channel);
     if (ch === undefined) {
       const floor = this.floorFor(channel);
-      return { time: Math.max(floor, since), bodies: [], missed: since >= 0 && since < floor };
+      return { time: Math.max(floor, since), count: 0, json: NONE, missed: since >= 0 && since < floor };
     }
     const ring = ch.ring;
-    let index: number;
+    let first: number;
     let missed = false;
     if (since < 0) {
       // No cursor: messages stamped from the get's arrival on were put after it arrived, even those stored before it got here.
       const arrival = -since;
-      index = ch.time < arrival ? ring.length : ring.indexAfter(arrival - 1);
-      if (index === ring.length) return { time: ch.time, bodies: [], missed };
+      first = ch.time < arrival ? ring.length : ring.indexAfter(arrival - 1);
+      if (first === ring.length) return { time: ch.time, count: 0, json: NONE, missed };
     } else {
       missed = since < ch.floor;
-      index = ring.indexAfter(since);
-      if (index === ring.length) return { time: Math.max(ch.time, since), bodies: [], missed };
+      first = ring.indexAfter(since);
+      if (first === ring.length) return { time: Math.max(ch.time, since), count: 0, json: NONE, missed };
     }
-    const bodies: string[] = [];
-    let size = 0;
-    let time = since;
-    while (index < ring.length && bodies.length < limits.maxMessages) {
-      size += ring.byteLengthAt(index);
-      if (size > limits.maxBytes && bodies.length > 0) break;
-      bodies.push(ring.bodyAt(index));
-      time = ring.timeAt(index);
-      index++;
-    }
-    return { time, bodies, missed };
+    const last = Math.min(ring.length, first + limits.maxMessages);
+    let end = first + 1;
+    let size = ring.byteLengthAt(first);
+    while (end < last && (size += ring.byteLengthAt(end)) <= limits.maxBytes) end++;
+    return { time: ring.timeAt(end - 1), count: end - first, json: ring.json(first, end), missed };
   }
 
   /**

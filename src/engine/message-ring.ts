@@ -112,10 +112,13 @@ export class MessageRing {
     return this.startAfter(index) - this.startOf(index) - 1;
   }
 
-  /** Message `index`'s JSON text. */
-  bodyAt(index: number): string {
-    const start = this.startOf(index) - this.base;
-    return this.store.toString('utf8', start, this.startAfter(index) - this.base - 1);
+  /**
+   * Messages `from` to `to` - 1 (from < to) as the bytes they are stored as,
+   * `m_from,...,m_to-1`: a view of the storage, valid until the ring next
+   * changes. An answer splices it in as it is; nothing is decoded.
+   */
+  json(from: number, to: number): Buffer {
+    return this.store.subarray(this.startOf(from) - this.base, this.startAfter(to - 1) - this.base - 1);
   }
 
   /** Index of the first message with time > since, or length when there is none. */

@@ -24,6 +24,15 @@ export function timeAnswer(time: number): string {
 /** Times of 16 digits (the years 2001 to 2286) are written into one reused Buffer: TIME_PREFIX + digits + `}`. */
 const TIME_DIGITS_FROM = 1e15;
 const TIME_DIGITS_TO = 1e16;
+/** The parts of a messages answer around its time and its messages' texts, and of its JSONP wrapping. */
+const TIME_KEY = Buffer.from(TIME_PREFIX, 'latin1');
+const MESSAGES_KEY = Buffer.from(',"messages":[', 'latin1');
+const MESSAGES_END = Buffer.from(']}', 'latin1');
+const MISSED_END = Buffer.from('],"missed":true}', 'latin1');
+const JSONP_OPEN = Buffer.from('/**/', 'latin1');
+const JSONP_CLOSE = Buffer.from(');', 'latin1');
+/** Longest framing around the messages: a time of up to 21 characters (1e+21), and a callback's wrapping without the callback. */
+const MESSAGES_FRAMING = JSONP_OPEN.length + 1 + TIME_KEY.length + 21 + MESSAGES_KEY.length + MISSED_END.length + JSONP_CLOSE.length;
 
 export function messagesAnswer(time: number, bodies: readonly string[], start = 0, end = bodies.length, missed = false): string {
   let json = `{"time":${time},"messages":[`;
@@ -64,6 +73,19 @@ const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
 const CONTENT_TYPE = Buffer.from('Content-Type');
 const ALLOW_ORIGIN = Buffer.from('Access-Control-Allow-Origin');
 
+/**
+ * Writes `time` (16 digits) at bytes[at..at+15]; returns the position after.
+ * Two halves of 8 digits, each below 2^31: integer division by 10 is a
+ * multiply and a shift, where dividing the 16-digit double took 70 ns a time
+ * against 43 (microbenchmark).
+ */
+function writeTime(bytes: Buffer, at: number, time: number): number {
+  const high = Math.floor(time / 1e8);
+  writeEightDigits(bytes, at, high);
+  writeEightDigits(bytes, at + 8, time - high * 1e8);
+  return at + 16;
+}
+
 /** Writes `value` (below 10^8) as 8 ASCII digits, zero-padded, at bytes[at..at+7]. */
 function writeEightDigits(bytes: Buffer, at: number, value: number): void {
   let rest = value;
@@ -100,6 +122,8 @@ export class Responder {
 
   private readonly writer: AnswerWriter;
   private readonly timeBytes = Buffer.from(`${TIME_PREFIX}${'0'.repeat(16)}}`, 'latin1');
+  /** Where messages answers are assembled, reused for every one; grown to the largest answer yet (--max-answer-bytes and one message bound it). */
+  private answerBytes = Buffer.allocUnsafeSlow(4096);
   /** What corked() runs inside res.cork(), and its result: one function for every answer, not a closure each. */
   private writing: () => boolean = () => true;
   private kept = true;
@@ -122,7 +146,7 @@ export class Responder {
     slowReaders: SlowReaderCounters,
   ) {
     this.cors = new CorsPolicy(corsOrigin);
-    this.writer = new AnswerWriter(maxUnsent, slowReaders, this.timeBytes);
+    this.writer = new AnswerWriter(maxUnsent, slowReaders, (body) => body === this.timeBytes || body.buffer === this.answerBytes.buffer);
   }
 
   /**
@@ -138,20 +162,55 @@ export class Responder {
       this.answer(res, timeAnswer(time), callback, headers);
       return;
     }
-    const bytes = this.timeBytes;
-    // Two halves of 8 digits, each below 2^31: integer division by 10 is a multiply and a shift,
-    // where dividing the 16-digit double took 70 ns a time against 43 (microbenchmark).
-    const high = Math.floor(time / 1e8);
-    writeEightDigits(bytes, TIME_PREFIX.length, high);
-    writeEightDigits(bytes, TIME_PREFIX.length + 8, time - high * 1e8);
-    this.write(res, 200, JSON_TYPE, bytes, this.closing, headers);
+    writeTime(this.timeBytes, TIME_PREFIX.length, time);
+    this.write(res, 200, JSON_TYPE, this.timeBytes, this.closing, headers);
   }
 
-  /** Writes a protocol answer; returns the body's length. */
-  answer(res: HttpResponse, json: string, callback: string | undefined, headers: AnswerHeaders): number {
-    const body = callback === undefined ? json : wrapJsonp(callback, json);
-    this.framed(res, body, callback !== undefined, headers);
-    return body.length;
+  /**
+   * A get's answer from a read: `json`, its messages' texts as the engine
+   * holds them (engine.ts ReadResult), is copied once into bytes reused for
+   * every such answer, between the time and the answer's end, and JSONP's
+   * wrapping when there is a callback (ASCII, see jsonp.ts). From this
+   * thread's own engine, nothing is decoded into strings and encoded again;
+   * from another thread's, `json` came as a string (threads/messages.ts) and
+   * is encoded here. Returns the body's length in bytes.
+   */
+  messages(res: HttpResponse, time: number, json: Uint8Array | string, missed: boolean, callback: string | undefined, headers: AnswerHeaders): number {
+    // A UTF-16 unit is at most 3 UTF-8 bytes.
+    const size = MESSAGES_FRAMING + (callback === undefined ? 0 : callback.length) + (typeof json === 'string' ? json.length * 3 : json.length);
+    if (size > this.answerBytes.length) this.answerBytes = Buffer.allocUnsafeSlow(Math.max(size, this.answerBytes.length * 2));
+    const bytes = this.answerBytes;
+    let at = 0;
+    if (callback !== undefined) {
+      bytes.set(JSONP_OPEN, 0);
+      at = JSONP_OPEN.length + bytes.write(callback, JSONP_OPEN.length, 'latin1');
+      bytes[at++] = 0x28; // '('
+    }
+    bytes.set(TIME_KEY, at);
+    at += TIME_KEY.length;
+    if (time >= TIME_DIGITS_FROM && time < TIME_DIGITS_TO) at = writeTime(bytes, at, time);
+    else at += bytes.write(String(time), at, 'latin1');
+    bytes.set(MESSAGES_KEY, at);
+    at += MESSAGES_KEY.length;
+    if (typeof json === 'string') at += bytes.write(json, at);
+    else {
+      bytes.set(json, at);
+      at += json.length;
+    }
+    const end = missed ? MISSED_END : MESSAGES_END;
+    bytes.set(end, at);
+    at += end.length;
+    if (callback !== undefined) {
+      bytes.set(JSONP_CLOSE, at);
+      at += JSONP_CLOSE.length;
+    }
+    this.framed(res, bytes.subarray(0, at), callback !== undefined, headers);
+    return at;
+  }
+
+  /** Writes a protocol answer given as text. */
+  private answer(res: HttpResponse, json: string, callback: string | undefined, headers: AnswerHeaders): void {
+    this.framed(res, callback === undefined ? json : wrapJsonp(callback, json), callback !== undefined, headers);
   }
 
   /** Writes an already framed body shared by many answers (fan-out); the headers are each answer's own. */

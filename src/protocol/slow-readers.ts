@@ -37,8 +37,8 @@ export class AnswerWriter {
   constructor(
     private readonly maxUnsent: number,
     private readonly counters: SlowReaderCounters,
-    /** A Buffer whose contents change after each answer (Responder's time answer): copied when left unsent. */
-    private readonly reused?: Buffer,
+    /** Whether `body` is (part of) a Buffer whose contents change after each answer (Responder's own): copied when left unsent. */
+    private readonly reused: (body: Buffer) => boolean = () => false,
   ) {}
 
   /**
@@ -59,7 +59,7 @@ export class AnswerWriter {
 
   private stalled(res: HttpResponse, body: string | Buffer): boolean {
     // A fan-out's stalled readers share its Buffer as it is; the one reused for every time answer is copied.
-    const bytes = typeof body === 'string' || body === this.reused ? Buffer.from(body) : body;
+    const bytes = typeof body === 'string' || this.reused(body) ? Buffer.from(body) : body;
     const total = bytes.length;
     let unsent = total - res.getWriteOffset();
     // The abort handler in place (a waiting get's) must not run: its answer is given.

@@ -92,8 +92,8 @@ export class Owner implements OwnerInbox {
   }
 
   private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {
-    if (result.bodies.length > 0 || result.missed || !wait) {
-      this.replies[from]!.answered(requestId, result.time, result.bodies, result.missed, wait);
+    if (result.count > 0 || result.missed || !wait) {
+      this.replies[from]!.answered(requestId, result.time, result.json, result.count, result.missed, wait);
     } else {
       this.replies[from]!.parked(requestId, result.time);
     }

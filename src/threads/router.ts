@@ -32,7 +32,7 @@ export interface PutHandler extends TimeHandler {
 
 /** A get waiting for its owner's reply (waiters/waiter.ts). */
 export interface GetHandler {
-  answered(time: number, bodies: string[], missed: boolean, watching: boolean): void;
+  answered(time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void;
   parked(cursor: number): void;
   failed(err: CometError): void;
 }
@@ -208,8 +208,8 @@ export class Router implements ReplyInbox {
     this.times.take(requestId)?.timed(time);
   }
 
-  answered(requestId: number, time: number, bodies: string[], missed: boolean, watching: boolean): void {
-    this.gets.take(requestId)?.answered(time, bodies, missed, watching);
+  answered(requestId: number, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
+    this.gets.take(requestId)?.answered(time, json, count, missed, watching);
   }
 
   parked(requestId: number, cursor: number): void {

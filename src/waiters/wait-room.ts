@@ -37,6 +37,7 @@ import { ChannelEntry, Waiter, type WaiterEvents } from './waiter.js';
 
 const TICK_MS = 250;
 const LINGER_MS = 2000;
+const NONE = new Uint8Array(0);
 
 export interface WaitRoomLimits {
   maxWaiting: number;
@@ -95,13 +96,13 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     }
   }
 
-  answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void {
+  answered(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
     // Messages answered from the store count as heard: a chain on this channel is then worth lingering for.
-    if (bodies.length > 0 && time > entry.latest) entry.latest = time;
-    if (!waiter.aborted) this.finish(waiter, messagesAnswer(time, bodies, 0, bodies.length, missed), bodies.length);
+    if (count > 0 && time > entry.latest) entry.latest = time;
+    if (!waiter.aborted) this.finish(waiter, time, json, count, missed);
     // The channel lingers from its last get, whether that one waited or not (if a message was heard of: see maybeIdle).
     this.maybeIdle(entry);
   }
@@ -269,7 +270,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
 
   /** The timeout answer: no messages, the time the get waited from (never below the time it sent). */
   private timeOut(waiter: Waiter): void {
-    this.finish(waiter, messagesAnswer(waiter.cursor, []), 0);
+    this.finish(waiter, waiter.cursor, NONE, 0, false);
   }
 
   /** The waiter's answer is about to be written: its connection is read again (--pipelining ordered). */
@@ -278,10 +279,10 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     if (waiter.paused) waiter.res.resume();
   }
 
-  private finish(waiter: Waiter, json: string, messages: number): void {
+  private finish(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean): void {
     this.settle(waiter);
-    const length = this.responder.answer(waiter.res, json, waiter.callback, waiter.headers);
-    this.sent(messages, length);
+    const length = this.responder.messages(waiter.res, time, json, missed, waiter.callback, waiter.headers);
+    this.sent(count, length);
   }
 
   /** An answer went out: its slot is free, and its messages and bytes are counted. */

@@ -27,7 +27,7 @@ export class ChannelEntry {
 
 /** What happens to a waiter, handled by the wait room: the owner's replies (the client going away is the wait room's own abort handler). */
 export interface WaiterEvents {
-  answered(waiter: Waiter, time: number, bodies: string[], missed: boolean, watching: boolean): void;
+  answered(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void;
   parked(waiter: Waiter, cursor: number): void;
   failed(waiter: Waiter, err: CometError): void;
 }
@@ -53,8 +53,8 @@ export class Waiter implements GetHandler {
     readonly headers: AnswerHeaders,
   ) {}
 
-  answered(time: number, bodies: string[], missed: boolean, watching: boolean): void {
-    this.room.answered(this, time, bodies, missed, watching);
+  answered(time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
+    this.room.answered(this, time, json, count, missed, watching);
   }
 
   parked(cursor: number): void {

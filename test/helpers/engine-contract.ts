@@ -17,6 +17,7 @@
 import type { Test } from 'tap';
 import { nowMicros } from '../../src/engine/clock.js';
 import type { Engine, ReadLimits } from '../../src/engine/engine.js';
+import { readTexts, texts } from './read-texts.js';
 import { sleep, waitFor } from './wait.js';
 
 export interface EngineLimits {
@@ -103,7 +104,7 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     for (let i = 0; i < 30; i++) {
       appends.push(Promise.resolve(e.append('order', json(`m${i}`))).then((time) => (resolved.push(`append ${i}`), time)));
     }
-    const read = Promise.resolve(e.read('order', before, ALL)).then((r) => (resolved.push('read'), r));
+    const read = Promise.resolve(e.read('order', before, ALL)).then((r) => (resolved.push('read'), texts(r)));
     const times = await Promise.all(appends);
     t.ok(increasing(times), 'times increase in call order');
     t.same(
@@ -129,16 +130,20 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     await appendAll(e, 'current-sync', ['"old1"', '"old2"']);
     const cursor = await e.currentTime('current-sync');
     const times = await appendAll(e, 'current-sync', ['"new1"', '"new2"']);
-    t.same(await e.read('current-sync', cursor, ALL), { time: times[1], bodies: ['"new1"', '"new2"'], missed: false });
+    t.same(await readTexts(e, 'current-sync', cursor, ALL), { time: times[1], bodies: ['"new1"', '"new2"'], missed: false });
   });
 
   t.test('read with no cursor, arrived after every append: the current time, no messages, never missed', async (t) => {
     const e = await open(t, { bufferSize: 2 });
-    const fresh = await e.read('nocursor-fresh', -nowMicros(), ALL);
+    const fresh = await readTexts(e, 'nocursor-fresh', -nowMicros(), ALL);
     t.same([fresh.bodies, fresh.missed], [[], false], 'a channel never written');
     t.ok(Number.isSafeInteger(fresh.time) && Math.abs(fresh.time - Date.now() * 1000) < 60_000_000, 'its time is about now');
     const times = await appendAll(e, 'nocursor', ['"a"', '"b"', '"c"']);
-    t.same(await e.read('nocursor', -(times[2]! + 1), ALL), { time: times[2], bodies: [], missed: false }, 'a written channel, messages dropped included');
+    t.same(
+      await readTexts(e, 'nocursor', -(times[2]! + 1), ALL),
+      { time: times[2], bodies: [], missed: false },
+      'a written channel, messages dropped included',
+    );
   });
 
   t.test('read from a cursor: the newer messages, oldest first, with the time of the last one', async (t) => {
@@ -146,13 +151,13 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const bodies = ['"m1"', '"m2"', '"m3"', '"m4"', '"m5"'];
     const before = await e.currentTime('cursor');
     const times = await appendAll(e, 'cursor', bodies, APART_MS);
-    t.same(await e.read('cursor', before, ALL), { time: times[4], bodies, missed: false }, 'all, from a cursor before the first');
-    t.same(await e.read('cursor', times[1]!, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'after the second');
-    t.same(await e.read('cursor', times[1]! + 1, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'from between two times');
-    t.same(await e.read('cursor', times[3]!, ALL), { time: times[4], bodies: ['"m5"'], missed: false }, 'after the fourth');
-    t.same(await e.read('cursor', times[4]!, ALL), { time: times[4], bodies: [], missed: false }, 'nothing newer: the current time');
+    t.same(await readTexts(e, 'cursor', before, ALL), { time: times[4], bodies, missed: false }, 'all, from a cursor before the first');
+    t.same(await readTexts(e, 'cursor', times[1]!, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'after the second');
+    t.same(await readTexts(e, 'cursor', times[1]! + 1, ALL), { time: times[4], bodies: bodies.slice(2), missed: false }, 'from between two times');
+    t.same(await readTexts(e, 'cursor', times[3]!, ALL), { time: times[4], bodies: ['"m5"'], missed: false }, 'after the fourth');
+    t.same(await readTexts(e, 'cursor', times[4]!, ALL), { time: times[4], bodies: [], missed: false }, 'nothing newer: the current time');
     const ahead = times[4]! + 1000;
-    t.same(await e.read('cursor', ahead, ALL), { time: ahead, bodies: [], missed: false }, 'a cursor ahead: the time is never below it');
+    t.same(await readTexts(e, 'cursor', ahead, ALL), { time: ahead, bodies: [], missed: false }, 'a cursor ahead: the time is never below it');
   });
 
   t.test('read: at most maxMessages, and paging from each answer gives every message exactly once', async (t) => {
@@ -161,11 +166,11 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const before = await e.currentTime('paging');
     const times = await appendAll(e, 'paging', bodies);
     const page = { maxMessages: 3, maxBytes: 1 << 20 };
-    t.same(await e.read('paging', before, page), { time: times[2], bodies: bodies.slice(0, 3), missed: false });
+    t.same(await readTexts(e, 'paging', before, page), { time: times[2], bodies: bodies.slice(0, 3), missed: false });
     const collected: string[] = [];
     let cursor = before;
     for (let round = 0; round < 10 && cursor < times[9]!; round++) {
-      const next = await e.read('paging', cursor, page);
+      const next = await readTexts(e, 'paging', cursor, page);
       t.ok(next.bodies.length >= 1 && next.bodies.length <= 3, `page ${round}: 1 to 3 messages`);
       collected.push(...next.bodies);
       cursor = next.time;
@@ -179,7 +184,7 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const bodies = ['"12345678"', '"abcdefgh"', '"ABCDEFGH"', '"zzzzzzzz"']; // 10 bytes each
     const before = await e.currentTime('bytes');
     const times = await appendAll(e, 'bytes', bodies);
-    const read = (since: number, maxBytes: number, maxMessages = 100) => e.read('bytes', since, { maxMessages, maxBytes });
+    const read = (since: number, maxBytes: number, maxMessages = 100) => readTexts(e, 'bytes', since, { maxMessages, maxBytes });
     t.same(await read(before, 20), { time: times[1], bodies: bodies.slice(0, 2), missed: false }, 'exactly 20 bytes fit');
     t.same(await read(before, 29), { time: times[1], bodies: bodies.slice(0, 2), missed: false }, '29 bytes: still two');
     t.same(await read(before, 30), { time: times[2], bodies: bodies.slice(0, 3), missed: false });
@@ -191,21 +196,21 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
   t.test('a channel never written: a cursor from its current time is not missed, and later appends are above it', async (t) => {
     const e = await open(t);
     const cursor = await e.currentTime('never');
-    const empty = await e.read('never', cursor, ALL);
+    const empty = await readTexts(e, 'never', cursor, ALL);
     t.same([empty.bodies, empty.missed], [[], false]);
     t.ok(empty.time >= cursor, 'the time is never below the cursor');
     const ahead = cursor + 5_000_000;
-    t.same(await e.read('never', ahead, ALL), { time: ahead, bodies: [], missed: false }, 'a cursor ahead is kept');
+    t.same(await readTexts(e, 'never', ahead, ALL), { time: ahead, bodies: [], missed: false }, 'a cursor ahead is kept');
     const time = await e.append('never', '"x"');
     t.ok(time > cursor && time > empty.time, 'the first append is above both times handed out');
-    t.same(await e.read('never', cursor, ALL), { time, bodies: ['"x"'], missed: false });
+    t.same(await readTexts(e, 'never', cursor, ALL), { time, bodies: ['"x"'], missed: false });
   });
 
   t.test('missed: a cursor older than the history the engine vouches for, messages still returned', async (t) => {
     const e = await open(t);
-    t.same((await e.read('old-fresh', 0, ALL)).missed, true, 'time 0 on a channel never written');
+    t.same((await readTexts(e, 'old-fresh', 0, ALL)).missed, true, 'time 0 on a channel never written');
     const times = await appendAll(e, 'old', ['"x"', '"y"']);
-    t.same(await e.read('old', 0, ALL), { time: times[1], bodies: ['"x"', '"y"'], missed: true }, 'time 0 on a written channel');
+    t.same(await readTexts(e, 'old', 0, ALL), { time: times[1], bodies: ['"x"', '"y"'], missed: true }, 'time 0 on a written channel');
   });
 
   t.test('bufferSize: the oldest messages are dropped; a cursor before the last dropped one sees missed, from it not', async (t) => {
@@ -214,10 +219,10 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const before = await e.currentTime('full');
     const times = await appendAll(e, 'full', bodies);
     const kept = { time: times[4], bodies: bodies.slice(2) };
-    t.same(await e.read('full', before, ALL), { ...kept, missed: true }, 'from before the first: the last three, missed');
-    t.same(await e.read('full', times[0]!, ALL), { ...kept, missed: true }, 'from the first: m2 is lost');
-    t.same(await e.read('full', times[1]!, ALL), { ...kept, missed: false }, 'from the last dropped: nothing newer was lost');
-    t.same(await e.read('full', times[2]!, ALL), { time: times[4], bodies: bodies.slice(3), missed: false });
+    t.same(await readTexts(e, 'full', before, ALL), { ...kept, missed: true }, 'from before the first: the last three, missed');
+    t.same(await readTexts(e, 'full', times[0]!, ALL), { ...kept, missed: true }, 'from the first: m2 is lost');
+    t.same(await readTexts(e, 'full', times[1]!, ALL), { ...kept, missed: false }, 'from the last dropped: nothing newer was lost');
+    t.same(await readTexts(e, 'full', times[2]!, ALL), { time: times[4], bodies: bodies.slice(3), missed: false });
     t.equal(await e.currentTime('full'), times[4], 'dropping does not change the current time');
   });
 
@@ -226,12 +231,12 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const bodies = ['"12345678"', '"abcdefgh"', '"ABCDEFGH"']; // 10 bytes each
     const before = await e.currentTime('heavy');
     const times = await appendAll(e, 'heavy', bodies);
-    t.same(await e.read('heavy', before, ALL), { time: times[2], bodies: bodies.slice(1), missed: true });
-    t.same(await e.read('heavy', times[0]!, ALL), { time: times[2], bodies: bodies.slice(1), missed: false });
+    t.same(await readTexts(e, 'heavy', before, ALL), { time: times[2], bodies: bodies.slice(1), missed: true });
+    t.same(await readTexts(e, 'heavy', times[0]!, ALL), { time: times[2], bodies: bodies.slice(1), missed: false });
     const big = json('x'.repeat(100));
     const bigTime = await e.append('heavy', big);
-    t.same(await e.read('heavy', times[2]!, ALL), { time: bigTime, bodies: [big], missed: false }, 'larger than bufferBytes, kept');
-    t.same(await e.read('heavy', times[0]!, ALL), { time: bigTime, bodies: [big], missed: true }, 'alone');
+    t.same(await readTexts(e, 'heavy', times[2]!, ALL), { time: bigTime, bodies: [big], missed: false }, 'larger than bufferBytes, kept');
+    t.same(await readTexts(e, 'heavy', times[0]!, ALL), { time: bigTime, bodies: [big], missed: true }, 'alone');
   });
 
   t.test('channel ids are distinct channels, whatever characters they hold', async (t) => {
@@ -239,7 +244,7 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     // Braces and percent signs are what a Redis hash tag is made of; the rest is neither ASCII nor one UTF-16 unit.
     const names = ['a}b', 'a%7Db', 'a%b', '{x}', 'a{b}c', 'é', '日本語', '😀', 'a b'];
     for (const name of names) await e.append(`ids-${name}`, json(name));
-    for (const name of names) t.same((await e.read(`ids-${name}`, 0, ALL)).bodies, [json(name)], `${name} holds its own message only`);
+    for (const name of names) t.same((await readTexts(e, `ids-${name}`, 0, ALL)).bodies, [json(name)], `${name} holds its own message only`);
   });
 
   t.test('watch: messages appended once watch resolved reach the listener in order, with their times; only until unwatch', async (t) => {
@@ -281,7 +286,7 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const heard = listen(e);
     const names = Array.from({ length: 1000 }, (_, i) => `never-written-${i}`);
     for (const name of names) await e.watch(name);
-    await e.read(names[0]!, await e.currentTime(names[0]!), ALL);
+    await readTexts(e, names[0]!, await e.currentTime(names[0]!), ALL);
     t.same([e.stats().channels, e.stats().messages, e.stats().bytes], [0, 0, 0], 'watching 1000 names and reading one stores no channel');
     const time = await e.append(names[1]!, '"first"');
     await waitFor(() => heard.messages.length >= 1, { timeoutMs: DELIVERY_MS, what: 'the first message' });
@@ -303,21 +308,21 @@ export function engineContract(t: Test, fixture: EngineFixture): void {
     const e = await open(t, { channelTtlMs: ttlMs });
     const times = await appendAll(e, 'idle', ['"a"', '"b"']);
     e.sweep(Date.now());
-    t.same(await e.read('idle', times[0]!, ALL), { time: times[1], bodies: ['"b"'], missed: false }, 'kept within the TTL');
+    t.same(await readTexts(e, 'idle', times[0]!, ALL), { time: times[1], bodies: ['"b"'], missed: false }, 'kept within the TTL');
     // sweep() is the memory engine's eviction; Redis expires keys by itself and sweeps nothing.
     await waitFor(
       async () => {
         e.sweep(Date.now());
-        return (await e.read('idle', times[0]!, ALL)).missed;
+        return (await readTexts(e, 'idle', times[0]!, ALL)).missed;
       },
       { timeoutMs: ttlMs + 5000, intervalMs: 100, what: 'the idle channel forgotten' },
     );
-    const read = await e.read('idle', times[0]!, ALL);
+    const read = await readTexts(e, 'idle', times[0]!, ALL);
     t.same([read.bodies, read.missed], [[], true], 'its messages are gone, reported missed');
     t.ok((await e.currentTime('idle')) >= times[1]!, 'the current time is not below its last message');
     const again = await e.append('idle', '"c"');
     t.ok(again > times[1]!, 'a re-created channel continues above');
-    t.same(await e.read('idle', times[0]!, ALL), { time: again, bodies: ['"c"'], missed: true }, 'and still reports the loss to older cursors');
+    t.same(await readTexts(e, 'idle', times[0]!, ALL), { time: again, bodies: ['"c"'], missed: true }, 'and still reports the loss to older cursors');
   });
 
   t.test('stats: up while the store is reachable; what is counted depends on where messages are kept', async (t) => {

@@ -13,6 +13,7 @@ import { hashChannel } from '../../src/engine/channel-hash.js';
 import { ownerOf } from '../../src/threads/router.js';
 import { MemoryEngine, type MemoryEngineOptions } from '../../src/engine/memory-engine.js';
 import type { ReadLimits } from '../../src/engine/engine.js';
+import { readTexts } from '../helpers/read-texts.js';
 import { NodeRecovery, ownRecoveryCell } from '../../src/engine/redis/recovery.js';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +27,7 @@ function inside(ring: MessageRing): { index: Float64Array; store: Buffer; base: 
 /** Every (time, body) pair in logical order. */
 function contents(ring: MessageRing): Array<[number, string]> {
   const out: Array<[number, string]> = [];
-  for (let i = 0; i < ring.length; i++) out.push([ring.timeAt(i), ring.bodyAt(i)]);
+  for (let i = 0; i < ring.length; i++) out.push([ring.timeAt(i), ring.json(i, i + 1).toString()]);
   return out;
 }
 
@@ -576,8 +577,8 @@ t.test('MemoryEngine: append: a start time ahead of the clock is respected (the 
 t.test('MemoryEngine: missed: the history vouched for begins exactly at the start time', async (t) => {
   const startTime = futureStart();
   const e = engine({ startTime });
-  t.same(await e.read('fresh', startTime - 1, ALL), { time: startTime, bodies: [], missed: true });
-  t.same(await e.read('fresh', startTime, ALL), { time: startTime, bodies: [], missed: false }, 'the start time itself is vouched for');
+  t.same(await readTexts(e, 'fresh', startTime - 1, ALL), { time: startTime, bodies: [], missed: true });
+  t.same(await readTexts(e, 'fresh', startTime, ALL), { time: startTime, bodies: [], missed: false }, 'the start time itself is vouched for');
 });
 
 t.test('MemoryEngine: a get without a time answers with what was put from its arrival on, even what got here before it', async (t) => {
@@ -587,29 +588,29 @@ t.test('MemoryEngine: a get without a time answers with what was put from its ar
     // The arrival stamp must come after the earlier put's time, as it would for a get sent after its answer.
   }
   const arrival = nowMicros();
-  t.same(await e.read('race', -arrival, ALL), { time: before, bodies: [], missed: false }, 'nothing put after it yet: the current time');
+  t.same(await readTexts(e, 'race', -arrival, ALL), { time: before, bodies: [], missed: false }, 'nothing put after it yet: the current time');
   const after = await appendAll(e, 'race', [json('after 1'), json('after 2')]);
   t.same(
-    await e.read('race', -arrival, ALL),
+    await readTexts(e, 'race', -arrival, ALL),
     { time: after[1], bodies: [json('after 1'), json('after 2')], missed: false },
     'the puts that overtook it on their way to the owner are its answer, the earlier one is not',
   );
   t.same(
-    await e.read('race', -arrival, { maxMessages: 1, maxBytes: 1_000_000 }),
+    await readTexts(e, 'race', -arrival, { maxMessages: 1, maxBytes: 1_000_000 }),
     { time: after[0], bodies: [json('after 1')], missed: false },
     'within the caps',
   );
-  t.same(await e.read('race', -nowMicros(), ALL), { time: after[1], bodies: [], missed: false }, 'a later arrival: nothing yet');
+  t.same(await readTexts(e, 'race', -nowMicros(), ALL), { time: after[1], bodies: [], missed: false }, 'a later arrival: nothing yet');
 
   const fresh = nowMicros();
   const [first] = await appendAll(e, 'new', [json('first')]);
-  t.same(await e.read('new', -fresh, ALL), { time: first, bodies: [json('first')], missed: false }, 'also on a channel the racing put created');
-  t.same(await e.read('never', -nowMicros(), ALL), { time: e.currentTime('never'), bodies: [], missed: false }, 'a channel never written: its time');
+  t.same(await readTexts(e, 'new', -fresh, ALL), { time: first, bodies: [json('first')], missed: false }, 'also on a channel the racing put created');
+  t.same(await readTexts(e, 'never', -nowMicros(), ALL), { time: e.currentTime('never'), bodies: [], missed: false }, 'a channel never written: its time');
 
   const bumped = engine({ startTime: futureStart() });
   const times = await appendAll(bumped, 'ahead', [json('1'), json('2')]);
   t.same(
-    await bumped.read('ahead', -(times[1]! + 1), ALL),
+    await readTexts(bumped, 'ahead', -(times[1]! + 1), ALL),
     { time: times[1], bodies: [], missed: false },
     'times ahead of the clock: an arrival past them answers nothing',
   );
@@ -628,10 +629,10 @@ t.test('MemoryEngine: eviction: an evicted channel is accounted for, and its las
   t.same(e.stats(), { channels: 0, messages: 0, bytes: 0, subscriptions: 0, up: true }, 'everything evicted and accounted for');
 
   t.equal(await e.currentTime('room'), times[2], 'the current time survives eviction');
-  t.same(await e.read('room', times[2]!, ALL), { time: times[2], bodies: [], missed: false }, 'the last cursor lost nothing');
+  t.same(await readTexts(e, 'room', times[2]!, ALL), { time: times[2], bodies: [], missed: false }, 'the last cursor lost nothing');
   const next = await e.append('room', '"d"');
   t.equal(next, times[2]! + 1, 'new times continue just above the evicted ones');
-  t.same(await e.read('room', times[2]!, ALL), { time: next, bodies: ['"d"'], missed: false });
+  t.same(await readTexts(e, 'room', times[2]!, ALL), { time: next, bodies: ['"d"'], missed: false });
 });
 
 t.test('MemoryEngine: eviction: only channels idle past the TTL go', async (t) => {
@@ -655,7 +656,7 @@ t.test('MemoryEngine: eviction: watched channels are never evicted', async (t) =
   e.sweep(farFuture());
   // 'w' was watched before its first append (a name then, a channel watched from that append); 'idle-watched' was never written, so it is no stored channel at all.
   t.equal(e.stats().channels, 1, 'the watched channel remains; the watched never-written one is not stored');
-  t.same(await e.read('w', startTime, ALL), { time: times[1], bodies: ['"1"', '"2"'], missed: false });
+  t.same(await readTexts(e, 'w', startTime, ALL), { time: times[1], bodies: ['"1"', '"2"'], missed: false });
   e.unwatch('w');
   e.unwatch('idle-watched');
   e.sweep(farFuture());
@@ -680,20 +681,20 @@ t.test('MemoryEngine: memory budget: the least recently written channel loses it
   const b = [];
   for (let i = 0; i < 3; i++) b.push(await e.append('b', body));
   t.ok(e.stats().bytes <= budget, `back within the budget once b's storage grew (${e.stats().bytes} of ${budget})`);
-  const left = await e.read('a', startTime, ALL);
+  const left = await readTexts(e, 'a', startTime, ALL);
   t.ok(left.bodies.length > 0 && left.bodies.length < 10, `a (least recently written) kept its newest ${left.bodies.length} of 10`);
   t.equal(left.missed, true, 'its dropped oldest are reported missed');
   t.equal(left.time, a[9], 'and its newest is kept');
-  const kept = await e.read('a', a[9 - left.bodies.length]!, ALL);
+  const kept = await readTexts(e, 'a', a[9 - left.bodies.length]!, ALL);
   t.same(kept, { time: a[9], bodies: left.bodies, missed: false }, 'a reader who had the dropped ones misses nothing');
-  t.equal((await e.read('b', startTime, ALL)).bodies.length, 6, 'b, being written, kept everything');
-  t.equal((await e.read('b', startTime, ALL)).missed, false);
+  t.equal((await readTexts(e, 'b', startTime, ALL)).bodies.length, 6, 'b, being written, kept everything');
+  t.equal((await readTexts(e, 'b', startTime, ALL)).missed, false);
   t.same(b, [startTime + 4, startTime + 5, startTime + 6]);
 
   // Writing to a makes b the least recently written one.
   for (let i = 0; i < 20; i++) await e.append('a', body);
   t.ok(e.stats().bytes <= budget);
-  t.equal((await e.read('b', startTime, ALL)).missed, true, 'now b loses its oldest');
+  t.equal((await readTexts(e, 'b', startTime, ALL)).missed, true, 'now b loses its oldest');
 });
 
 t.test('MemoryEngine: memory budget: older channels are emptied first, the channel being written keeps its newest message', async (t) => {
@@ -705,21 +706,21 @@ t.test('MemoryEngine: memory budget: older channels are emptied first, the chann
   const tw = await e.append('w', '"w"');
   t.same(calls, [tw], 'the listener saw the message');
   t.equal(e.stats().messages, 1, 'the newest message of the channel being written is kept, even over the budget');
-  t.same(await e.read('w', startTime, ALL), { time: tw, bodies: ['"w"'], missed: false });
+  t.same(await readTexts(e, 'w', startTime, ALL), { time: tw, bodies: ['"w"'], missed: false });
 
   const tu = await e.append('u', '"u"');
   t.equal(e.stats().messages, 1, 'the older channel lost its message');
   t.equal(e.stats().channels, 2, 'the emptied watched channel stays');
-  t.same(await e.read('w', startTime, ALL), { time: tw, bodies: [], missed: true }, 'the dropped message is reported missed');
-  t.same(await e.read('w', tw, ALL), { time: tw, bodies: [], missed: false }, 'a reader who had it misses nothing');
-  t.same(await e.read('u', startTime, ALL), { time: tu, bodies: ['"u"'], missed: false });
+  t.same(await readTexts(e, 'w', startTime, ALL), { time: tw, bodies: [], missed: true }, 'the dropped message is reported missed');
+  t.same(await readTexts(e, 'w', tw, ALL), { time: tw, bodies: [], missed: false }, 'a reader who had it misses nothing');
+  t.same(await readTexts(e, 'u', startTime, ALL), { time: tu, bodies: ['"u"'], missed: false });
 
   e.unwatch('w');
   await e.append('v', '"v"');
   t.equal(e.stats().channels, 1, 'the emptied unwatched channels are evicted, oldest written first');
   t.equal(await e.currentTime('w'), tw, 'and their times are remembered');
   t.equal(await e.currentTime('u'), tu);
-  t.same(await e.read('w', startTime, ALL), { time: tw, bodies: [], missed: true });
+  t.same(await readTexts(e, 'w', startTime, ALL), { time: tw, bodies: [], missed: true });
   t.ok((await e.append('w', '"again"')) > tw);
 });
 
@@ -730,14 +731,14 @@ t.test('MemoryEngine: memory budget: the next append brings usage from empty cha
   const time = await e.append('x', '"kept"');
   t.ok(e.stats().bytes <= budget, `${e.stats().bytes} bytes after the append`);
   t.ok(e.stats().channels < 2000, 'empty unwatched channels were evicted');
-  t.same((await e.read('x', time - 1, ALL)).bodies, ['"kept"'], 'the new message itself is kept');
+  t.same((await readTexts(e, 'x', time - 1, ALL)).bodies, ['"kept"'], 'the new message itself is kept');
 });
 
 t.test('MemoryEngine: regression: a flood of sync/get on new channel ids used to create channels past the budget', async (t) => {
   const budget = 50_000;
   const e = engine({ memoryBudget: budget });
   for (let i = 0; i < 1000; i++) await e.currentTime(`sync-${i}`);
-  for (let i = 0; i < 1000; i++) await e.read(`get-${i}`, -1, ALL);
+  for (let i = 0; i < 1000; i++) await readTexts(e, `get-${i}`, -1, ALL);
   t.ok(e.stats().bytes <= budget, `${e.stats().bytes} bytes accounted with a budget of ${budget}`);
   t.ok(e.stats().channels < 2000, `${e.stats().channels} empty channels held`);
 });

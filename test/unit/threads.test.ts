@@ -5,6 +5,7 @@
  * file: every test file pays the TypeScript loader's start-up of about two
  * seconds.
  */
+import { Buffer } from 'node:buffer';
 import { once } from 'node:events';
 import type { MessagePort } from 'node:worker_threads';
 import t from 'tap';
@@ -18,6 +19,7 @@ import { type GetHandler, ownerOf, type PutHandler } from '../../src/threads/rou
 import { memoryEngine, receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
 import { meshPorts } from '../../src/threads/mesh.js';
 import { waitFor, within } from '../helpers/wait.js';
+import { texts } from '../helpers/read-texts.js';
 
 /** One call taken in by an inbox: which inbox, which method, its arguments (a CometError as code, status, message, closes). */
 type Call = readonly unknown[];
@@ -32,7 +34,8 @@ function recordingInboxes(log: Call[]): Inboxes {
   };
   const replies: ReplyInbox = {
     timed: (requestId, time) => log.push(['replies', 'timed', requestId, time]),
-    answered: (requestId, time, bodies, missed, watching) => log.push(['replies', 'answered', requestId, time, bodies, missed, watching]),
+    answered: (requestId, time, json, count, missed, watching) =>
+      log.push(['replies', 'answered', requestId, time, Buffer.from(json).toString(), count, missed, watching]),
     parked: (requestId, cursor) => log.push(['replies', 'parked', requestId, cursor]),
     failed: (requestId, error) => log.push(['replies', 'failed', requestId, describeError(error)]),
   };
@@ -62,8 +65,8 @@ const MESSAGES: ReadonlyArray<readonly [keyof Encoder, (e: Encoder) => void, Cal
   ['get', (e) => e.get(7, 4, 'c', -1, false), ['owner', 'get', 2, 4, 'c', -1, false]],
   ['unwatch', (e) => e.unwatch(7, 'c'), ['owner', 'unwatch', 2, 'c']],
   ['timed', (e) => e.timed(5, 99), ['replies', 'timed', 5, 99]],
-  ['answered', (e) => e.answered(6, 10, ['"x"', '"y"'], true, false), ['replies', 'answered', 6, 10, ['"x"', '"y"'], true, false]],
-  ['answered', (e) => e.answered(7, 11, [], false, true), ['replies', 'answered', 7, 11, [], false, true]],
+  ['answered', (e) => e.answered(6, 10, Buffer.from('"x","€"'), 2, true, false), ['replies', 'answered', 6, 10, '"x","€"', 2, true, false]],
+  ['answered', (e) => e.answered(7, 11, new Uint8Array(0), 0, false, true), ['replies', 'answered', 7, 11, '', 0, false, true]],
   ['parked', (e) => e.parked(8, 12), ['replies', 'parked', 8, 12]],
   [
     'failed',
@@ -104,6 +107,21 @@ t.test('codec: each message alone decodes the same as within a batch', async (t)
     decode(batch, 2, recordingInboxes(log));
     t.same(log, [call], name);
   }
+});
+
+t.test("codec: an answer's messages leave as text of only their own bytes, not a view of the engine's storage", async (t) => {
+  const storage = Buffer.from('"old","x","€","later"');
+  const view = storage.subarray(6, 15);
+  const batch: Batch = [];
+  encoderInto(batch).answered(1, 2, view, 2, false, true);
+  storage.write('"zzzzzzz"', 6);
+  t.ok(
+    batch.every((part) => typeof part !== 'object'),
+    'nothing in the batch refers to the storage',
+  );
+  const log: Call[] = [];
+  decode(structuredClone(batch), 2, recordingInboxes(log));
+  t.same(log, [['replies', 'answered', 1, 2, '"x","€"', 2, false, true]], 'the engine writing over its storage afterwards changes nothing');
 });
 
 t.test('codec: an unknown operation throws, naming the thread it came from', async (t) => {
@@ -255,8 +273,8 @@ class Replies implements PutHandler, GetHandler {
   timed(time: number): void {
     this.record(['timed', time]);
   }
-  answered(time: number, bodies: string[], missed: boolean, watching: boolean): void {
-    this.record(['answered', time, bodies, missed, watching]);
+  answered(time: number, json: Uint8Array, count: number, missed: boolean, watching: boolean): void {
+    this.record(['answered', time, texts({ time, json, count, missed }).bodies, missed, watching]);
   }
   parked(cursor: number): void {
     this.record(['parked', cursor]);
@@ -584,7 +602,7 @@ t.test('failAll answers every request still waiting for an owner that will never
   // Replies arriving after all: nobody waits for them any more.
   engine.release();
   th.router.timed(2, 5);
-  th.router.answered(4, 5, [], false, true);
+  th.router.answered(4, 5, new Uint8Array(0), 0, false, true);
   await turn();
   t.ok(
     requests.every((r) => r.log.length === 1),

@@ -569,34 +569,86 @@ t.test('Responder.time: a time answer is the JSON of its time at every digit cou
   t.equal(res.contentType, SCRIPT_TYPE);
 });
 
-t.test('Responder.time: an answer left unsent keeps its own bytes while later answers reuse the buffer', async (t) => {
-  const responder = new respond.Responder('*', () => {}, 1 << 20, { waiting: () => {}, closed: () => {} });
-  const headers = responder.cors.forOrigin('');
-  /** A socket that takes nothing until onWritable, then everything. */
-  class StalledResponse extends FakeResponse {
-    writable: ((offset: number) => boolean) | undefined;
-    override tryEnd(body: Chunk): [boolean, boolean] {
-      if (this.writable === undefined) return [false, false];
-      this.end(body);
-      return [true, true];
-    }
-    getWriteOffset(): number {
-      return 0;
-    }
-    onWritable(handler: (offset: number) => boolean): HttpResponse {
-      this.writable = handler;
-      return this.res;
-    }
+/** A socket that takes nothing until onWritable, then everything. */
+class StalledResponse extends FakeResponse {
+  writable: ((offset: number) => boolean) | undefined;
+  override tryEnd(body: Chunk): [boolean, boolean] {
+    if (this.writable === undefined) return [false, false];
+    this.end(body);
+    return [true, true];
   }
+  getWriteOffset(): number {
+    return 0;
+  }
+  onWritable(handler: (offset: number) => boolean): HttpResponse {
+    this.writable = handler;
+    return this.res;
+  }
+}
+
+/** A responder, and an answer written as in its request's handler (through tryEnd, which may leave it unsent) by `write`. */
+function inHandler(responder: respond.Responder, res: FakeResponse, write: () => void): void {
+  responder.inHandler = res.res;
+  res.cork(write);
+  responder.inHandler = null;
+}
+
+const newResponder = (): respond.Responder => new respond.Responder('*', () => {}, 1 << 20, { waiting: () => {}, closed: () => {} });
+
+t.test('Responder.time: an answer left unsent keeps its own bytes while later answers reuse the buffer', async (t) => {
+  const responder = newResponder();
+  const headers = responder.cors.forOrigin('');
   const slow = new StalledResponse();
   // Answered in its request's handler, as a put to the thread's own channel is: through tryEnd, which may leave it unsent.
-  responder.inHandler = slow.res;
-  slow.cork(() => responder.time(slow.res, 1_796_386_615_832_001, undefined, headers));
-  responder.inHandler = null;
+  inHandler(responder, slow, () => responder.time(slow.res, 1_796_386_615_832_001, undefined, headers));
   t.equal(slow.answered, false, 'nothing taken yet');
   const fast = new FakeResponse();
   fast.cork(() => responder.time(fast.res, 1_800_000_000_000_002, undefined, headers));
   t.equal(fast.body, '{"time":1800000000000002}');
   slow.cork(() => slow.writable!(0));
   t.equal(slow.body, '{"time":1796386615832001}', 'the stalled answer was not overwritten by the next');
+});
+
+// ---- Responder.messages ---------------------------------------------------------------------
+
+t.test("Responder.messages: a read's bytes spliced into the answer, at every time's digit count, missed or not, JSON or JSONP", async (t) => {
+  const responder = newResponder();
+  const headers = responder.cors.forOrigin('');
+  const texts = ['"a"', jsonp.scriptSafeJson('€ \u2028 \u{1F600} line\nbreak'), jsonp.scriptSafeJson('\u2028raw'), '{"k":[1,2]}'];
+  for (const time of [0, 7, 999_999_999_999_999, 1e15, 1_796_386_615_832_001, 1e16 - 1, 1e16, Number.MAX_SAFE_INTEGER]) {
+    for (const count of [0, 1, texts.length]) {
+      for (const missed of [false, true]) {
+        for (const callback of [undefined, 'jQuery.cb_1']) {
+          const expected = respond.messagesAnswer(time, texts, 0, count, missed);
+          const body = callback === undefined ? expected : jsonp.wrapJsonp(callback, expected);
+          // As this thread's engine gives them (bytes), and as they come from another thread's (text).
+          for (const json of [Buffer.from(texts.slice(0, count).join(',')), texts.slice(0, count).join(',')]) {
+            const res = new FakeResponse();
+            let length = 0;
+            res.cork(() => (length = responder.messages(res.res, time, json, missed, callback, headers)));
+            const what = `time ${time}, ${count} messages, missed ${missed}, callback ${callback}, given as ${typeof json}`;
+            t.equal(res.body, body, what);
+            t.equal(length, Buffer.byteLength(body), `${what}: its length in bytes`);
+            t.equal(res.contentType, callback === undefined ? JSON_TYPE : SCRIPT_TYPE);
+          }
+        }
+      }
+    }
+  }
+});
+
+t.test('Responder.messages: an answer larger than any before grows the reused bytes; a stalled answer keeps its own', async (t) => {
+  const responder = newResponder();
+  const headers = responder.cors.forOrigin('');
+  const big = Array.from({ length: 300 }, (_, i) => JSON.stringify(`${i} ${'é'.repeat(200)}`)).join(',');
+  const slow = new StalledResponse();
+  inHandler(responder, slow, () => responder.messages(slow.res, 1_796_386_615_832_001, Buffer.from(big), false, undefined, headers));
+  t.equal(slow.answered, false, 'nothing taken yet');
+  for (const json of ['"small"', big]) {
+    const fast = new FakeResponse();
+    fast.cork(() => responder.messages(fast.res, 1_800_000_000_000_002, json, true, 'cb', headers));
+    t.equal(fast.body, `/**/cb({"time":1800000000000002,"messages":[${json}],"missed":true});`);
+  }
+  slow.cork(() => slow.writable!(0));
+  t.equal(slow.body, `{"time":1796386615832001,"messages":[${big}]}`, 'the stalled answer was not overwritten by the later ones');
 });

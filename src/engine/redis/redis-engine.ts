@@ -22,6 +22,7 @@
  * COMET_ERR_STORE_UNAVAILABLE (503); nothing is queued, and at most
  * `maxPending` commands are in flight per thread, so memory stays bounded.
  */
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { type Cluster, type Redis, ReplyError } from 'ioredis';
 import { type Engine, type EngineStats, type GapListener, type MessageListener, type ReadLimits, type ReadResult, StoreFailure } from '../engine.js';
@@ -145,9 +146,9 @@ export class RedisEngine implements Engine {
 
   async read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult> {
     const reply = await this.readReply(channel, since, limits.maxMessages, limits.maxBytes);
-    const bodies: string[] = [];
-    for (let i = 3; i < reply.length; i += 2) bodies.push(reply[i] as string);
-    return { time: reply[0], bodies, missed: reply[1] === 1 };
+    let json = '';
+    for (let i = 3; i < reply.length; i += 2) json += i === 3 ? (reply[i] as string) : `,${reply[i] as string}`;
+    return { time: reply[0], count: (reply.length - 2) / 2, json: Buffer.from(json), missed: reply[1] === 1 };
   }
 
   async watch(channel: string): Promise<void> {
