@@ -59,8 +59,13 @@ const EVICTED_SLOTS = 1 << 14;
 const REORDER_MS = 1000;
 const NONE = new Uint8Array(0);
 
-class Channel {
-  readonly ring: MessageRing;
+/**
+ * A channel is its ring of messages, with its name, time and floor: one object
+ * rather than two, since a put over many channels pays a cache miss for each
+ * object it reaches (append's self time was 340 ns over 1,000 channels against
+ * 70 on one, in a profile).
+ */
+class Channel extends MessageRing {
   /** Current time: the last message's, or the floor when none was put since. */
   time: number;
   lastWrite: number;
@@ -71,7 +76,7 @@ class Channel {
     now: number,
     pool: StoragePool,
   ) {
-    this.ring = new MessageRing(pool);
+    super(pool);
     this.time = floor;
     this.lastWrite = now;
   }
@@ -107,16 +112,15 @@ export class MemoryEngine implements Engine {
   append(channel: string, body: string): number {
     const now = nowMicros();
     const ch = this.touch(channel, now / 1000);
-    const ring = ch.ring;
-    const held = ring.held;
+    const held = ch.held;
     const time = nextTime(ch.time, now);
-    ring.push(time, body);
+    ch.push(time, body);
     ch.time = time;
     this.messages++;
-    while (ring.length > this.options.bufferSize || (ring.bytes > this.options.bufferBytes && ring.length > 1)) {
+    while (ch.length > this.options.bufferSize || (ch.bytes > this.options.bufferBytes && ch.length > 1)) {
       this.dropOldest(ch);
     }
-    this.used += ring.held - held;
+    this.used += ch.held - held;
     if (ch.watched) this.listener(channel, time, body);
     if (this.used > this.options.memoryBudget) this.enforceBudget(ch);
     return time;
@@ -136,24 +140,23 @@ export class MemoryEngine implements Engine {
       const floor = this.floorFor(channel);
       return { time: Math.max(floor, since), count: 0, json: NONE, missed: since >= 0 && since < floor };
     }
-    const ring = ch.ring;
     let first: number;
     let missed = false;
     if (since < 0) {
       // No cursor: messages stamped from the get's arrival on were put after it arrived, even those stored before it got here.
       const arrival = -since;
-      first = ch.time < arrival ? ring.length : ring.indexAfter(arrival - 1);
-      if (first === ring.length) return { time: ch.time, count: 0, json: NONE, missed };
+      first = ch.time < arrival ? ch.length : ch.indexAfter(arrival - 1);
+      if (first === ch.length) return { time: ch.time, count: 0, json: NONE, missed };
     } else {
       missed = since < ch.floor;
-      first = ring.indexAfter(since);
-      if (first === ring.length) return { time: Math.max(ch.time, since), count: 0, json: NONE, missed };
+      first = ch.indexAfter(since);
+      if (first === ch.length) return { time: Math.max(ch.time, since), count: 0, json: NONE, missed };
     }
-    const last = Math.min(ring.length, first + limits.maxMessages);
+    const last = Math.min(ch.length, first + limits.maxMessages);
     let end = first + 1;
-    let size = ring.byteLengthAt(first);
-    while (end < last && (size += ring.byteLengthAt(end)) <= limits.maxBytes) end++;
-    return { time: ring.timeAt(end - 1), count: end - first, json: ring.json(first, end), missed };
+    let size = ch.byteLengthAt(first);
+    while (end < last && (size += ch.byteLengthAt(end)) <= limits.maxBytes) end++;
+    return { time: ch.timeAt(end - 1), count: end - first, json: ch.json(first, end), missed };
   }
 
   /**
@@ -206,7 +209,7 @@ export class MemoryEngine implements Engine {
       ch.watched = this.watchedAbsent.delete(channel);
       this.channels.set(channel, ch);
       // Charged here, the budget enforced by append once the message is in: a new channel then takes the storage that an evicted one gives back.
-      this.used += CHANNEL_COST + channel.length * 2 + ch.ring.held;
+      this.used += CHANNEL_COST + channel.length * 2 + ch.held;
     }
     return ch;
   }
@@ -230,8 +233,8 @@ export class MemoryEngine implements Engine {
 
   /** Drops the oldest message; its storage stays allocated, for the next (see giveBack). */
   private dropOldest(ch: Channel): void {
-    ch.floor = ch.ring.timeAt(0);
-    ch.ring.shift();
+    ch.floor = ch.timeAt(0);
+    ch.shift();
     this.messages--;
   }
 
@@ -241,22 +244,21 @@ export class MemoryEngine implements Engine {
    * its storage is in use; then gives it back.
    */
   private giveBack(ch: Channel, keep: number): void {
-    const ring = ch.ring;
     const budget = this.options.memoryBudget;
-    while (ring.length > keep && (this.used - ring.held + ring.heldTrimmed > budget || ring.heldTrimmed * 2 > ring.held)) {
+    while (ch.length > keep && (this.used - ch.held + ch.heldTrimmed > budget || ch.heldTrimmed * 2 > ch.held)) {
       this.dropOldest(ch);
     }
-    const held = ring.held;
-    ring.trim();
-    this.used += ring.held - held;
+    const held = ch.held;
+    ch.trim();
+    this.used += ch.held - held;
   }
 
   private evict(ch: Channel): void {
     const slot = evictedSlot(ch.name);
     if (ch.time > this.evicted[slot]!) this.evicted[slot] = ch.time;
-    this.used -= ch.ring.held + CHANNEL_COST + ch.name.length * 2;
-    this.messages -= ch.ring.length;
-    ch.ring.release();
+    this.used -= ch.held + CHANNEL_COST + ch.name.length * 2;
+    this.messages -= ch.length;
+    ch.release();
     this.channels.delete(ch.name);
   }
 
@@ -265,7 +267,7 @@ export class MemoryEngine implements Engine {
     for (const ch of this.channels.values()) {
       if (ch === current) continue;
       this.giveBack(ch, 0);
-      if (ch.ring.length === 0 && !ch.watched) this.evict(ch);
+      if (ch.length === 0 && !ch.watched) this.evict(ch);
       if (this.used <= this.options.memoryBudget) return;
     }
     this.giveBack(current, 1);
