@@ -1,3 +1,5 @@
+import type { Buffer } from 'node:buffer';
+
 /**
  * The channel store, as seen by the thread that owns a channel.
  *
@@ -71,7 +73,7 @@ export interface ReadResult {
    * is. In memory, a view of the engine's own storage, valid only until the
    * engine is next called: whoever keeps it longer copies it.
    */
-  json: Uint8Array;
+  json: Buffer;
   missed: boolean;
 }
 

@@ -35,6 +35,7 @@
  * byte freed (losing one message at a time copied the whole channel for
  * every put once the budget was reached).
  */
+import { Buffer } from 'node:buffer';
 import { nextTime, nowMicros } from './clock.js';
 import type { Engine, EngineStats, MessageListener, ReadLimits, ReadResult } from './engine.js';
 import { MessageRing } from './message-ring.js';
@@ -57,7 +58,7 @@ export interface MemoryEngineOptions {
 const CHANNEL_COST = 400;
 const EVICTED_SLOTS = 1 << 14;
 const REORDER_MS = 1000;
-const NONE = new Uint8Array(0);
+const NONE = Buffer.alloc(0);
 
 /**
  * A channel is its ring of messages, with its name, time and floor: one object

@@ -175,7 +175,7 @@ export class Responder {
    * from another thread's, `json` came as a string (threads/messages.ts) and
    * is encoded here. Returns the body's length in bytes.
    */
-  messages(res: HttpResponse, time: number, json: Uint8Array | string, missed: boolean, callback: string | undefined, headers: AnswerHeaders): number {
+  messages(res: HttpResponse, time: number, json: Buffer | string, missed: boolean, callback: string | undefined, headers: AnswerHeaders): number {
     // A UTF-16 unit is at most 3 UTF-8 bytes.
     const size = MESSAGES_FRAMING + (callback === undefined ? 0 : callback.length) + (typeof json === 'string' ? json.length * 3 : json.length);
     if (size > this.answerBytes.length) this.answerBytes = Buffer.allocUnsafeSlow(Math.max(size, this.answerBytes.length * 2));

@@ -4,6 +4,7 @@
  * owns go straight to the local Owner; the others are encoded for the mesh,
  * and their replies are matched back by request id.
  */
+import type { Buffer } from 'node:buffer';
 import { hashChannel } from '../engine/channel-hash.js';
 import type { Engine } from '../engine/engine.js';
 import type { CometError } from '../protocol/errors.js';
@@ -32,7 +33,7 @@ export interface PutHandler extends TimeHandler {
 
 /** A get waiting for its owner's reply (waiters/waiter.ts). */
 export interface GetHandler {
-  answered(time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void;
+  answered(time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void;
   parked(cursor: number): void;
   failed(err: CometError): void;
 }
@@ -208,7 +209,7 @@ export class Router implements ReplyInbox {
     this.times.take(requestId)?.timed(time);
   }
 
-  answered(requestId: number, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
+  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void {
     this.gets.take(requestId)?.answered(time, json, count, missed, watching);
   }
 

@@ -37,7 +37,6 @@ import { ChannelEntry, Waiter, type WaiterEvents } from './waiter.js';
 
 const TICK_MS = 250;
 const LINGER_MS = 2000;
-const NONE = new Uint8Array(0);
 
 export interface WaitRoomLimits {
   maxWaiting: number;
@@ -96,7 +95,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     }
   }
 
-  answered(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
+  answered(waiter: Waiter, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void {
     const entry = waiter.entry;
     entry.pending--;
     if (watching) entry.watching = true;
@@ -270,7 +269,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
 
   /** The timeout answer: no messages, the time the get waited from (never below the time it sent). */
   private timeOut(waiter: Waiter): void {
-    this.finish(waiter, waiter.cursor, NONE, 0, false);
+    this.finish(waiter, waiter.cursor, '', 0, false);
   }
 
   /** The waiter's answer is about to be written: its connection is read again (--pipelining ordered). */
@@ -279,7 +278,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     if (waiter.paused) waiter.res.resume();
   }
 
-  private finish(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean): void {
+  private finish(waiter: Waiter, time: number, json: Buffer | string, count: number, missed: boolean): void {
     this.settle(waiter);
     const length = this.responder.messages(waiter.res, time, json, missed, waiter.callback, waiter.headers);
     this.sent(count, length);

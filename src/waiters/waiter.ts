@@ -4,6 +4,7 @@
  * gets of one channel. The only per-waiting-get allocation is the Waiter, and
  * its abort callback for one not answered within its request's handler.
  */
+import type { Buffer } from 'node:buffer';
 import type { CometError } from '../protocol/errors.js';
 import type { GetHandler } from '../threads/router.js';
 import type { HttpResponse } from '../uws.js';
@@ -27,7 +28,7 @@ export class ChannelEntry {
 
 /** What happens to a waiter, handled by the wait room: the owner's replies (the client going away is the wait room's own abort handler). */
 export interface WaiterEvents {
-  answered(waiter: Waiter, time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void;
+  answered(waiter: Waiter, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void;
   parked(waiter: Waiter, cursor: number): void;
   failed(waiter: Waiter, err: CometError): void;
 }
@@ -53,7 +54,7 @@ export class Waiter implements GetHandler {
     readonly headers: AnswerHeaders,
   ) {}
 
-  answered(time: number, json: Uint8Array | string, count: number, missed: boolean, watching: boolean): void {
+  answered(time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void {
     this.room.answered(this, time, json, count, missed, watching);
   }
 

@@ -4,7 +4,7 @@
  * ReadResult); this splits it at the commas between top-level values, and
  * fails when that does not give the `count` the engine reported.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import type { Engine, ReadLimits, ReadResult } from '../../src/engine/engine.js';
 
 export interface ReadTexts {
@@ -14,9 +14,8 @@ export interface ReadTexts {
 }
 
 /** `result`, or a get's answer as it crossed threads, its bytes decoded (threads/messages.ts). */
-export function texts(result: Omit<ReadResult, 'json'> & { json: Uint8Array | string }): ReadTexts {
-  const { json } = result;
-  const text = typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.length).toString('utf8');
+export function texts(result: Omit<ReadResult, 'json'> & { json: Buffer | string }): ReadTexts {
+  const text = result.json.toString();
   const bodies: string[] = [];
   let depth = 0;
   let inString = false;
