@@ -10,7 +10,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { HttpResponse } from '../uws.js';
-import { type AnswerHeaders, CorsPolicy } from './cors.js';
+import { type AnswerHeaders, CorsPolicy, OK } from './cors.js';
 import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
 import { AnswerWriter, type SlowReaderCounters } from './slow-readers.js';
@@ -45,7 +45,7 @@ export function errorAnswer(err: CometError): string {
 }
 
 const STATUS: Record<number, string> = {
-  200: '200 OK',
+  200: OK,
   204: '204 No Content',
   301: '301 Moved Permanently',
   400: '400 Bad Request',
@@ -70,7 +70,6 @@ interface PendingAnswer {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const SCRIPT_TYPE = 'application/javascript; charset=utf-8';
-const CONTENT_TYPE = Buffer.from('Content-Type');
 const ALLOW_ORIGIN = Buffer.from('Access-Control-Allow-Origin');
 
 /**
@@ -98,12 +97,11 @@ function writeEightDigits(bytes: Buffer, at: number, value: number): void {
 
 export class Responder {
   /**
-   * The headers every answer carries, per content type, as one block (an
-   * AnswerHeaders, chosen per request from its Origin, see cors.ts): uWS
-   * writes a header as `key: value\r\n`, so a value holding the other lines
-   * costs one native call and no string conversion instead of four of each
-   * (the four calls were the largest self time in a profile of puts). Each
-   * origin is a single line (config/options.ts checks it).
+   * The status and headers every answer carries, per status and content
+   * type, as one block (an AnswerHeaders, chosen per request from its
+   * Origin, see cors.ts) that one writeStatus() writes: a call per header
+   * line was the largest self time in a profile of puts. Each origin is a
+   * single line (config/options.ts checks it).
    */
   readonly cors: CorsPolicy;
 
@@ -227,8 +225,7 @@ export class Responder {
   refuse(res: HttpResponse, err: CometError, headers: AnswerHeaders, extraHeader?: [string, string], head = false): void {
     this.counted(err.code);
     this.corked(res, () => {
-      res.writeStatus(STATUS[err.statusCode]!);
-      res.writeHeader(CONTENT_TYPE, headers.block(JSON_TYPE));
+      res.writeStatus(headers.head(STATUS[err.statusCode]!, JSON_TYPE));
       if (extraHeader) res.writeHeader(extraHeader[0], extraHeader[1]);
       if (err.retryAfter !== undefined) res.writeHeader('Retry-After', err.retryAfter);
       if (head) res.endWithoutBody();
@@ -241,7 +238,7 @@ export class Responder {
   /** HEAD: the headers a GET would carry, no body, nothing executed. */
   head(res: HttpResponse, callback: string | undefined, headers: AnswerHeaders): void {
     this.corked(res, () => {
-      res.writeHeader(CONTENT_TYPE, headers.block(callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
+      res.writeStatus(headers.head(OK, callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
       res.endWithoutBody();
       return true;
     });
@@ -303,8 +300,7 @@ export class Responder {
   }
 
   private writeNow(res: HttpResponse, status: number, contentType: string, body: string | Buffer, close: boolean, headers: AnswerHeaders): boolean {
-    if (status !== 200) res.writeStatus(STATUS[status]!); // uWS answers 200 OK unless told otherwise
-    res.writeHeader(CONTENT_TYPE, headers.block(contentType));
+    res.writeStatus(headers.head(status === 200 ? OK : STATUS[status]!, contentType));
     if (!close) return this.writer.end(res, body, res !== this.inHandler);
     // Closing after it anyway: at most this one answer waits in uWS's buffer.
     res.end(body, true);

@@ -55,6 +55,7 @@ class FakeResponse {
   closes: boolean | undefined;
   readonly misuse: string[] = [];
   private corked = false;
+  private statusWritten = false;
   private aborted = false;
   private ended = false;
   private onAbort: (() => void) | undefined;
@@ -62,9 +63,14 @@ class FakeResponse {
   abortHandlers = 0;
   readonly res = this as unknown as HttpResponse;
 
+  /** uWS writes the text as the status line whole, so lines after the first are header lines; it ignores a second call. */
   writeStatus(status: Chunk): HttpResponse {
     this.use('writeStatus');
-    this.status = text(status);
+    if (this.statusWritten) this.misuse.push('writeStatus twice');
+    this.statusWritten = true;
+    const [line, ...headers] = text(status).split('\r\n');
+    this.status = line!;
+    this.headers.push(...headers);
     return this.res;
   }
 
