@@ -312,7 +312,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'int',
     min: 1,
     default: 1 * MiB,
-    describe: 'Most JSON-encoded message characters in one get answer (at least one message is always sent).',
+    describe: 'Most bytes of JSON-encoded messages (UTF-8) in one get answer, fan-outs and reads alike (at least one message is always sent).',
   },
   {
     key: 'maxWaiting',

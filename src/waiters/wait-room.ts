@@ -227,12 +227,17 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     this.maybeIdle(entry);
   }
 
-  /** End index of one answer starting at `start`, within the count and byte caps (at least one message). */
+  /**
+   * End index of one answer starting at `start`, within the count and byte
+   * caps (at least one message). Bytes of UTF-8, as the engines count them
+   * for a read: a fan-out and a read of the same messages split alike.
+   */
   private answerEnd(bodies: string[], start: number): number {
     const last = Math.min(bodies.length, start + this.limits.maxAnswerMessages);
     let end = start + 1;
-    let size = bodies[start]!.length;
-    while (end < last && (size += bodies[end]!.length) <= this.limits.maxAnswerBytes) end++;
+    if (end === last) return end;
+    let size = Buffer.byteLength(bodies[start]!);
+    while (end < last && (size += Buffer.byteLength(bodies[end]!)) <= this.limits.maxAnswerBytes) end++;
     return end;
   }
 

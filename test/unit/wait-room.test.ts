@@ -301,18 +301,21 @@ roomTest('a fan-out answers each cursor with what is newer, serialising each dis
   t.equal(r.metrics.values[SLOT.newsSent], 2, 'one news per message, not per get');
 });
 
-roomTest('a fan-out answer stops at maxAnswerMessages or maxAnswerBytes; the rest is read from the new cursor', async (t, room) => {
-  for (const [limits, expected] of [
-    [{ maxAnswerMessages: 2 }, 2],
-    [{ maxAnswerBytes: '"aaaa"'.length * 2 }, 2],
-    [{ maxAnswerBytes: '"aaaa"'.length * 2 - 1 }, 1],
-    [{ maxAnswerBytes: 1 }, 1],
+roomTest('a fan-out answer stops at maxAnswerMessages or maxAnswerBytes, in UTF-8; the rest is read from the new cursor', async (t, room) => {
+  // '"a€€"' is 5 characters and 9 bytes.
+  for (const [messages, limits, expected] of [
+    [['aaaa', 'bbbb', 'cccc'], { maxAnswerMessages: 2 }, 2],
+    [['aaaa', 'bbbb', 'cccc'], { maxAnswerBytes: '"aaaa"'.length * 2 }, 2],
+    [['aaaa', 'bbbb', 'cccc'], { maxAnswerBytes: '"aaaa"'.length * 2 - 1 }, 1],
+    [['aaaa', 'bbbb', 'cccc'], { maxAnswerBytes: 1 }, 1],
+    [['a€€', 'b€€', 'c€€'], { maxAnswerBytes: 18 }, 2],
+    [['a€€', 'b€€', 'c€€'], { maxAnswerBytes: 17 }, 1],
   ] as const) {
     const r = room(limits);
     const parked = start(r, 'c', put(r, 'c', 'first'));
-    const times = ['aaaa', 'bbbb', 'cccc'].map((m) => put(r, 'c', m));
+    const times = messages.map((m) => put(r, 'c', m));
     await answered([parked], 'the parked get');
-    const bodies = ['"aaaa"', '"bbbb"', '"cccc"'];
+    const bodies = messages.map((m) => `"${m}"`);
     t.equal(parked.body, `{"time":${times[expected - 1]},"messages":[${bodies.slice(0, expected).join(',')}]}`, JSON.stringify(limits));
     const next = start(r, 'c', times[expected - 1]!);
     t.equal(next.body, `{"time":${times[2]},"messages":[${bodies.slice(expected).join(',')}]}`, 'the next get has the rest at once');
