@@ -46,3 +46,24 @@ export function errorFromAnswer(status: number, body: unknown): CometClientError
 export function networkError(message: string, code = 'COMET_CLIENT_NETWORK'): CometNetworkError {
   return new CometNetworkError(message, code, 0, true);
 }
+
+/**
+ * The HTTP status each refusal code answers with over HTTP, for refusals that
+ * come without one (a WebSocket frame `{"id":N,"error":...,"code":...}`), so
+ * that they are the same errors, as retryable, over every transport.
+ */
+const STATUS_OF_CODE: Record<string, number> = {
+  COMET_ERR_UNAUTHORIZED: 401,
+  COMET_ERR_FORBIDDEN: 403,
+  COMET_ERR_MESSAGE_TOO_LARGE: 413,
+  COMET_ERR_RATE_LIMITED: 429,
+  COMET_ERR_INTERNAL: 500,
+  COMET_ERR_TOO_MANY_WAITING: 503,
+  COMET_ERR_SHUTTING_DOWN: 503,
+  COMET_ERR_STORE_UNAVAILABLE: 503,
+};
+
+/** The error for a refusal frame; a code not listed is a bad request (400), as every other COMET_ERR_BAD_... is. */
+export function errorFromRefusal(frame: { code?: unknown; error?: unknown }): CometClientError {
+  return errorFromAnswer((typeof frame.code === 'string' && STATUS_OF_CODE[frame.code]) || 400, frame);
+}

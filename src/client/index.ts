@@ -1,7 +1,9 @@
 /**
  * The comet client: publish, sync, and subscriptions that run the protocol's
- * chain (sync once, then gets with `time` set to the last answer's), in
- * browsers and in Node.js, with no dependencies.
+ * chain (sync once, then gets with `time` set to the last answer's), or hold
+ * a stream open (server-sent events, or one WebSocket for all of a client's
+ * subscriptions), in browsers and in Node.js, with no dependencies (but the
+ * ws package for WebSocket on Node.js 20, which has none of its own).
  *
  * A subscription never loses or repeats a message while the server holds
  * it: after any failure it asks again from the last time it delivered, so a
@@ -13,22 +15,45 @@
  * clients cut off together do not come back together.
  */
 import { CometClientError, CometNetworkError, CometRequestError } from './errors.js';
+import { readEventStream } from './events.js';
+import { retrying } from './retry.js';
 import { fetchTransport, jsonpTransport, type Params, type Transport } from './transport.js';
+import { socketSubscriptions, socketTransport, type WebSocketConstructor } from './websocket.js';
 
 export { CometClientError, CometNetworkError, CometRequestError, CometServerError } from './errors.js';
+export type { SocketLike, WebSocketConstructor } from './websocket.js';
 
 export interface ClientOptions {
   /** The protocol endpoint, e.g. `http://127.0.0.1:8080/`. */
   url: string;
-  /** `fetch` (default) or `jsonp` (browsers only: for pages that can only load scripts from the server). */
-  transport?: 'fetch' | 'jsonp';
+  /**
+   * How subscriptions reach the server: `fetch` (default: chained long-polling
+   * gets), `jsonp` (browsers only: for pages that can only load scripts from
+   * the server), `events` (one server-sent event stream per subscription,
+   * read with fetch) or `websocket` (one connection for all of this client's
+   * subscriptions, and its publish and sync too). Publish and sync go over
+   * fetch with `events`.
+   */
+  transport?: 'fetch' | 'jsonp' | 'events' | 'websocket';
   /** Seconds a get may wait on the server (it caps this by its own limit); default 30. */
   pollTimeout?: number;
+  /**
+   * `events`: the server's --stream-heartbeat (seconds, default 15). A stream
+   * that brings nothing, not even a heartbeat, for twice this long is taken
+   * as dead (a connection cut without a word) and opened again.
+   */
+  streamHeartbeat?: number;
+  /**
+   * `websocket`: the WebSocket constructor to use; default the global one
+   * (browsers, Node.js 22+), else the ws package's (Node.js 20).
+   */
+  WebSocket?: WebSocketConstructor;
   /** Retry delays: the first, and the most (ms); defaults 250 and 15,000. */
   backoff?: { initialMs?: number; maxMs?: number };
   /**
    * A JWT for a server with access control on: sent as `Authorization: Bearer`
-   * over fetch, as the `token` parameter over JSONP. A string is used as is,
+   * over fetch and events, as the `token` parameter over JSONP, and in every
+   * request frame (`"token"`) over a WebSocket. A string is used as is,
    * and a 401 answer is final. A function (returning the token or a promise
    * of it) is called before the first request and its result kept; after a
    * 401 it is called again and the request retried once with the new token,
@@ -74,16 +99,25 @@ const DEADLINE_MARGIN_MS = 10_000;
 /** Deadline of a put or sync. */
 const QUICK_DEADLINE_MS = 15_000;
 
-type Send = (params: Params, options: Parameters<Transport['request']>[1]) => Promise<unknown>;
+const TRANSPORTS = ['fetch', 'jsonp', 'events', 'websocket'];
 
 export function createClient(options: ClientOptions): CometClient {
-  if (options.transport === 'jsonp' && typeof document === 'undefined') throw new TypeError('the jsonp transport needs a browser page (document)');
-  const transport: Transport = options.transport === 'jsonp' ? jsonpTransport(options.url) : fetchTransport(options.url);
-  const jsonp = options.transport === 'jsonp';
-  const send = sender(transport, options.token, jsonp);
+  const kind = options.transport ?? 'fetch';
+  if (!TRANSPORTS.includes(kind)) throw new TypeError(`transport must be one of ${TRANSPORTS.join(', ')}, got ${JSON.stringify(kind)}`);
+  if (kind === 'jsonp' && typeof document === 'undefined') throw new TypeError('the jsonp transport needs a browser page (document)');
+  const jsonp = kind === 'jsonp';
+  const socket = kind === 'websocket' ? socketTransport(options.url, options.WebSocket) : undefined;
+  const transport: Transport = socket ?? (jsonp ? jsonpTransport(options.url) : fetchTransport(options.url));
+  const send = sender(transport.request, options.token, jsonp);
   const pollTimeout = options.pollTimeout ?? 30;
-  const initialMs = options.backoff?.initialMs ?? 250;
-  const maxMs = options.backoff?.maxMs ?? 15_000;
+  const backoff = { initialMs: options.backoff?.initialMs ?? 250, maxMs: options.backoff?.maxMs ?? 15_000 };
+  const silenceMs = 2 * (options.streamHeartbeat ?? 15) * 1000;
+  const stream = sender(
+    (params: Params, opts: Parameters<typeof readEventStream>[3], token?: string) => readEventStream(options.url, params, token, opts),
+    options.token,
+    false,
+  );
+  const join = socket && socketSubscriptions(socket, sender(socket.request, options.token, false), backoff, QUICK_DEADLINE_MS);
 
   const time = async (params: Params, post: boolean, signal?: AbortSignal): Promise<number> => {
     const body = (await send(params, { post, signal, deadlineMs: QUICK_DEADLINE_MS })) as { time: number };
@@ -99,28 +133,16 @@ export function createClient(options: ClientOptions): CometClient {
       opts.signal?.addEventListener('abort', stop, { once: true });
       if (opts.signal?.aborted) stop();
       const signal = controller.signal;
+      const again = <T>(attempt: (progress: () => void) => Promise<T>) => retrying(attempt, signal, backoff, opts.onError);
 
-      /** Runs `attempt` until it succeeds, backing off after each retryable failure; undefined once stopped. */
-      const retrying = async <T>(attempt: () => Promise<T>): Promise<T | undefined> => {
-        for (let failures = 0; !signal.aborted; failures++) {
-          try {
-            return await attempt();
-          } catch (err) {
-            if (signal.aborted) return undefined;
-            const error = err instanceof CometClientError ? err : new CometClientError(String(err), 'COMET_CLIENT_UNKNOWN', 0, true);
-            opts.onError?.(error);
-            if (!error.retryable) throw error;
-            await sleep(fullJitter(failures, initialMs, maxMs), signal);
-          }
-        }
-        return undefined;
-      };
+      // Where a chain or a stream starts: a known time, so that a stream dropped before its first message resumes losing nothing.
+      const start = async (): Promise<number | undefined> => opts.time ?? (await again(() => client.sync(channel, { signal })));
 
-      const run = async (): Promise<void> => {
-        let cursor = opts.time ?? (await retrying(() => client.sync(channel, { signal })));
+      const poll = async (): Promise<void> => {
+        let cursor = await start();
         while (cursor !== undefined && !signal.aborted) {
           const since: number = cursor;
-          const answer = await retrying(
+          const answer = await again(
             async () =>
               (await send(
                 { method: 'get', channel, time: String(since), timeout: String(pollTimeout) },
@@ -132,6 +154,31 @@ export function createClient(options: ClientOptions): CometClient {
           if (answer.messages.length > 0 || missed) onMessages(answer.messages, { time: answer.time, missed });
           cursor = answer.time;
         }
+      };
+
+      const events = async (): Promise<void> => {
+        let cursor = await start();
+        if (cursor === undefined) return;
+        await again((progress) =>
+          stream(
+            { method: 'events', channel, time: String(cursor) },
+            {
+              signal,
+              silenceMs,
+              opened: progress,
+              onBatch: ({ messages, time = cursor!, missed }) => {
+                cursor = time;
+                onMessages(messages, { time, missed });
+              },
+            },
+          ),
+        );
+      };
+
+      const run = async (): Promise<void> => {
+        if (signal.aborted) return;
+        if (join) return join(channel, opts.time, { signal, onMessages, onError: opts.onError });
+        return kind === 'events' ? events() : poll();
       };
 
       const done = run().finally(() => opts.signal?.removeEventListener('abort', stop));
@@ -146,15 +193,19 @@ export function createClient(options: ClientOptions): CometClient {
 }
 
 /**
- * Requests through the transport, with the token when there is one. Without
- * one it is the transport itself: a client with no token pays nothing per
- * request for tokens.
+ * Calls `call` (a request, or opening a stream) with the token when there is
+ * one. Without one it is `call` itself: a client with no token pays nothing
+ * per request for tokens.
  */
-function sender(transport: Transport, token: ClientOptions['token'], jsonp: boolean): Send {
-  if (token === undefined) return (params, opts) => transport.request(params, opts);
+function sender<P, O, R>(
+  call: (params: P, options: O, token?: string) => Promise<R>,
+  token: ClientOptions['token'],
+  jsonp: boolean,
+): (params: P, options: O) => Promise<R> {
+  if (token === undefined) return (params, opts) => call(params, opts);
   if (typeof token === 'string') {
     if (token === '') throw new TypeError('token must not be empty');
-    return (params, opts) => transport.request(params, opts, token);
+    return (params, opts) => call(params, opts, token);
   }
   if (typeof token !== 'function') throw new TypeError('token must be a string or a function returning one');
   const source = token;
@@ -175,31 +226,13 @@ function sender(transport: Transport, token: ClientOptions['token'], jsonp: bool
   return async (params, opts) => {
     const used = (current ??= obtain());
     try {
-      return await transport.request(params, opts, await used);
+      return await call(params, opts, await used);
     } catch (err) {
       if (jsonp && err instanceof CometNetworkError && current === used) current = undefined;
       if (!(err instanceof CometRequestError && err.status === 401)) throw err;
       // Another request may have refreshed it already: the token it got is as fresh.
       if (current === used) current = undefined;
-      return transport.request(params, opts, await (current ??= obtain()));
+      return call(params, opts, await (current ??= obtain()));
     }
   };
-}
-
-/** Full jitter: uniform in [0, min(max, initial * 2^failures)). */
-function fullJitter(failures: number, initialMs: number, maxMs: number): number {
-  return Math.random() * Math.min(maxMs, initialMs * 2 ** Math.min(failures, 30));
-}
-
-/** Resolves after `ms`, or at once when the signal fires. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

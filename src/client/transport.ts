@@ -23,49 +23,52 @@ export interface Transport {
 export function fetchTransport(url: string): Transport {
   return {
     async request(params, { post, signal, deadlineMs }, token) {
-      const deadline = AbortSignal.timeout(deadlineMs);
-      const [both, release] = signal ? anySignal([signal, deadline]) : [deadline, () => undefined];
+      const deadline = watchdog(deadlineMs, () => networkError(`no answer within ${deadlineMs} ms`, 'COMET_CLIENT_TIMEOUT'));
+      const [both, release] = signal ? anySignal([signal, deadline.signal]) : [deadline.signal, () => undefined];
       try {
-        const form = new URLSearchParams(params).toString();
-        // Built only with a token: without one a request costs what it did before tokens.
-        const authorization = token === undefined ? undefined : `Bearer ${token}`;
-        let res: Response;
-        try {
-          res = post
-            ? await fetch(url, {
-                method: 'POST',
-                body: form,
-                headers:
-                  authorization === undefined
-                    ? { 'content-type': 'application/x-www-form-urlencoded' }
-                    : { 'content-type': 'application/x-www-form-urlencoded', authorization },
-                signal: both,
-                cache: 'no-store',
-              })
-            : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, {
-                signal: both,
-                cache: 'no-store',
-                headers: authorization === undefined ? undefined : { authorization },
-              });
-        } catch (err) {
-          throw failure(err, signal, deadline, deadlineMs);
-        }
+        const res = await protocolFetch(url, params, { post, signal: both, token });
         let body: unknown;
         try {
           body = await res.json();
         } catch (err) {
-          if (signal?.aborted || deadline.aborted) throw failure(err, signal, deadline, deadlineMs);
+          if (both.aborted) throw failure(err, both);
           body = undefined;
         }
         if (!res.ok) throw errorFromAnswer(res.status, body);
         if (body === undefined) throw networkError(`the answer (HTTP ${res.status}) is not JSON`);
         return body;
       } finally {
+        deadline.clear();
         // A subscription's signal outlives thousands of requests: each must take its listener off it.
         release();
       }
     },
   };
+}
+
+/**
+ * One fetch of the endpoint, as a GET with the parameters in the query string
+ * or as a POST with them in a form body; a failure to get an answer is a
+ * CometNetworkError (or the reason of the signal that cut it).
+ */
+export async function protocolFetch(
+  url: string,
+  params: Params,
+  { post, signal, token, accept }: { post: boolean; signal: AbortSignal; token: string | undefined; accept?: string },
+): Promise<Response> {
+  const form = new URLSearchParams(params).toString();
+  // Only what is needed: without a token or an Accept a request costs what it did before them.
+  const headers: Record<string, string> = {};
+  if (post) headers['content-type'] = 'application/x-www-form-urlencoded';
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  if (accept !== undefined) headers.accept = accept;
+  try {
+    return post
+      ? await fetch(url, { method: 'POST', body: form, headers, signal, cache: 'no-store' })
+      : await fetch(`${url}${url.includes('?') ? '&' : '?'}${form}`, { signal, cache: 'no-store', headers });
+  } catch (err) {
+    throw failure(err, signal);
+  }
 }
 
 let jsonpSequence = 0;
@@ -103,7 +106,7 @@ export function jsonpTransport(url: string): Transport {
  * this supports); release() takes its listeners off them, which the request
  * must do when it ends: they would otherwise stay until a signal fires.
  */
-function anySignal(signals: AbortSignal[]): [AbortSignal, () => void] {
+export function anySignal(signals: AbortSignal[]): [AbortSignal, () => void] {
   const controller = new AbortController();
   const unhook = new AbortController();
   for (const s of signals) {
@@ -116,9 +119,33 @@ function anySignal(signals: AbortSignal[]): [AbortSignal, () => void] {
   return [controller.signal, () => unhook.abort()];
 }
 
-function failure(err: unknown, signal: AbortSignal | undefined, deadline: AbortSignal, deadlineMs: number): unknown {
-  if (signal?.aborted) return signal.reason;
-  if (deadline.aborted) return networkError(`no answer within ${deadlineMs} ms`, 'COMET_CLIENT_TIMEOUT');
+/**
+ * A signal that fires `ms` after it was made or last reset, with `reason()`
+ * as its reason: the deadline of a request, or the silence after which an
+ * event stream counts as dead. clear() must be called when it is no longer
+ * needed, or its timer keeps running.
+ */
+export function watchdog(ms: number, reason: () => CometClientError): { signal: AbortSignal; reset(): void; clear(): void } {
+  const controller = new AbortController();
+  let timer = setTimeout(fire, ms);
+  function fire(): void {
+    controller.abort(reason());
+  }
+  return {
+    signal: controller.signal,
+    reset() {
+      clearTimeout(timer);
+      timer = setTimeout(fire, ms);
+    },
+    clear() {
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** What a failed fetch or body read means: the reason of the signal that cut it, else a network error. */
+export function failure(err: unknown, signal: AbortSignal): unknown {
+  if (signal.aborted) return signal.reason;
   if (err instanceof CometClientError) return err;
   // Node's fetch says only "fetch failed"; what failed (ECONNREFUSED, ...) is in its cause.
   const cause = (err as { cause?: { message?: string } })?.cause?.message;
