@@ -14,8 +14,12 @@ export type CometCommand =
   | { name: 'help' }
   | { name: 'pub'; url: string; token: string | undefined; channel: string; message: string }
   | { name: 'sync'; url: string; token: string | undefined; channel: string }
-  | { name: 'sub'; url: string; token: string | undefined; channel: string; json: boolean; time: number | undefined }
+  | { name: 'sub'; url: string; token: string | undefined; channel: string; json: boolean; time: number | undefined; transport: SubTransport }
   | { name: 'token'; secret: string; channels: string[]; methods: AuthMethod[] | undefined; ttl: number };
+
+/** How `comet sub` reaches the server (jsonp is for browsers only). */
+export const SUB_TRANSPORTS = ['fetch', 'events', 'websocket'] as const;
+export type SubTransport = (typeof SUB_TRANSPORTS)[number];
 
 /** Positional arguments after the command name, per command. */
 const POSITIONALS = { pub: ['CHANNEL', 'MESSAGE'], sub: ['CHANNEL'], sync: ['CHANNEL'], token: [] } as const;
@@ -26,6 +30,7 @@ const OPTIONS = {
   token: { type: 'string' },
   json: { type: 'boolean' },
   time: { type: 'string' },
+  transport: { type: 'string' },
   secret: { type: 'string' },
   channels: { type: 'string' },
   methods: { type: 'string' },
@@ -39,6 +44,7 @@ const APPLIES: Record<Exclude<keyof typeof OPTIONS, 'help'>, readonly CommandNam
   token: ['pub', 'sub', 'sync'],
   json: ['sub'],
   time: ['sub'],
+  transport: ['sub'],
   secret: ['token'],
   channels: ['token'],
   methods: ['token'],
@@ -60,6 +66,7 @@ export function parseCometArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
     token?: string;
     json?: boolean;
     time?: string;
+    transport?: string;
     secret?: string;
     channels?: string;
     methods?: string;
@@ -95,7 +102,14 @@ export function parseCometArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
   const channel = args[0]!;
   if (command === 'pub') return { name: command, url, token, channel, message: args[1]! };
   if (command === 'sync') return { name: command, url, token, channel };
-  return { name: command, url, token, channel, json: values.json === true, time: checkTime(values.time) };
+  return { name: command, url, token, channel, json: values.json === true, time: checkTime(values.time), transport: checkTransport(values.transport) };
+}
+
+function checkTransport(raw: string | undefined): SubTransport {
+  if (raw === undefined) return 'fetch';
+  if (!(SUB_TRANSPORTS as readonly string[]).includes(raw))
+    throw new UsageError(`--transport must be one of ${SUB_TRANSPORTS.join(', ')}, got ${JSON.stringify(raw)}`);
+  return raw as SubTransport;
 }
 
 /** --token wins over COMET_TOKEN; an empty COMET_TOKEN counts as unset, as an empty COMET_URL does. */
@@ -162,7 +176,8 @@ Options:
   --url URL     The server's protocol endpoint (env COMET_URL; default ${DEFAULT_URL}).
                 --url wins over COMET_URL.
   --token JWT   pub, sub, sync: the token for a server with access control on
-                (env COMET_TOKEN; --token wins), sent as Authorization: Bearer.
+                (env COMET_TOKEN; --token wins), sent as Authorization: Bearer
+                (with --transport websocket: in every request frame).
   --json        sub: print one JSON object per line instead of the bare message:
                   {"channel":"news","time":T,"message":"hello"}
                 "time" is that of the server's answer that carried the message (the
@@ -173,6 +188,11 @@ Options:
                 line without "message".
   --time T      sub: start after time T (a time printed by pub, sync or sub --json)
                 instead of from now.
+  --transport T sub: how to receive the messages (default fetch):
+                  fetch      long-polling gets, one after another
+                  events     one server-sent event stream
+                  websocket  one WebSocket
+                Each resumes from the last message printed after a failure.
   -h, --help    Show this help and exit.
 
 Options of token:

@@ -28,7 +28,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${mintToken(command)}\n`);
     return 0;
   }
-  const client = createClient({ url: command.url, token: command.token });
+  const client = createClient({ url: command.url, token: command.token, transport: command.name === 'sub' ? command.transport : 'fetch' });
   try {
     if (command.name === 'pub') process.stdout.write(`${await client.publish(command.channel, command.message)}\n`);
     else if (command.name === 'sync') process.stdout.write(`${await client.sync(command.channel)}\n`);

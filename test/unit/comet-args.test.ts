@@ -30,6 +30,16 @@ t.test('--token, COMET_TOKEN: the flag wins, an empty variable counts as unset',
   usage(t, ['token', '--secret', 's', '--channels', 'a', '--token', 'x'], {}, /--token only applies to pub, sub and sync/);
 });
 
+t.test('sub --transport: fetch by default, events or websocket, nothing else, and only for sub', async (t) => {
+  t.match(parseCometArgs(['sub', 'c'], {}), { name: 'sub', transport: 'fetch' });
+  for (const transport of ['fetch', 'events', 'websocket']) {
+    t.match(parseCometArgs(['sub', 'c', '--transport', transport], {}), { name: 'sub', transport }, transport);
+  }
+  usage(t, ['sub', 'c', '--transport', 'jsonp'], {}, /--transport must be one of fetch, events, websocket, got "jsonp"/);
+  usage(t, ['sub', 'c', '--transport', ''], {}, /--transport must be one of/);
+  usage(t, ['pub', 'c', 'm', '--transport', 'websocket'], {}, /--transport only applies to sub/);
+});
+
 t.test('comet token: options, defaults, and the secret from COMET_AUTH_SECRET', async (t) => {
   t.strictSame(parseCometArgs(['token', '--secret', 's', '--channels', 'a,room:*'], {}), {
     name: 'token',
