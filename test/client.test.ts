@@ -8,56 +8,13 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import {
-  CometClientError,
-  CometNetworkError,
-  CometRequestError,
-  CometServerError,
-  createClient,
-  type BatchInfo,
-  type SubscribeOptions,
-  type Subscription,
-} from '../src/client/index.js';
+import { CometClientError, CometNetworkError, CometRequestError, CometServerError, createClient, type SubscribeOptions } from '../src/client/index.js';
+import { backsOffWhileUnreachable, cleanup, missedAfterRestart, range, type Recorder, record, throughCuts, urlOf, watchLeaks } from './helpers/client.js';
 import { freePort } from './helpers/redis.js';
 import { sleep, startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
 import { startProxy } from './helpers/tcp-proxy.js';
 
-/** Warnings the process emitted: a listener left behind per request shows up as MaxListenersExceededWarning. */
-const warnings: Error[] = [];
-process.on('warning', (w) => warnings.push(w));
-const leakWarnings = (): string[] => warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message);
-
-const urlOf = (port: number): string => `http://127.0.0.1:${port}/`;
-
-interface Recorder {
-  messages: string[];
-  batches: Array<{ messages: string[]; info: BatchInfo; at: number }>;
-  errors: Array<{ error: CometClientError; at: number }>;
-  sub: Subscription;
-}
-
-/** Subscribes and records every batch and every error, with when they arrived (performance.now()). */
-function record(client: ReturnType<typeof createClient>, channel: string, opts: SubscribeOptions = {}): Recorder {
-  const rec = { messages: [], batches: [], errors: [] } as unknown as Recorder;
-  rec.sub = client.subscribe(
-    channel,
-    (messages, info) => {
-      rec.messages.push(...messages);
-      rec.batches.push({ messages, info, at: performance.now() });
-    },
-    { ...opts, onError: (error) => rec.errors.push({ error, at: performance.now() }) },
-  );
-  return rec;
-}
-
-/** Stops a subscription at the end of `t` whatever happened (a failed assertion must not leave it polling). */
-function cleanup(t: Test, rec: Recorder): Recorder {
-  t.teardown(() => {
-    rec.sub.stop();
-    return rec.sub.done.catch(() => undefined);
-  });
-  return rec;
-}
+const leakWarnings = watchLeaks();
 
 async function requestsTotal(srv: CometServer): Promise<number> {
   const m = await srv.metrics();
@@ -70,21 +27,6 @@ async function requestsTotal(srv: CometServer): Promise<number> {
 
 async function errorsTotal(srv: CometServer, code: string): Promise<number> {
   return (await srv.metrics()).value('comet_errors_total', { code });
-}
-
-const range = (prefix: string, n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `${prefix}:${from + i}`);
-
-/** Checks a subscription's record against what was published: every message once, in order, never missed. */
-function exactlyOnceInOrder(t: Test, rec: Recorder, expected: string[], label: string): void {
-  const dups = rec.messages.filter((m, i) => rec.messages.indexOf(m) !== i);
-  t.strictSame(dups.slice(0, 10), [], `${label}: no message twice`, { dups: dups.length });
-  const seen = new Set(rec.messages);
-  const lost = expected.filter((m) => !seen.has(m));
-  t.strictSame(lost.slice(0, 10), [], `${label}: no message lost`, { lost: lost.length });
-  t.ok(rec.messages.length === expected.length && rec.messages.every((m, i) => m === expected[i]), `${label}: all ${expected.length} delivered, in order`, {
-    got: rec.messages.length,
-  });
-  t.equal(rec.batches.filter((b) => b.info.missed).length, 0, `${label}: missed never reported`);
 }
 
 t.test('basics, independent subscriptions, typed errors', async (t) => {
@@ -253,140 +195,9 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
   });
 });
 
-t.test('nothing lost or repeated while a proxy cuts every connection, again and again', async (t) => {
-  const srv = await startServer({ t });
-  const proxy = await startProxy(t, srv.port);
-  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 20, maxMs: 200 } });
-  const N = 300;
-  const expected = range('m', N);
-  const r = cleanup(t, record(client, 'cuts'));
-  t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
-
-  let publishing = true;
-  const published = (async () => {
-    for (let i = 0; i < N; i++) {
-      await srv.put('cuts', expected[i]!);
-      if (i % 2 === 0) await sleep(5);
-    }
-    publishing = false;
-  })();
-  let cuts = 0;
-  let cutsWithTraffic = 0;
-  for (let k = 0; publishing && k < 40; k++) {
-    await sleep(100);
-    if (proxy.connections > 0) cutsWithTraffic++;
-    proxy.cut();
-    cuts++;
-    // Half the cuts also refuse new connections for a moment.
-    if (k % 2 === 1) await sleep(40);
-    proxy.heal();
-  }
-  await within(published, 10_000, 'publisher');
-  await waitFor(() => r.messages.length >= N, { timeoutMs: 5000, what: `${N} messages` }).catch(() => undefined);
-  await sleep(200); // anything repeated late would arrive now
-  r.sub.stop();
-  await within(r.sub.done, 1000, 'stopped');
-
-  t.ok(cuts >= 4 && cutsWithTraffic >= 3, `cut ${cuts} times, ${cutsWithTraffic} with connections open`);
-  t.ok(r.errors.length >= 3, `the cuts hit the subscription (${r.errors.length} failed requests)`);
-  t.ok(
-    r.errors.every((e) => e.error instanceof CometNetworkError && e.error.retryable),
-    'the failures are network errors',
-  );
-  exactlyOnceInOrder(t, r, expected, 'through the cuts');
-  t.ok(r.batches.length > 1, `delivered over ${r.batches.length} batches`);
-  t.strictSame(leakWarnings(), [], 'no listener left behind per request (MaxListenersExceededWarning)');
-});
-
-t.test('a server unreachable for a second: the subscription backs off, then resumes without loss', async (t) => {
-  const srv = await startServer({ t });
-  const proxy = await startProxy(t, srv.port);
-  const backoff = { initialMs: 100, maxMs: 1000 };
-  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff });
-  const r = cleanup(t, record(client, 'down'));
-  t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
-
-  const expected = range('d', 100);
-  const published = (async () => {
-    for (const m of expected) {
-      await srv.put('down', m);
-      await sleep(20);
-    }
-  })();
-  await sleep(300);
-  const acceptedBefore = proxy.accepted;
-  const errorsBefore = r.errors.length;
-  proxy.cut();
-  await sleep(1000);
-  const attempts = proxy.accepted - acceptedBefore;
-  const failures = r.errors.slice(errorsBefore);
-  const healedAt = performance.now();
-  proxy.heal();
-  await within(published, 10_000, 'publisher');
-  await waitFor(() => r.messages.length >= expected.length, { timeoutMs: 5000, what: 'every message' }).catch(() => undefined);
-  await sleep(100);
-  r.sub.stop();
-  await within(r.sub.done, 1000, 'stopped');
-
-  // Full jitter from 100 ms doubling to 1 s: the attempts after the cut come
-  // within at most 0.1, 0.3 and 0.7 s (so at least 3 in the second), and
-  // a dozen would take 7+ draws summing under 1 s (p < 0.001); a loop
-  // without the sleep makes hundreds.
-  t.ok(attempts >= 3 && attempts <= 12, `connection attempts while refused: ${attempts} in 1 s (3..12)`);
-  t.ok(failures.length >= 3 && failures.length <= 13, `failed requests told to onError: ${failures.length}`);
-  t.ok(
-    failures.every((f) => f.error instanceof CometNetworkError),
-    'network errors',
-  );
-  // The k-th wait after the cut is drawn below min(maxMs, initialMs * 2^k);
-  // the slack is the refused request's own round trip.
-  const gaps = failures.slice(1).map((f, i) => Math.round(f.at - failures[i]!.at));
-  const caps = gaps.map((_, k) => Math.min(backoff.maxMs, backoff.initialMs * 2 ** k) + 100);
-  t.ok(
-    gaps.every((g, k) => g <= caps[k]!),
-    `each wait within its exponential bound: ${gaps.join(', ')} ms`,
-    { caps },
-  );
-  const firstAfter = r.batches.find((b) => b.at > healedAt);
-  t.ok(firstAfter && firstAfter.at - healedAt < backoff.maxMs + 1000, `resumed ${firstAfter ? Math.round(firstAfter.at - healedAt) : '-'} ms after the heal`);
-  exactlyOnceInOrder(t, r, expected, 'across the outage');
-});
-
-t.test('after a restart of an in-memory server, missed reaches the application', async (t) => {
-  const port = await freePort();
-  const first = await startServer({ t, args: ['--port', String(port)] });
-  const proxy = await startProxy(t, port);
-  const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 50, maxMs: 200 } });
-  const r = cleanup(t, record(client, 'restart'));
-  t.ok(await first.waitWaiting(1, { exact: true }), 'subscribed');
-  for (const m of range('before', 3)) await first.put('restart', m);
-  await waitFor(() => r.messages.length >= 3, { timeoutMs: 3000, what: 'the first three' });
-
-  // The client is cut off while more are put: only the old server ever holds them.
-  proxy.cut();
-  for (const m of range('lost', 5)) await first.put('restart', m);
-  const stopped = await first.stop('SIGTERM');
-  t.equal(stopped.code, 0, 'the first server stopped');
-  const second = await startServer({ t, args: ['--port', String(port)] });
-  t.equal(second.port, port, 'the new server on the same port');
-  const batchesBefore = r.batches.length;
-  proxy.heal();
-  await waitFor(() => r.batches.some((b) => b.info.missed), { timeoutMs: 3000, what: 'a batch with missed' }).catch(() => undefined);
-  for (const m of range('after', 3)) await second.put('restart', m);
-  await waitFor(() => r.messages.length >= 6, { timeoutMs: 3000, what: 'the messages after the restart' }).catch(() => undefined);
-  await sleep(100);
-  r.sub.stop();
-  await within(r.sub.done, 1000, 'stopped');
-
-  const missed = r.batches.filter((b) => b.info.missed);
-  t.equal(missed.length, 1, 'missed reported once');
-  t.equal(r.batches.indexOf(missed[0]!), batchesBefore, "it is the first batch after the restart (the server's first answer)");
-  t.strictSame(r.messages, [...range('before', 3), ...range('after', 3)], 'the lost messages are gone; the rest arrived once, in order');
-  t.ok(
-    r.batches.every((b, i) => i === 0 || b.info.time > r.batches[i - 1]!.info.time),
-    'batch times increase across the restart',
-  );
-});
+t.test('nothing lost or repeated while a proxy cuts every connection, again and again', (t) => throughCuts(t, 'fetch', leakWarnings));
+t.test('a server unreachable for a second: the subscription backs off, then resumes without loss', (t) => backsOffWhileUnreachable(t, 'fetch'));
+t.test('after a restart of an in-memory server, missed reaches the application', (t) => missedAfterRestart(t, 'fetch'));
 
 t.test('stopping a subscription stops all traffic', async (t) => {
   const srv = await startServer({ t });
