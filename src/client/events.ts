@@ -88,6 +88,7 @@ export async function readEventStream(
   // Armed from the request on: a server that accepts the connection and then says nothing is as dead as one that stops.
   const silence = watchdog(silenceMs, () => networkError(`the event stream was silent for ${silenceMs} ms`, 'COMET_CLIENT_TIMEOUT'));
   const [both, release] = anySignal([signal, silence.signal]);
+  let reader: ReadableStreamDefaultReader<string> | undefined;
   try {
     const res = await protocolFetch(url, params, { post: false, signal: both, token, accept: 'text/event-stream' });
     if (!res.ok || res.body === null) {
@@ -102,7 +103,7 @@ export async function readEventStream(
       throw networkError(`the answer (HTTP ${res.status}) is not an event stream: ${res.headers.get('content-type')}`);
     }
     opened();
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new EventParser();
     for (;;) {
       let chunk: ReadableStreamReadResult<string>;
@@ -124,6 +125,8 @@ export async function readEventStream(
       if (batch.messages.length > 0 || batch.missed) onBatch(batch);
     }
   } finally {
+    // Left by a throw (an event that is not JSON, or onBatch's), the body is not aborted: cancelling it closes its connection.
+    reader?.cancel().catch(() => undefined);
     silence.clear();
     release();
   }
