@@ -13,6 +13,7 @@ import type { Test } from 'tap';
 import type { AuthMethod } from '../src/auth/grant.js';
 import { mintToken } from '../src/cli/token.js';
 import { CometRequestError, createClient, type CometClientError, type ClientOptions } from '../src/client/index.js';
+import { recordFetch } from './helpers/client.js';
 import { startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
 
 const SECRET = 'client-token-test-secret';
@@ -22,25 +23,6 @@ const token = (channels: string[], { methods, ttl = 3600, secret = SECRET }: { m
   mintToken({ secret, channels, methods, ttl });
 const EXPIRED = () => token(['*'], { ttl: -10 });
 const WRONG_SECRET = () => token(['*'], { secret: 'not-the-server-secret' });
-
-interface Sent {
-  url: string;
-  authorization: string | null;
-}
-
-/** Every request fetch made while the test ran: its URL and Authorization header. */
-function recordFetch(t: Test): Sent[] {
-  const sent: Sent[] = [];
-  const original = globalThis.fetch;
-  globalThis.fetch = (input, init) => {
-    sent.push({ url: String(input), authorization: new Headers(init?.headers).get('authorization') });
-    return original(input, init);
-  };
-  t.teardown(() => {
-    globalThis.fetch = original;
-  });
-  return sent;
-}
 
 /** A token function returning `tokens` in turn (the last one from then on), counting its calls. */
 function tokens(...list: Array<() => string>): { fn: () => Promise<string>; calls: number } {

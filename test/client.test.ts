@@ -9,10 +9,24 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { CometClientError, CometNetworkError, CometRequestError, CometServerError, createClient, type SubscribeOptions } from '../src/client/index.js';
-import { backsOffWhileUnreachable, cleanup, missedAfterRestart, range, type Recorder, record, throughCuts, urlOf, watchLeaks } from './helpers/client.js';
+import {
+  alreadyAborted,
+  backsOffWhileUnreachable,
+  cleanup,
+  fromAGivenTime,
+  missedAfterRestart,
+  type Recorder,
+  record,
+  refusalOf,
+  roundTrips,
+  severalSubscriptions,
+  stoppedWhileBackingOff,
+  throughCuts,
+  urlOf,
+  watchLeaks,
+} from './helpers/client.js';
 import { freePort } from './helpers/redis.js';
 import { sleep, startServer, stillPending, waitFor, within, type CometServer } from './helpers/server.js';
-import { startProxy } from './helpers/tcp-proxy.js';
 
 const leakWarnings = watchLeaks();
 
@@ -49,66 +63,13 @@ t.test('basics, independent subscriptions, typed errors', async (t) => {
     t.ok((await client.sync('c1')) >= t2, 'sync after them: at least the last put');
   });
 
-  t.test('several subscriptions: each gets its own channel, and stopping one leaves the others', async (t) => {
-    const other = createClient({ url: urlOf(srv.port), pollTimeout: 10 });
-    const x1 = cleanup(t, record(client, 'multi-x'));
-    const x2 = cleanup(t, record(client, 'multi-x'));
-    const y = cleanup(t, record(client, 'multi-y'));
-    const x3 = cleanup(t, record(other, 'multi-x'));
-    t.ok(await srv.waitWaiting(4, { exact: true }), 'four gets waiting');
-    const xs = range('x', 10);
-    const ys = range('y', 10);
-    for (let i = 0; i < 10; i++) {
-      await client.publish('multi-x', xs[i]!);
-      await other.publish('multi-y', ys[i]!);
-    }
-    await waitFor(() => [x1, x2, x3].every((r) => r.messages.length >= 10) && y.messages.length >= 10, {
-      timeoutMs: 3000,
-      what: 'every subscription got its 10',
-    });
-    t.strictSame(x1.messages, xs, 'first subscription on x');
-    t.strictSame(x2.messages, xs, 'second subscription on x, same client');
-    t.strictSame(x3.messages, xs, 'subscription on x from another client');
-    t.strictSame(y.messages, ys, 'subscription on y: only y');
+  t.test('several subscriptions: each gets its own channel, and stopping one leaves the others', (t) =>
+    severalSubscriptions(t, srv, client, createClient({ url: urlOf(srv.port), pollTimeout: 10 })),
+  );
 
-    x1.sub.stop();
-    await within(x1.sub.done, 1000, 'the stopped subscription ends');
-    await client.publish('multi-x', 'x:10');
-    await client.publish('multi-y', 'y:10');
-    await waitFor(() => x2.messages.length >= 11 && x3.messages.length >= 11 && y.messages.length >= 11, { timeoutMs: 3000, what: 'the others got the next' });
-    await sleep(100);
-    t.equal(x1.messages.length, 10, 'the stopped one got nothing more');
-    t.strictSame(x2.messages.slice(10), ['x:10'], 'the other one on the same channel and client goes on');
-    t.strictSame(x3.messages.slice(10), ['x:10']);
-    t.strictSame(y.messages.slice(10), ['y:10']);
-    for (const r of [x1, x2, x3, y]) t.strictSame(r.errors, [], 'no errors');
-  });
+  t.test('subscribe from a given time: the messages after it, at once', (t) => fromAGivenTime(t, client));
 
-  t.test('subscribe from a given time: the messages after it, at once', async (t) => {
-    const from = await client.publish('from-time', 'z:0');
-    await client.publish('from-time', 'z:1');
-    const last = await client.publish('from-time', 'z:2');
-    const r = cleanup(t, record(client, 'from-time', { time: from }));
-    await waitFor(() => r.messages.length >= 2, { timeoutMs: 2000, what: 'the two messages after the time' });
-    t.strictSame(r.messages, ['z:1', 'z:2']);
-    t.equal(r.batches[0]!.info.time, last, "the batch's time is its last message's");
-    t.equal(r.batches[0]!.info.missed, false);
-  });
-
-  t.test('messages round-trip byte for byte, a large one included (a form body)', async (t) => {
-    const r = cleanup(t, record(client, 'payloads'));
-    t.ok(await srv.waitWaiting(1), 'get waiting');
-    const large = 'L'.repeat(90_000);
-    const payloads = ['', 'a&b=c?d+e%20f#g', 'line\nbreak\ttab "quotes" \\', 'é中😀 \u2028\u2029', '{"json":[1,2]}', large];
-    for (const p of payloads) await client.publish('payloads', p);
-    await waitFor(() => r.messages.length >= payloads.length, { timeoutMs: 3000, what: 'every payload' });
-    t.equal(r.messages.length, payloads.length);
-    t.ok(
-      r.messages.every((m, i) => m === payloads[i]),
-      'each identical',
-      { got: r.messages.map((m) => m.slice(0, 40)) },
-    );
-  });
+  t.test('messages round-trip byte for byte, a large one included (a form body)', (t) => roundTrips(t, srv, client));
 
   t.test('a 400 or 413 is a CometRequestError with the server code, not retryable', async (t) => {
     const check = async (p: Promise<unknown>, status: number, code: string, what: string) => {
@@ -229,31 +190,8 @@ t.test('stopping a subscription stops all traffic', async (t) => {
     await stopsEverything(t, 'signal', () => controller.abort(), { signal: controller.signal });
   });
 
-  t.test('stopped while backing off: no further attempt', async (t) => {
-    const proxy = await startProxy(t, srv.port);
-    const client = createClient({ url: urlOf(proxy.port), pollTimeout: 10, backoff: { initialMs: 200, maxMs: 400 } });
-    const r = cleanup(t, record(client, 'backing-off'));
-    t.ok(await srv.waitWaiting(1, { exact: true }), 'subscribed');
-    proxy.cut();
-    await waitFor(() => r.errors.length >= 2, { timeoutMs: 3000, what: 'two failures' });
-    const accepted = proxy.accepted;
-    const at = performance.now();
-    r.sub.stop();
-    await within(r.sub.done, 500, 'done');
-    t.ok(performance.now() - at < 100, 'done resolves without waiting out the backoff');
-    await sleep(1000);
-    t.equal(proxy.accepted - accepted, 0, 'no connection attempt after the stop');
-  });
-
-  t.test('a signal already aborted: no request at all', async (t) => {
-    const proxy = await startProxy(t, srv.port);
-    const client = createClient({ url: urlOf(proxy.port) });
-    const r = cleanup(t, record(client, 'aborted', { signal: AbortSignal.abort() }));
-    await t.resolves(within(r.sub.done, 500, 'done'), 'done resolves');
-    await sleep(300);
-    t.equal(proxy.accepted, 0, 'nothing reached the server');
-    t.strictSame(r.errors, []);
-  });
+  t.test('stopped while backing off: no further attempt', (t) => stoppedWhileBackingOff(t, srv, 'fetch'));
+  t.test('a signal already aborted: no request at all', (t) => alreadyAborted(t, srv, 'fetch'));
 });
 
 t.test('a refusal ends the subscription: onError, then done rejects, no retry', async (t) => {
@@ -263,14 +201,7 @@ t.test('a refusal ends the subscription: onError, then done rejects, no retry', 
   const refused = async (t: Test, channel: string, opts: SubscribeOptions, firstRequest: string) => {
     const before = await errorsTotal(srv, 'COMET_ERR_BAD_CHANNEL');
     const r = record(client, channel, opts);
-    const err = await within(
-      r.sub.done.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      2000,
-      'done settles',
-    );
+    const err = await refusalOf(r, 2000);
     t.type(err, CometRequestError, `done rejects with a CometRequestError (${firstRequest})`);
     t.equal(r.errors.length, 1, 'onError told once');
     t.equal(r.errors[0]?.error, err, 'with the same error');
