@@ -1,6 +1,6 @@
 /**
  * The `comet` command-line tool (dist/cli/comet.js) run as child processes
- * against a real server: pub, sync, sub (plain, --json, --time), the URL from
+ * against a real server: pub, sync, sub (plain, --json, --time, --transport), the URL from
  * --url and COMET_URL, usage errors, refusals, a server that is down, and a
  * server with access control on (--token, COMET_TOKEN, comet token).
  */
@@ -179,6 +179,32 @@ t.test('sub --time 0 reports the gap: "missed" in --json, a note on stderr in pl
   t.strictSame(await lines(plain, 1), ['old'], 'the message on stdout');
   await waitFor(() => plain.stderr.includes('lost'), { timeoutMs: 5000, what: 'the missed note' });
   await stopped(t, plain, 'SIGINT');
+});
+
+t.test('sub --transport events and websocket: the same lines as over fetch, a refusal exits 1', async (t) => {
+  const long = 'x'.repeat(MAX_CHANNEL_BYTES + 1);
+  for (const transport of ['events', 'websocket']) {
+    const channel = `cli-${transport}`;
+    // From a given time: a stream's first message is then whatever was put after it, however long the connection took.
+    const from = await srv.sync(channel);
+    const sub = spawnComet(['sub', channel, '--json', '--transport', transport, '--time', String(from), '--url', url()]);
+    const sent = ['one', 'two\nlines', 'drei ü ✓'];
+    const times: number[] = [];
+    for (const m of sent) times.push(await srv.put(channel, m));
+    const got = (await lines(sub, sent.length)).map((l) => JSON.parse(l));
+    t.strictSame(
+      got.map((j) => j.message),
+      sent,
+      `${transport}: every message once, in order`,
+    );
+    t.equal(got.at(-1).time, times.at(-1), `${transport}: the last line carries the last message's time`);
+    await stopped(t, sub, 'SIGINT');
+    t.equal(sub.stderr, '', `${transport}: nothing on stderr`);
+
+    const refused = await runComet(['sub', long, '--transport', transport, '--time', '1', '--url', url()]);
+    t.equal(refused.code, 1, `${transport}: a refused subscription exits 1`, { refused });
+    t.match(refused.stderr, /the server refused the request: .*COMET_ERR_BAD_CHANNEL/, `${transport}: saying why`);
+  }
 });
 
 t.test('COMET_URL names the server; --url wins over it', async (t) => {
