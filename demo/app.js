@@ -1,14 +1,17 @@
 // The chat demo: everything it says to the server goes through the client
 // library (createClient, subscribe, publish); this file holds no protocol code.
-// ?room=NAME picks the channel, ?transport=jsonp selects JSONP (default fetch).
-// With access control on, #token=JWT (or ?token=JWT) is the token it sends.
+// ?room=NAME picks the channel. It talks over a WebSocket when the browser has
+// one and it connects, else over long-polling (fetch); ?transport=jsonp, fetch,
+// events or websocket forces one. With access control on, #token=JWT (or
+// ?token=JWT) is the token it sends.
 import { createClient } from './client/index.js';
 
 const params = new URLSearchParams(location.search);
 // The fragment first: a browser never sends it to a server, so the token stays
 // out of access logs and proxies' logs, and out of the Referer of links.
 const token = new URLSearchParams(location.hash.slice(1)).get('token') || params.get('token') || undefined;
-const transport = params.get('transport') === 'jsonp' ? 'jsonp' : 'fetch';
+const LABELS = { websocket: 'WebSocket', events: 'events', fetch: 'fetch', jsonp: 'JSONP' };
+const forced = Object.hasOwn(LABELS, params.get('transport')) ? params.get('transport') : undefined;
 const room = params.get('room') || 'lobby';
 const channel = `demo-chat:${room}`;
 const endpoint = new URL(document.querySelector('meta[name="comet-path"]').content, location.href).href;
@@ -17,12 +20,6 @@ const $ = (id) => document.getElementById(id);
 const list = $('messages');
 
 $('room').textContent = `#${room}`;
-$('transport').textContent = transport === 'jsonp' ? 'JSONP' : 'fetch';
-const other = new URL(location.href);
-other.searchParams.set('transport', transport === 'jsonp' ? 'fetch' : 'jsonp');
-$('switch').href = other.href;
-$('switch').textContent = `switch to ${transport === 'jsonp' ? 'fetch' : 'JSONP'}`;
-document.documentElement.dataset.transport = transport;
 
 const savedName = localStorage.getItem('comet-demo-name');
 $('name').value = savedName || `guest-${Math.floor(Math.random() * 900 + 100)}`;
@@ -70,11 +67,52 @@ function show(raw) {
   append(li);
 }
 
-const client = createClient({ url: endpoint, transport, token });
+/** Says which transport is in use, with links to force each of the others. */
+function showTransport(transport) {
+  $('transport').textContent = LABELS[transport];
+  document.documentElement.dataset.transport = transport;
+  const links = Object.keys(LABELS)
+    .filter((other) => other !== transport)
+    .map((other) => {
+      const a = document.createElement('a');
+      const url = new URL(location.href);
+      url.searchParams.set('transport', other);
+      a.href = url.href;
+      a.textContent = LABELS[other];
+      return a;
+    });
+  $('switch').replaceChildren('switch to ', ...links.flatMap((a, i) => (i === 0 ? [a] : [', ', a])));
+}
+
+/**
+ * A WebSocket client when the browser has WebSocket and one connects (a sync
+ * over it answers), else long-polling: a proxy on the way may not pass
+ * WebSocket upgrades. A refusal (a token) is not a connection problem: the
+ * WebSocket client stays, and the subscription reports it.
+ */
+async function pickClient() {
+  if (forced) return [createClient({ url: endpoint, transport: forced, token }), forced];
+  if (typeof WebSocket === 'function') {
+    const socket = createClient({ url: endpoint, transport: 'websocket', token });
+    try {
+      await socket.sync(channel, { signal: AbortSignal.timeout(5000) });
+      return [socket, 'websocket'];
+    } catch (err) {
+      if (err.retryable === false) return [socket, 'websocket'];
+      note(`WebSocket could not connect (${err.message}): long-polling instead.`);
+    }
+  }
+  return [createClient({ url: endpoint, transport: 'fetch', token }), 'fetch'];
+}
+
+let client;
 let first = true;
 // Subscribed once the page has loaded: a long-poll <script> (JSONP) inserted
 // earlier would hold the page's load event, and its spinner, until it answers.
-const subscribe = () =>
+const subscribe = async () => {
+  const [picked, transport] = await pickClient();
+  client = picked;
+  showTransport(transport);
   client.subscribe(
     channel,
     (messages, info) => {
@@ -93,14 +131,15 @@ const subscribe = () =>
       },
     },
   );
-if (document.readyState === 'complete') subscribe();
-else addEventListener('load', subscribe, { once: true });
+};
+if (document.readyState === 'complete') void subscribe();
+else addEventListener('load', () => void subscribe(), { once: true });
 
 $('form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const name = $('name').value.trim() || 'anonymous';
   const text = $('text').value;
-  if (text.trim() === '') return;
+  if (text.trim() === '' || client === undefined) return;
   localStorage.setItem('comet-demo-name', name);
   $('send').disabled = true;
   try {
