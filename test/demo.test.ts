@@ -128,12 +128,12 @@ const messagesOf = (page: Page) =>
 const LABELS: Record<Transport, string> = { fetch: 'fetch', jsonp: 'JSONP', events: 'events', websocket: 'WebSocket' };
 
 /** How a page gets each transport: forced by ?transport=, picked by default, or fetch when its WebSockets cannot connect. */
-const CASES: Array<{ name: string; query: string; transport: Transport; socketsFail?: boolean }> = [
+const CASES: Array<{ name: string; query: string; transport: Transport; socketsFail?: boolean; screenshot?: boolean }> = [
   { name: 'fetch', query: '&transport=fetch', transport: 'fetch' },
   { name: 'jsonp', query: '&transport=jsonp', transport: 'jsonp' },
   { name: 'events', query: '&transport=events', transport: 'events' },
   { name: 'websocket', query: '&transport=websocket', transport: 'websocket' },
-  { name: 'by default: WebSocket', query: '', transport: 'websocket' },
+  { name: 'by default: WebSocket', query: '', transport: 'websocket', screenshot: true },
   { name: 'by default, when a WebSocket cannot connect: fetch', query: '', transport: 'fetch', socketsFail: true },
 ];
 
@@ -160,9 +160,9 @@ t.test('chat in headless Chromium: two tabs see each other, over every transport
   const srv = await startServer({ t, threads: 2, args: ['--demo', 'on'] });
   const browser = await launchBrowser(t);
 
-  for (const [index, { name, query, transport, socketsFail: failing }] of CASES.entries()) {
+  for (const [index, { name, query, transport, socketsFail: failing, screenshot }] of CASES.entries()) {
     await t.test(name, async (t) => {
-      const url = `${srv.url}/demo/?room=room-${index}${query}`;
+      const url = `${srv.url}/demo/?room=${screenshot ? 'lobby' : `room-${index}`}${query}`;
       const a = await openRoom(t, browser, url, transport, failing ? socketsFail : undefined);
       const b = await openRoom(t, browser, url, transport, failing ? socketsFail : undefined);
       t.equal(await a.page.textContent('#transport'), LABELS[transport], 'the page says which transport it uses');
@@ -227,7 +227,7 @@ t.test('chat in headless Chromium: two tabs see each other, over every transport
         'no script errors',
       );
 
-      if (name === 'by default: WebSocket') {
+      if (screenshot) {
         await send(b.page, 'bob', 'Open this page in two tabs and chat!');
         await waitForMessage(a.page, 'bob', 'Open this page in two tabs and chat');
         await a.page.fill('#name', 'alice');
