@@ -5,6 +5,9 @@
 // covers the publish and the W answers (the gets asked again come after the
 // round's last answer, outside its window). A multi-node target's waiters
 // are spread evenly over its nodes; the publishes go to its first node.
+// The streams scenario (./streams.js) runs it with streaming subscribers
+// instead: each holds an event stream or a WebSocket open through every
+// round, with nothing to ask again.
 
 import { median, sleep } from '../../lib/common.js';
 import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
@@ -59,16 +62,17 @@ export async function publishRound(ctx, clients, channel, token) {
 /**
  * @param {Context} ctx
  * @param {number} waiters
+ * @param {import('../load/messages.js').Transport} [transport]
  * @returns {Promise<import('../types.js').Run>}
  */
-export async function run(ctx, waiters) {
+export async function run(ctx, waiters, transport = 'longpoll') {
   const s = ctx.settings;
   const channel = freshToken('fan-');
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
   try {
-    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
-    await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
-    clients.throwIfEarly('gets');
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel, transport });
+    await untilWaiting(ctx, waiters, 60_000 + waiters * 2, transport);
+    clients.throwIfEarly(transport === 'longpoll' ? 'gets' : 'streams');
     /** @type {number[]} */
     const latencies = [];
     /** @type {number[]} */
@@ -94,8 +98,10 @@ export async function run(ctx, waiters) {
       loadUs += r.loadUs;
       windowMs += r.windowMs;
       delivered += ok;
-      await clients.askAgain();
-      await untilWaiting(ctx, waiters, 30_000 + waiters);
+      if (transport === 'longpoll') {
+        await clients.askAgain();
+        await untilWaiting(ctx, waiters, 30_000 + waiters);
+      }
       await sleep(s.roundPauseMs);
     }
     latencies.sort((a, b) => a - b);
