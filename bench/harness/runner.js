@@ -184,7 +184,7 @@ async function runOnce(unit, settings, external) {
 const FIGURES = [
   ['rps', (v) => `${Math.round(Number(v))} req/s`],
   ['deliveriesPerSec', (v) => `${Math.round(Number(v))} deliveries/s`],
-  ['bytesPerWaiter', (v) => `${Math.round(Number(v))} B per waiting get`],
+  ['bytesPerWaiter', (v) => `${Math.round(Number(v))} B per subscriber`],
   ['p50Ms', (v) => `p50 ${Number(v).toFixed(2)} ms`],
   ['p99Ms', (v) => `p99 ${Number(v).toFixed(2)} ms`],
   ['maxMs', (v) => `max ${Number(v).toFixed(1)} ms`],
@@ -192,6 +192,7 @@ const FIGURES = [
   ['serverCpuUs', (v) => `server ${Number(v).toFixed(2)} µs CPU/op`],
   ['gcMsPer1k', (v) => `GC ${Number(v).toFixed(2)} ms/1k req`],
   ['serverCores', (v) => `server ${Number(v).toFixed(2)} cores`],
+  ['loadCpuUs', (v) => `load ${Number(v).toFixed(2)} µs CPU/op`],
   ['loadCores', (v) => `load ${Number(v).toFixed(2)} cores`],
   ['bound', (v) => `bound: ${v}`],
   ['non2xx', (v) => (v ? `${v} non-2xx` : null)],

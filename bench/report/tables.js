@@ -206,7 +206,20 @@ export const SCENARIOS = [
   },
   {
     id: 'stream-fanout',
-    tables: [{ ids: [byTransport, bySubscribers], figures: FANOUT_FIGURES, key: FANOUT_KEY, versus: VERSUS_STREAMS }],
+    tables: [
+      {
+        ids: [byTransport, bySubscribers],
+        figures: [
+          ...FANOUT_FIGURES,
+          ['load generator CPU per delivery (µs)', 'loadCpuUs', f2],
+          ['server cores', 'serverCores', f2],
+          ['load generator cores', 'loadCores', f2],
+        ],
+        key: FANOUT_KEY,
+        versus: VERSUS_STREAMS,
+        bound: true,
+      },
+    ],
   },
   {
     id: 'stream-idle',

@@ -150,9 +150,9 @@ export class WsReader {
   fragmentOpcode = 0;
 
   /**
-   * @param {Buffer} chunk
+   * @param {Buffer} chunk read only during the call: what is kept of it is copied
    * @param {OnHead} onHead
-   * @param {(opcode: number, payload: Buffer) => void} onFrame control frames as they come, a data frame whole
+   * @param {(opcode: number, payload: Buffer) => void} onFrame control frames as they come, a data frame whole; payload valid during the call
    */
   read(chunk, onHead, onFrame) {
     if (!this.upgraded) {
@@ -187,7 +187,8 @@ export class WsReader {
       else if (fin && this.fragments.length === 0) onFrame(opcode, payload);
       else {
         if (opcode !== OPCODE.continuation) this.fragmentOpcode = opcode;
-        this.fragments.push(payload);
+        // the chunk may be a view on a buffer the socket reads into again (onread)
+        this.fragments.push(Buffer.from(payload));
         if (fin) {
           const whole = Buffer.concat(this.fragments);
           this.fragments = [];
@@ -195,6 +196,6 @@ export class WsReader {
         }
       }
     }
-    this.buf = buf.length ? buf : EMPTY;
+    this.buf = buf.length ? Buffer.from(buf) : EMPTY;
   }
 }

@@ -112,6 +112,8 @@ export async function run(ctx, waiters, transport = 'longpoll') {
       p99Ms: quantile(latencies, 0.99),
       maxMs: latencies[latencies.length - 1],
       serverCpuUs: serverUs / delivered,
+      // the client processes' (and this one's) share: on a machine of few cores it can rival the server's
+      loadCpuUs: loadUs / delivered,
       delivered,
       expected: waiters * s.rounds,
       putMs: median(putMs),
