@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as UWS from 'uws-20.57';
 
-export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uws-20.57';
+export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket } from 'uws-20.57';
 
 export class NativeUwsUnavailableError extends Error {
   readonly code = 'COMET_ERR_UWS_NOT_NATIVE';

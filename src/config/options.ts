@@ -43,6 +43,9 @@ export interface Config {
   connectionsInterval: number;
   maxConnections: number;
   maxConnectionBuffer: number;
+  streamHeartbeat: number;
+  maxSubscriptions: number;
+  websocket: string;
   maxConnectionsPerIp: number;
   rateLimit: number;
   rateBurst: number;
@@ -322,7 +325,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     min: 1,
     default: 100_000,
     describe:
-      'Most gets in progress at once over all threads; past it a get is answered 503. It also bounds the channels waited on that were never written (a name each, not a stored channel, gone with their last get).',
+      'Most gets in progress, event streams and WebSocket subscriptions at once over all threads; past it a get or an event stream is answered 503, a subscribe refused with 503. It also bounds the channels waited on that were never written (a name each, not a stored channel, gone with their last get or stream).',
   },
   {
     key: 'channelTtl',
@@ -450,7 +453,39 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 1 << 30,
     default: 0,
     describe:
-      'Bytes of one answer a connection may leave unread; past it the connection is closed. A connection holds at most one unread answer (a request pipelined behind it closes the connection), and one that reads nothing for 10 s is closed. 0: four times --max-answer-bytes (4 MiB with its default), room for its largest answers in UTF-8.',
+      'Bytes of one answer a connection may leave unread; past it the connection is closed. A connection holds at most one unread answer (a request pipelined behind it closes the connection), and one that reads nothing for 10 s is closed. Streams too: an event stream or a WebSocket with more than this written and not yet read is closed as too slow (the client resumes from its last time). 0: four times --max-answer-bytes (4 MiB with its default), room for its largest answers in UTF-8.',
+  },
+  {
+    key: 'streamHeartbeat',
+    flag: 'stream-heartbeat',
+    env: 'COMET_STREAM_HEARTBEAT',
+    kind: 'int',
+    min: 2,
+    max: 30,
+    default: 15,
+    describe:
+      'Seconds an event stream (method=events) may stay silent: a comment line is sent to one quiet this long, so that proxies keep it open. WebSocket connections are pinged at twice this (rounded up to 4 s), and closed when a ping goes unanswered.',
+  },
+  {
+    key: 'maxSubscriptions',
+    flag: 'max-subscriptions',
+    env: 'COMET_MAX_SUBSCRIPTIONS',
+    kind: 'int',
+    min: 1,
+    max: 1_000_000,
+    default: 1000,
+    describe:
+      'Channels one WebSocket connection may subscribe to at once; a subscribe past it is refused (503, COMET_ERR_TOO_MANY_WAITING). Every subscription, like every event stream and waiting get, also holds one of --max-waiting.',
+  },
+  {
+    key: 'websocket',
+    flag: 'websocket',
+    env: 'COMET_WEBSOCKET',
+    kind: 'string',
+    default: 'on',
+    choices: ['on', 'off'],
+    describe:
+      'on: a WebSocket upgrade on --path opens a connection carrying subscriptions, puts and syncs as JSON frames. off: no upgrade is accepted, and one is answered as the plain GET it also is (400 without a method).',
   },
   {
     key: 'pipelining',

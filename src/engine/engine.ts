@@ -108,9 +108,10 @@ export interface Engine {
    * answer holds the messages whose time is not below it, those put after the
    * get arrived even if they reached the owner thread first, and the current
    * time when there are none; Redis answers with the current time as its read
-   * finds it.
+   * finds it. `times`, when given (a stream's read: each message is an event
+   * with its own time), gets the time of each message returned, in order.
    */
-  read(channel: string, since: number, limits: ReadLimits): Eventually<ReadResult>;
+  read(channel: string, since: number, limits: ReadLimits, times?: number[]): Eventually<ReadResult>;
   watch(channel: string): Eventually<void>;
   unwatch(channel: string): void;
   setListener(onMessage: MessageListener, onGap?: GapListener): void;

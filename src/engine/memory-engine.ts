@@ -135,7 +135,7 @@ export class MemoryEngine implements Engine {
    * Reading never creates a channel (only append does), so a flood of syncs
    * or gets on distinct channel ids costs no stored channel.
    */
-  read(channel: string, since: number, limits: ReadLimits): ReadResult {
+  read(channel: string, since: number, limits: ReadLimits, times?: number[]): ReadResult {
     const ch = this.channels.get(channel);
     if (ch === undefined) {
       const floor = this.floorFor(channel);
@@ -157,6 +157,7 @@ export class MemoryEngine implements Engine {
     let end = first + 1;
     let size = ch.byteLengthAt(first);
     while (end < last && (size += ch.byteLengthAt(end)) <= limits.maxBytes) end++;
+    if (times !== undefined) for (let i = first; i < end; i++) times.push(ch.timeAt(i));
     return { time: ch.timeAt(end - 1), count: end - first, json: ch.json(first, end), missed };
   }
 

@@ -13,10 +13,21 @@ import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { CometError, refusals } from '../protocol/errors.js';
 import { scriptSafeJson } from '../protocol/jsonp.js';
-import { overlayParams, type ParamLimits, parseProtocolRequest, type ProtocolRequest, type RawParams, readParams } from '../protocol/params.js';
+import {
+  overlayParams,
+  type ParamLimits,
+  parseLastEventId,
+  parseProtocolRequest,
+  type ProtocolRequest,
+  type RawParams,
+  readParams,
+} from '../protocol/params.js';
 import type { PutHandler, Router } from '../threads/router.js';
 import type { WaitRoom } from '../waiters/wait-room.js';
 import { DEMO_PREFIX, type DemoFile, loadDemoFiles } from './demo.js';
+import { EventStreams } from './event-stream.js';
+import { serveWebSockets } from './websocket.js';
+import { connectionBufferLimit } from '../config/options.js';
 import { ambiguousFraming } from './framing.js';
 import { ALLOWED_METHODS, type AnswerHeaders, CorsPolicy } from '../protocol/cors.js';
 import type { Responder } from '../protocol/respond.js';
@@ -113,6 +124,8 @@ export class HttpFront {
   private readonly ordered: boolean;
   /** The demo's files (--demo on), read once here at thread start. */
   private readonly demo: Map<string, DemoFile> | undefined;
+  /** Server-sent events (method=events) open on this thread. */
+  private readonly eventStreams: EventStreams;
 
   constructor(private readonly options: FrontEndOptions) {
     this.responder = options.responder;
@@ -122,12 +135,20 @@ export class HttpFront {
     this.demo = options.config.demo === 'on' ? loadDemoFiles(options.config.path) : undefined;
     this.wildcard = this.responder.cors.wildcard;
     this.rateLimiter = options.limiter?.rateLimited ? options.limiter : undefined;
+    this.eventStreams = new EventStreams(
+      options.waitRoom,
+      this.responder,
+      options.metrics,
+      connectionBufferLimit(options.config),
+      options.config.streamHeartbeat,
+    );
     this.app = uws.App();
     // uWS routes the protocol's own methods on its path, which spares each
     // request the getUrl() and getMethod() calls into native code that
     // route() makes (a tenth of a put's handler in a profile).
     const path = options.config.path;
     for (const method of PROTOCOL_METHODS) this.app[method](path, this.protocolHandler(method));
+    if (options.config.websocket === 'on') this.webSockets(path);
     this.app.any('/*', this.onRequest);
     if (options.limiter !== undefined && options.config.maxConnectionsPerIp > 0) this.limitConnections(options.limiter);
     this.adminApp = options.config.adminPort === 0 ? undefined : uws.App().any('/*', this.onAdminRequest);
@@ -189,6 +210,7 @@ export class HttpFront {
    * App.close() is in the native module but missing from its type definitions.
    */
   closeAll(): void {
+    this.eventStreams.stop();
     this.stopListening();
     if (this.adminSocket) uws.us_listen_socket_close(this.adminSocket);
     this.adminSocket = null;
@@ -230,6 +252,27 @@ export class HttpFront {
       }
       this.options.metrics.add(SLOT.ipConnectionsRefused);
       res.close();
+    });
+  }
+
+  /** WebSocket upgrades on the protocol's path (uWS gives a GET without one to the GET handler). */
+  private webSockets(path: string): void {
+    const { config, router, waitRoom, metrics, gate, log } = this.options;
+    serveWebSockets(this.app, {
+      path,
+      maxChannelBytes: config.maxChannelBytes,
+      maxMessageBytes: config.maxMessageBytes,
+      maxFrameBytes: config.maxBodyBytes,
+      maxSubscriptions: config.maxSubscriptions,
+      maxUnsent: connectionBufferLimit(config),
+      heartbeatSeconds: config.streamHeartbeat,
+      router,
+      room: waitRoom,
+      responder: this.responder,
+      metrics,
+      gate,
+      rateLimiter: this.rateLimiter,
+      log,
     });
   }
 
@@ -332,7 +375,7 @@ export class HttpFront {
     switch (method) {
       case 'get':
       case 'head':
-        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers, bearer);
+        return this.withParams(res, req.getQuery() ?? '', undefined, method === 'head', headers, bearer, req);
       case 'post':
         return this.readForm(res, req, headers, bearer, limited);
       case 'options':
@@ -359,6 +402,7 @@ export class HttpFront {
   private readForm(res: HttpResponse, req: HttpRequest, headers: AnswerHeaders, bearer: string | undefined, refused: CometError | undefined): void {
     const query = req.getQuery() ?? '';
     const contentType = req.getHeader('content-type');
+    const lastEventId = req.getHeader('last-event-id');
     const declared = Number(req.getHeader('content-length') || '0');
     const { maxBodyBytes: maxBody, maxDiscardBytes } = this.options.config;
     let refusal = refused;
@@ -392,7 +436,7 @@ export class HttpFront {
       if (!isLast) return;
       state.done = true;
       if (!isUtf8(body)) return this.responder.refuse(res, refusals.bodyNotUtf8(), headers);
-      this.withParams(res, query, body.toString('utf8'), false, headers, bearer);
+      this.withParams(res, query, body.toString('utf8'), false, headers, bearer, undefined, lastEventId);
     };
     // uWS feeds the body while it reads the socket, corked, as it runs handlers: an answer given here is given in the handler.
     res.onData((chunk, isLast) => {
@@ -405,20 +449,35 @@ export class HttpFront {
     });
   }
 
-  private withParams(res: HttpResponse, query: string, body: string | undefined, head: boolean, headers: AnswerHeaders, bearer: string | undefined): void {
+  /**
+   * `req`, while its handler runs (a GET), for the headers only an events
+   * request reads; a POST's, read before its body came, is `lastEventId`.
+   */
+  private withParams(
+    res: HttpResponse,
+    query: string,
+    body: string | undefined,
+    head: boolean,
+    headers: AnswerHeaders,
+    bearer: string | undefined,
+    req: HttpRequest | undefined,
+    lastEventId = '',
+  ): void {
     let request: ProtocolRequest;
     let params: RawParams;
     try {
       params = body === undefined ? readParams(query) : overlayParams(readParams(query), readParams(body));
       request = parseProtocolRequest(params, this.limits);
+      // A reconnecting EventSource's last event: where it resumes, whatever time the URL it reuses says.
+      if (request.method === 'events') request.since = parseLastEventId(req?.getHeader('last-event-id') ?? lastEventId) ?? request.since;
     } catch (err) {
       if (err instanceof CometError) return this.responder.refuse(res, err, headers, undefined, head);
       throw err;
     }
-    // Before HEAD too: its answer would tell whether the request would be served.
-    const refused = this.gate?.check(bearer ?? params.token, request.method, request.channel);
+    // Before HEAD too: its answer would tell whether the request would be served. A stream is a get that goes on.
+    const refused = this.gate?.check(bearer ?? params.token, request.method === 'events' ? 'get' : request.method, request.channel);
     if (refused !== undefined) return this.responder.refuse(res, refused, headers, refused.statusCode === 401 ? CHALLENGE : undefined, head);
-    if (head) return this.responder.head(res, request.callback, headers);
+    if (head) return this.responder.head(res, request.callback, headers, request.method === 'events');
     this.execute(res, request, headers);
   }
 
@@ -427,6 +486,10 @@ export class HttpFront {
     if (request.method === 'get') {
       metrics.add(SLOT.requestsGet);
       return waitRoom.start(res, request, headers);
+    }
+    if (request.method === 'events') {
+      metrics.add(SLOT.requestsEvents);
+      return this.eventStreams.start(res, request.channel, request.since, headers);
     }
     const pending = new TimeAnswer(this.responder, res, request.callback, headers);
     if (request.method === 'put') {

@@ -68,10 +68,23 @@ export class ClientLimiter {
    * here).
    */
   admit(res: HttpResponse, req: HttpRequest): number {
-    const peer = this.peer;
-    if (!wordsOfBinary(new Uint8Array(res.getRemoteAddress()), peer)) return 0;
-    let key: AddressWords = peer;
-    if (this.trusted.length > 0 && inCidrs(this.trusted, peer)) key = clientFromForwarded(forwardedFor(req), this.trusted) ?? peer;
+    const key = this.clientOf(res, req, this.peer);
+    return key === undefined ? 0 : this.admitClient(key);
+  }
+
+  /**
+   * The client a request counts against: its peer, or the address its
+   * trusted proxies forwarded; undefined when the peer cannot be read.
+   * `into` receives the peer's words (a WebSocket keeps its own).
+   */
+  clientOf(res: HttpResponse, req: HttpRequest, into: AddressWords = [0, 0, 0, 0]): AddressWords | undefined {
+    if (!wordsOfBinary(new Uint8Array(res.getRemoteAddress()), into)) return undefined;
+    if (this.trusted.length > 0 && inCidrs(this.trusted, into)) return clientFromForwarded(forwardedFor(req), this.trusted) ?? into;
+    return into;
+  }
+
+  /** admit() for a client already known: a WebSocket's, read at its upgrade, for each of its request frames. */
+  admitClient(key: AddressWords): number {
     const wait = this.table.take(key[0], key[1], key[2], key[3], sharedNow());
     if (wait === UNTRACKED) {
       this.counters.untracked();

@@ -48,8 +48,15 @@ export const SLOT = {
   gcMajorSeconds: 26,
   /** Gets parked on this thread: registered with their channel's owner, waiting for a message. */
   parkedGets: 27,
+  /** Streams open on this thread: server-sent events responses and WebSocket subscriptions. */
+  streams: 28,
+  /** WebSocket connections open on this thread. */
+  webSockets: 29,
+  /** Event streams (method=events) and WebSocket subscriptions opened. */
+  requestsEvents: 30,
+  requestsSubscribe: 31,
 } as const;
-const ERRORS_BASE = 28;
+const ERRORS_BASE = 32;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 64;
 const REDIS_READY_OFFSET = 4;

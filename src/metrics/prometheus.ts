@@ -59,11 +59,17 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
     ]);
     metric('comet_redis_up', 'gauge', 'Threads whose Redis command connection is ready, out of comet_threads.', [['', sum(SLOT.storeUp)]]);
   }
-  metric('comet_requests_total', 'counter', 'Valid protocol requests by method.', [
+  metric('comet_requests_total', 'counter', 'Valid protocol requests by method (WebSocket frames included: put, sync, subscribe).', [
     ['{method="put"}', sum(SLOT.requestsPut)],
     ['{method="get"}', sum(SLOT.requestsGet)],
     ['{method="sync"}', sum(SLOT.requestsSync)],
+    ['{method="events"}', sum(SLOT.requestsEvents)],
+    ['{method="subscribe"}', sum(SLOT.requestsSubscribe)],
   ]);
+  metric('comet_streams', 'gauge', 'Streams open: event streams (method=events) and WebSocket subscriptions, each holding one of --max-waiting.', [
+    ['', sum(SLOT.streams)],
+  ]);
+  metric('comet_websockets', 'gauge', 'WebSocket connections open.', [['', sum(SLOT.webSockets)]]);
   metric('comet_tokens_verified_total', 'counter', "Tokens whose signature was checked (--auth); those found in a thread's cache are not.", [
     ['', sum(SLOT.tokensVerified)],
   ]);
@@ -71,9 +77,9 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
     ['', sum(SLOT.tokensRemembered)],
   ]);
   metric('comet_messages_in_total', 'counter', 'Messages stored by put.', [['', sum(SLOT.messagesIn)]]);
-  metric('comet_messages_out_total', 'counter', 'Messages sent in get answers (one per message per get).', [['', sum(SLOT.messagesOut)]]);
+  metric('comet_messages_out_total', 'counter', 'Messages sent in get answers and streams (one per message per get or stream).', [['', sum(SLOT.messagesOut)]]);
   metric('comet_bytes_in_total', 'counter', 'Message bytes stored by put (UTF-8).', [['', sum(SLOT.bytesIn)]]);
-  metric('comet_bytes_out_total', 'counter', 'Body bytes of get answers.', [['', sum(SLOT.bytesOut)]]);
+  metric('comet_bytes_out_total', 'counter', 'Body bytes of get answers, and message bytes sent on streams.', [['', sum(SLOT.bytesOut)]]);
   metric('comet_news_sent_total', 'counter', 'New-message notices sent by owner threads, one per thread with waiting gets on the channel (not one per get).', [
     ['', sum(SLOT.newsSent)],
   ]);

@@ -84,6 +84,16 @@ export class CorsPolicy {
     this.unmatched = new AnswerHeaders('\r\nVary: Origin', undefined);
   }
 
+  /**
+   * Whether a WebSocket may be opened from this Origin ('' when absent: not
+   * a browser's page). CORS does not cover WebSockets, so the list is
+   * checked here: a page elsewhere must not open one with its visitor's
+   * access.
+   */
+  allowsOrigin(origin: string): boolean {
+    return this.wildcard !== undefined || origin === '' || this.allowed.has(origin);
+  }
+
   /** The headers for a request with this Origin header ('' when absent); list mode only. */
   forOrigin(origin: string): AnswerHeaders {
     return this.allowed.get(origin) ?? this.unmatched;

@@ -22,6 +22,7 @@ const ERROR_TABLE = {
   COMET_ERR_BAD_TIMEOUT: { status: 400, closes: false },
   COMET_ERR_BAD_CALLBACK: { status: 400, closes: false },
   COMET_ERR_BAD_ENCODING: { status: 400, closes: false },
+  COMET_ERR_BAD_FRAME: { status: 400, closes: false },
   COMET_ERR_BAD_FRAMING: { status: 400, closes: true },
   COMET_ERR_UNAUTHORIZED: { status: 401, closes: false },
   COMET_ERR_FORBIDDEN: { status: 403, closes: false },
@@ -73,8 +74,16 @@ const refusal = (code: ErrorCode, message: string) => new CometError(code, messa
 
 /** The refusals, by what went wrong. */
 export const refusals = {
-  methodMissing: () => refusal('COMET_ERR_BAD_METHOD', 'method is required (put, get or sync)'),
-  methodUnknown: () => refusal('COMET_ERR_BAD_METHOD', 'method must be one of put, get, sync'),
+  methodMissing: () => refusal('COMET_ERR_BAD_METHOD', 'method is required (put, get, sync or events)'),
+  methodUnknown: () => refusal('COMET_ERR_BAD_METHOD', 'method must be one of put, get, sync, events'),
+  frameMethodMissing: () => refusal('COMET_ERR_BAD_METHOD', 'method is required (subscribe, unsubscribe, put or sync)'),
+  frameMethodUnknown: () => refusal('COMET_ERR_BAD_METHOD', 'method must be one of subscribe, unsubscribe, put, sync'),
+  frameNotJson: () => refusal('COMET_ERR_BAD_FRAME', 'a frame must be a JSON object: {"id":..., "method":..., ...}'),
+  frameId: (maxLength: number) => refusal('COMET_ERR_BAD_FRAME', `id must be a number or a string, of at most ${maxLength} characters as JSON`),
+  frameNotUnicode: () => refusal('COMET_ERR_BAD_ENCODING', 'lone surrogate in the frame: channel and message must be well-formed Unicode'),
+  frameBinary: () => refusal('COMET_ERR_BAD_FRAME', 'binary frames are not accepted: send JSON text frames'),
+  tooManySubscriptions: (max: number) =>
+    refusal('COMET_ERR_TOO_MANY_WAITING', `this connection already has ${max} subscriptions (--max-subscriptions): unsubscribe first`),
   channelMissing: () => refusal('COMET_ERR_BAD_CHANNEL', 'channel is required'),
   channelTooLong: (maxBytes: number) => refusal('COMET_ERR_BAD_CHANNEL', `channel is longer than ${maxBytes} bytes`),
   messageMissing: () => refusal('COMET_ERR_MISSING_MESSAGE', 'message is required for put'),
@@ -107,6 +116,7 @@ export const refusals = {
   tokenNotYetValid: () => refusal('COMET_ERR_UNAUTHORIZED', 'the token is not valid yet (nbf)'),
   forbiddenChannel: () => refusal('COMET_ERR_FORBIDDEN', "the token's channels do not cover this channel"),
   forbiddenMethod: (method: string) => refusal('COMET_ERR_FORBIDDEN', `the token's methods do not include ${method}`),
+  originNotAllowed: () => refusal('COMET_ERR_FORBIDDEN', 'WebSocket connections are not accepted from this Origin (--cors-origin)'),
   noSuchPath: (url: string) => refusal('COMET_ERR_NOT_FOUND', `no such path: ${url}`),
   noSuchThread: (thread: number) => refusal('COMET_ERR_NOT_FOUND', `no thread ${thread}`),
   httpMethod: (method: string, where = '') => refusal('COMET_ERR_HTTP_METHOD', `HTTP method ${method.toUpperCase()} is not allowed${where}`),

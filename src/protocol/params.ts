@@ -41,7 +41,12 @@ export interface GetRequest extends Common {
   /** Seconds to wait, already clamped to the server's long-poll timeout. */
   timeout: number;
 }
-export type ProtocolRequest = PutRequest | SyncRequest | GetRequest;
+/** method=events: a stream of server-sent events (`since` as for get; the Last-Event-ID header, read by the front end, wins over it). */
+export interface EventsRequest extends Common {
+  method: 'events';
+  since: number;
+}
+export type ProtocolRequest = PutRequest | SyncRequest | GetRequest | EventsRequest;
 
 /** The raw values of the parameters we know; unknown parameters are ignored. */
 export interface RawParams {
@@ -161,7 +166,7 @@ function decodeComponent(text: string): string {
 
 export function parseProtocolRequest(raw: RawParams, limits: ParamLimits): ProtocolRequest {
   const method = raw.method;
-  if (method !== 'put' && method !== 'get' && method !== 'sync') {
+  if (method !== 'put' && method !== 'get' && method !== 'sync' && method !== 'events') {
     throw method === undefined ? refusals.methodMissing() : refusals.methodUnknown();
   }
   const channel = raw.channel;
@@ -179,7 +184,9 @@ export function parseProtocolRequest(raw: RawParams, limits: ParamLimits): Proto
   }
   if (method === 'sync') return { method, channel, callback };
   const since = raw.time === undefined ? -1 : parseNonNegativeInteger(raw.time, 'time');
+  // Checked for events too, which do not time out: the same parameters get the same answers as for get.
   const asked = raw.timeout === undefined ? limits.pollTimeout : parseNonNegativeInteger(raw.timeout, 'timeout');
+  if (method === 'events') return { method, channel, since, callback };
   return { method, channel, since, timeout: Math.min(asked, limits.pollTimeout), callback };
 }
 
@@ -222,4 +229,12 @@ function parseNonNegativeInteger(text: string, param: 'time' | 'timeout'): numbe
   }
   if (!(value <= MAX_TIME)) throw refusals.badInteger(param, MAX_TIME);
   return value;
+}
+
+/**
+ * The Last-Event-ID header of a reconnecting EventSource: the id of the last
+ * event it received, which is a message's time. '' (absent) gives undefined.
+ */
+export function parseLastEventId(header: string): number | undefined {
+  return header === '' ? undefined : parseNonNegativeInteger(header.trim(), 'time');
 }

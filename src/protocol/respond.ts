@@ -14,6 +14,7 @@ import { type AnswerHeaders, CorsPolicy, OK } from './cors.js';
 import type { CometError, ErrorCode } from './errors.js';
 import { wrapJsonp } from './jsonp.js';
 import { AnswerWriter, type SlowReaderCounters } from './slow-readers.js';
+import { EVENT_STREAM_TYPE } from './streams.js';
 
 const TIME_PREFIX = '{"time":';
 
@@ -235,10 +236,10 @@ export class Responder {
     });
   }
 
-  /** HEAD: the headers a GET would carry, no body, nothing executed. */
-  head(res: HttpResponse, callback: string | undefined, headers: AnswerHeaders): void {
+  /** HEAD: the headers a GET would carry, no body, nothing executed; `events`: those of an event stream. */
+  head(res: HttpResponse, callback: string | undefined, headers: AnswerHeaders, events = false): void {
     this.corked(res, () => {
-      res.writeStatus(headers.head(OK, callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
+      res.writeStatus(headers.head(OK, events ? EVENT_STREAM_TYPE : callback === undefined ? JSON_TYPE : SCRIPT_TYPE));
       res.endWithoutBody();
       return true;
     });

@@ -30,6 +30,11 @@ export interface OwnerInbox {
   sync(from: number, requestId: number, channel: string): void;
   /** `wait` false: answer now whatever there is (timeout=0); true: the owner may tell the get to park. */
   get(from: number, requestId: number, channel: string, since: number, wait: boolean): void;
+  /**
+   * A stream's read (waiters/stream.ts): a get that may wait, whose answer
+   * also gives each message's time, since each becomes an event of its own.
+   */
+  stream(from: number, requestId: number, channel: string, since: number): void;
   /** The thread has no waiting get on the channel any more. */
   unwatch(from: number, channel: string): void;
 }
@@ -42,9 +47,9 @@ export interface ReplyInbox {
    * A get's answer: `count` messages, `json` their texts as a read gives
    * them (engine.ts ReadResult), or decoded into a string once they crossed
    * threads; `watching`: the owner counts the requesting thread among the
-   * channel's watchers.
+   * channel's watchers; `times`: each message's time, for a stream's read.
    */
-  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void;
+  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean, times?: readonly number[]): void;
   /** Nothing newer than `cursor` yet: the get waits, and news of later messages is on its way. */
   parked(requestId: number, cursor: number): void;
   failed(requestId: number, error: CometError): void;
@@ -68,6 +73,9 @@ const OP_FAIL = 8;
 const OP_NEWS = 9;
 const OP_CRASH = 10;
 const OP_GAP = 11;
+const OP_STREAM = 12;
+/** OP_ANSWER followed by the time of each of its `count` messages. */
+const OP_STREAM_ANSWER = 13;
 
 /** Where a thread's outgoing messages to one other thread are queued (threads/mesh.ts). */
 export interface Outbox {
@@ -95,6 +103,10 @@ export class Encoder implements OwnerInbox, ReplyInbox, NewsInbox {
     this.outbox.batch().push(OP_GET, requestId, channel, since, wait ? 1 : 0);
   }
 
+  stream(_from: number, requestId: number, channel: string, since: number): void {
+    this.outbox.batch().push(OP_STREAM, requestId, channel, since);
+  }
+
   unwatch(_from: number, channel: string): void {
     this.outbox.batch().push(OP_UNWATCH, channel);
   }
@@ -109,8 +121,10 @@ export class Encoder implements OwnerInbox, ReplyInbox, NewsInbox {
    * a string crosses a MessagePort for 0.6 µs less than a copy of the bytes
    * in a Uint8Array (structured clone, microbenchmark).
    */
-  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void {
-    this.outbox.batch().push(OP_ANSWER, requestId, time, json.toString(), count, missed ? 1 : 0, watching ? 1 : 0);
+  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean, times?: readonly number[]): void {
+    const batch = this.outbox.batch();
+    batch.push(times === undefined ? OP_ANSWER : OP_STREAM_ANSWER, requestId, time, json.toString(), count, missed ? 1 : 0, watching ? 1 : 0);
+    if (times !== undefined) for (let i = 0; i < count; i++) batch.push(times[i]!);
   }
 
   parked(requestId: number, cursor: number): void {
@@ -158,6 +172,10 @@ export function decode(batch: Batch, from: number, to: Inboxes): void {
         to.owner.get(from, batch[i + 1] as number, batch[i + 2] as string, batch[i + 3] as number, batch[i + 4] === 1);
         i += 5;
         break;
+      case OP_STREAM:
+        to.owner.stream(from, batch[i + 1] as number, batch[i + 2] as string, batch[i + 3] as number);
+        i += 4;
+        break;
       case OP_UNWATCH:
         to.owner.unwatch(from, batch[i + 1] as string);
         i += 2;
@@ -177,6 +195,20 @@ export function decode(batch: Batch, from: number, to: Inboxes): void {
         );
         i += 7;
         break;
+      case OP_STREAM_ANSWER: {
+        const count = batch[i + 4] as number;
+        to.replies.answered(
+          batch[i + 1] as number,
+          batch[i + 2] as number,
+          batch[i + 3] as string,
+          count,
+          batch[i + 5] === 1,
+          batch[i + 6] === 1,
+          batch.slice(i + 7, i + 7 + count) as number[],
+        );
+        i += 7 + count;
+        break;
+      }
       case OP_PARKED:
         to.replies.parked(batch[i + 1] as number, batch[i + 2] as number);
         i += 3;

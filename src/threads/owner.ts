@@ -57,6 +57,19 @@ export class Owner implements OwnerInbox {
     }
   }
 
+  /** As a get that may wait, its answer giving each message's time. */
+  stream(from: number, requestId: number, channel: string, since: number): void {
+    const ready = this.addWatcher(channel, from);
+    if (ready instanceof Promise) {
+      ready.then(
+        () => this.read(from, requestId, channel, since, true, []),
+        (err: unknown) => this.fail(from, requestId, err),
+      );
+    } else {
+      this.read(from, requestId, channel, since, true, []);
+    }
+  }
+
   unwatch(from: number, channel: string): void {
     const watch = this.watches.get(channel);
     if (!watch) return;
@@ -70,15 +83,16 @@ export class Owner implements OwnerInbox {
     }
   }
 
-  private read(from: number, requestId: number, channel: string, since: number, wait: boolean): void {
-    const result = this.engine.read(channel, since, this.limits);
+  /** `times`: a stream's read, whose answer gives each message's time. */
+  private read(from: number, requestId: number, channel: string, since: number, wait: boolean, times?: number[]): void {
+    const result = this.engine.read(channel, since, this.limits, times);
     if (result instanceof Promise) {
       result.then(
-        (r) => this.answer(from, requestId, r, wait),
+        (r) => this.answer(from, requestId, r, wait, times),
         (err: unknown) => this.fail(from, requestId, err),
       );
     } else {
-      this.answer(from, requestId, result, wait);
+      this.answer(from, requestId, result, wait, times);
     }
   }
 
@@ -91,9 +105,9 @@ export class Owner implements OwnerInbox {
       );
   }
 
-  private answer(from: number, requestId: number, result: ReadResult, wait: boolean): void {
+  private answer(from: number, requestId: number, result: ReadResult, wait: boolean, times?: number[]): void {
     if (result.count > 0 || result.missed || !wait) {
-      this.replies[from]!.answered(requestId, result.time, result.json, result.count, result.missed, wait);
+      this.replies[from]!.answered(requestId, result.time, result.json, result.count, result.missed, wait, times);
     } else {
       this.replies[from]!.parked(requestId, result.time);
     }

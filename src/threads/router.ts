@@ -33,7 +33,8 @@ export interface PutHandler extends TimeHandler {
 
 /** A get waiting for its owner's reply (waiters/waiter.ts). */
 export interface GetHandler {
-  answered(time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void;
+  /** `times`: each message's time, for a stream's read (stream()). */
+  answered(time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean, times?: readonly number[]): void;
   parked(cursor: number): void;
   failed(err: CometError): void;
 }
@@ -179,6 +180,15 @@ export class Router implements ReplyInbox {
     this.gets.sent(id);
   }
 
+  /** A stream's read: as a get that may wait, its answer giving each message's time. */
+  stream(channel: string, since: number, handler: GetHandler): void {
+    const owner = this.ownerOf(channel);
+    const id = this.nextRequestId++;
+    this.gets.open(id, handler, owner === this.mesh.self);
+    this.owners[owner]!.stream(this.mesh.self, id, channel, since);
+    this.gets.sent(id);
+  }
+
   unwatch(channel: string): void {
     this.owners[this.ownerOf(channel)]!.unwatch(this.mesh.self, channel);
   }
@@ -209,8 +219,8 @@ export class Router implements ReplyInbox {
     this.times.take(requestId)?.timed(time);
   }
 
-  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean): void {
-    this.gets.take(requestId)?.answered(time, json, count, missed, watching);
+  answered(requestId: number, time: number, json: Buffer | string, count: number, missed: boolean, watching: boolean, times?: readonly number[]): void {
+    this.gets.take(requestId)?.answered(time, json, count, missed, watching, times);
   }
 
   parked(requestId: number, cursor: number): void {

@@ -21,6 +21,12 @@
  * name in its engine per name for LINGER_MS after each get. So whatever a
  * get on a never-written channel holds lives exactly as long as some get
  * waits on the channel, and --max-waiting bounds how many there are.
+ *
+ * Streams (server-sent events, WebSocket subscriptions: waiters/stream.ts)
+ * live here too, in their channel's entry beside its parked gets, and are
+ * served by the same news: a publish still costs one notice per thread, and
+ * each delivery is serialised once per distinct cursor. Each holds a
+ * --max-waiting slot for as long as it is open.
  */
 import { Buffer } from 'node:buffer';
 import { nowMicros } from '../engine/clock.js';
@@ -33,7 +39,8 @@ import { messagesAnswer, type Responder } from '../protocol/respond.js';
 import type { NewsInbox } from '../threads/messages.js';
 import type { Router } from '../threads/router.js';
 import type { HttpResponse } from '../uws.js';
-import { ChannelEntry, Waiter, type WaiterEvents } from './waiter.js';
+import { Delivery } from './delivery.js';
+import { ChannelEntry, Stream, type StreamEvents, type StreamSink, Waiter, type WaiterEvents } from './waiter.js';
 
 const TICK_MS = 250;
 const LINGER_MS = 2000;
@@ -46,7 +53,7 @@ export interface WaitRoomLimits {
   pipelining?: string;
 }
 
-export class WaitRoom implements NewsInbox, WaiterEvents {
+export class WaitRoom implements NewsInbox, WaiterEvents, StreamEvents {
   private readonly entries = new Map<string, ChannelEntry>();
   private readonly wheel = new Map<number, Set<Waiter>>();
   private readonly dirty: ChannelEntry[] = [];
@@ -152,7 +159,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     }
     entry.watching = true;
     if (time > entry.latest) entry.latest = time;
-    if (entry.parked.size === 0) return;
+    if (entry.parked.size === 0 && entry.streams.size === 0) return;
     if (entry.newsTimes.length === 0) this.dirty.push(entry);
     entry.newsTimes.push(time);
     entry.newsBodies.push(body);
@@ -167,6 +174,11 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
       this.unpark(waiter);
       this.router.get(channel, waiter.cursor, true, waiter);
     }
+    for (const stream of [...entry.streams]) {
+      entry.streams.delete(stream);
+      stream.listening = false;
+      this.readStream(stream);
+    }
   }
 
   /** After each batch of messages from the mesh: answers everything news() collected, one fan-out per channel. */
@@ -175,12 +187,146 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     this.dirty.length = 0;
   }
 
-  /** Graceful shutdown (the responder is closing): every parked get gets its timeout answer now. */
+  /** Graceful shutdown (the responder is closing): every parked get gets its timeout answer now, and every stream ends. */
   drain(): void {
+    const sinks = new Set<StreamSink>();
     for (const entry of this.entries.values()) {
       for (const waiter of entry.parked) this.expire(waiter);
+      for (const stream of entry.streams) sinks.add(stream.sink);
+    }
+    for (const sink of this.sinks) sinks.add(sink);
+    for (const sink of sinks) sink.shutdown();
+  }
+
+  /**
+   * Opens a stream on `channel` after `since` (-1: from the channel's time
+   * now) for `sink`, or refuses it when --max-waiting slots are all taken.
+   * Called synchronously from the front end: with this thread's own
+   * in-memory owner, the sink hears of its start before this returns.
+   */
+  openStream(channel: string, since: number, sink: StreamSink): Stream | CometError {
+    if (this.responder.closing) return refusals.shuttingDown();
+    if (!this.metrics.reserveWaiting(this.limits.maxWaiting)) return refusals.tooManyWaiting();
+    let entry = this.entries.get(channel);
+    if (entry === undefined) {
+      entry = new ChannelEntry(channel);
+      this.entries.set(channel, entry);
+    }
+    const stream = new Stream(this, entry, sink, since);
+    this.metrics.add(SLOT.streams, 1);
+    this.readStream(stream);
+    return stream;
+  }
+
+  /** The stream's client went away, unsubscribed, or was too slow: its slot is free now, and nothing is written to it again. */
+  closeStream(stream: Stream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.metrics.releaseWaiting();
+    this.metrics.add(SLOT.streams, -1);
+    if (!stream.listening) return;
+    stream.listening = false;
+    stream.entry.streams.delete(stream);
+    this.maybeIdle(stream.entry);
+  }
+
+  /**
+   * Sinks that end with the server though they may hold no stream at the
+   * time (a WebSocket between subscriptions): the front end keeps them here.
+   */
+  readonly sinks = new Set<StreamSink>();
+
+  streamAnswered(stream: Stream, time: number, json: Buffer | string, count: number, missed: boolean, times: readonly number[]): void {
+    const entry = stream.entry;
+    entry.pending--;
+    entry.watching = true;
+    if (count > 0 && time > entry.latest) entry.latest = time;
+    if (stream.closed) return this.maybeIdle(entry);
+    const after = stream.cursor;
+    if (!stream.started) {
+      // Without a starting time, it starts just before the first message put after it arrived.
+      this.startStream(stream, after >= 0 ? after : count > 0 ? times[0]! - 1 : time);
+      if (stream.closed) return this.maybeIdle(entry);
+    }
+    const text = typeof json === 'string' ? json : json.toString();
+    stream.cursor = time;
+    const bytes = typeof json === 'string' ? Buffer.byteLength(json) : json.length;
+    this.sentTo(stream, new Delivery(entry.channel, times, undefined, text, 0, count, missed, after, time, this.frameEnd), count, bytes);
+    if (stream.closed) return this.maybeIdle(entry);
+    // More may be held past an answer's caps: read on, as a chain of gets would; `missed` alone has nothing more.
+    if (count > 0) this.readStream(stream);
+    else this.listen(stream);
+  }
+
+  streamParked(stream: Stream, cursor: number): void {
+    const entry = stream.entry;
+    entry.pending--;
+    entry.watching = true;
+    if (stream.closed) return this.maybeIdle(entry);
+    if (!stream.started) {
+      this.startStream(stream, stream.cursor >= 0 ? stream.cursor : cursor);
+      if (stream.closed) return this.maybeIdle(entry);
+    }
+    stream.cursor = cursor;
+    // News newer than the cursor overtook the reply: read again from the cursor instead of missing it.
+    if (cursor < entry.latest) this.readStream(stream);
+    else this.listen(stream);
+  }
+
+  streamFailed(stream: Stream, err: CometError): void {
+    const entry = stream.entry;
+    entry.pending--;
+    if (!stream.closed) stream.sink.failed(stream, err);
+    this.closeStream(stream);
+    this.maybeIdle(entry);
+  }
+
+  private startStream(stream: Stream, after: number): void {
+    stream.started = true;
+    stream.cursor = after;
+    stream.sink.started(stream, after);
+  }
+
+  /** Reads the stream's channel from its cursor at the owner (which watches for this thread first). */
+  private readStream(stream: Stream): void {
+    const entry = stream.entry;
+    entry.pending++;
+    entry.watching = true;
+    // Without a cursor yet, its arrival goes to the owner, as for a get (engine.ts read).
+    this.router.stream(entry.channel, stream.cursor < 0 ? -nowMicros() : stream.cursor, stream);
+  }
+
+  private listen(stream: Stream): void {
+    stream.listening = true;
+    stream.entry.streams.add(stream);
+  }
+
+  private sentTo(stream: Stream, delivery: Delivery, messages: number, bytes: number): void {
+    stream.sink.deliver(stream, delivery);
+    this.metrics.add(SLOT.messagesOut, messages);
+    this.metrics.add(SLOT.bytesOut, bytes);
+  }
+
+  /** News for the streams of a channel: each distinct starting point is serialised once, in each format asked for. */
+  private fanOutStreams(entry: ChannelEntry, times: number[], bodies: string[]): void {
+    const count = times.length;
+    const deliveries = new Map<number, Delivery>();
+    for (const stream of entry.streams) {
+      let start = 0;
+      while (start < count && times[start]! <= stream.cursor) start++;
+      if (start === count) continue;
+      let delivery = deliveries.get(start);
+      if (delivery === undefined) {
+        delivery = new Delivery(entry.channel, times, bodies, undefined, start, count, false, stream.cursor, times[count - 1]!, this.frameEnd);
+        deliveries.set(start, delivery);
+      }
+      stream.cursor = times[count - 1]!;
+      this.sentTo(stream, delivery, count - start, 0);
     }
   }
+
+  /** answerEnd for a WebSocket delivery's frames. */
+  private readonly frameEnd = (bodies: readonly string[], start: number, end: number): number => this.answerEnd(bodies, start, end);
 
   stop(): void {
     clearInterval(this.timer);
@@ -192,6 +338,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
     entry.newsTimes = [];
     entry.newsBodies = [];
     const count = times.length;
+    if (entry.streams.size > 0) this.fanOutStreams(entry, times, bodies);
     // Answers keyed by the index of their first message; JSONP variants by callback. Each is
     // given to every waiter as bytes encoded once: uWS converted a string again for every waiter.
     const answers = new Map<number, { json: string; bytes: Buffer; messages: number; jsonp?: Map<string, Buffer> }>();
@@ -232,13 +379,13 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
    * caps (at least one message). Bytes of UTF-8, as the engines count them
    * for a read: a fan-out and a read of the same messages split alike.
    */
-  private answerEnd(bodies: string[], start: number): number {
-    const last = Math.min(bodies.length, start + this.limits.maxAnswerMessages);
-    let end = start + 1;
-    if (end === last) return end;
+  private answerEnd(bodies: readonly string[], start: number, end = bodies.length): number {
+    const last = Math.min(end, start + this.limits.maxAnswerMessages);
+    let to = start + 1;
+    if (to === last) return to;
     let size = Buffer.byteLength(bodies[start]!);
-    while (end < last && (size += Buffer.byteLength(bodies[end]!)) <= this.limits.maxAnswerBytes) end++;
-    return end;
+    while (to < last && (size += Buffer.byteLength(bodies[to]!)) <= this.limits.maxAnswerBytes) to++;
+    return to;
   }
 
   private park(waiter: Waiter): void {
@@ -297,7 +444,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
   }
 
   private maybeIdle(entry: ChannelEntry): void {
-    if (entry.parked.size !== 0 || entry.pending !== 0) return;
+    if (entry.parked.size !== 0 || entry.streams.size !== 0 || entry.pending !== 0) return;
     if (entry.latest === -1) this.forget(entry);
     else entry.idleSince = Date.now();
   }
@@ -325,7 +472,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents {
 
   private forgetIdle(now: number): void {
     for (const entry of this.entries.values()) {
-      if (entry.parked.size > 0 || entry.pending > 0 || now - entry.idleSince < LINGER_MS) continue;
+      if (entry.parked.size > 0 || entry.streams.size > 0 || entry.pending > 0 || now - entry.idleSince < LINGER_MS) continue;
       this.forget(entry);
     }
   }

@@ -77,6 +77,10 @@ function otherValue(key: keyof Config): string {
       return 'put';
     case 'authLeeway':
       return '30';
+    case 'streamHeartbeat':
+      return '20';
+    case 'websocket':
+      return 'off';
     default:
       return '12345';
   }

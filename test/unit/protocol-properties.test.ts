@@ -79,11 +79,13 @@ function acceptable(req: ProtocolRequest, raw: RawParams, limits: ParamLimits): 
       return req.message === raw.message && bytes(req.message) <= limits.maxMessageBytes;
     case 'sync':
       return true;
-    case 'get': {
+    case 'get':
+    case 'events': {
       const integer = (s: string) => /^[0-9]+$/.test(s) && Number(s) <= Number.MAX_SAFE_INTEGER;
       if (raw.time === undefined ? req.since !== -1 : !integer(raw.time) || req.since !== Number(raw.time)) return false;
       const asked = raw.timeout === undefined ? limits.pollTimeout : integer(raw.timeout) ? Number(raw.timeout) : NaN;
-      return req.timeout === Math.min(asked, limits.pollTimeout);
+      if (Number.isNaN(asked)) return false;
+      return req.method === 'events' || req.timeout === Math.min(asked, limits.pollTimeout);
     }
   }
 }

@@ -30,12 +30,13 @@ function recordingInboxes(log: Call[]): Inboxes {
     put: (from, requestId, channel, body) => log.push(['owner', 'put', from, requestId, channel, body]),
     sync: (from, requestId, channel) => log.push(['owner', 'sync', from, requestId, channel]),
     get: (from, requestId, channel, since, wait) => log.push(['owner', 'get', from, requestId, channel, since, wait]),
+    stream: (from, requestId, channel, since) => log.push(['owner', 'stream', from, requestId, channel, since]),
     unwatch: (from, channel) => log.push(['owner', 'unwatch', from, channel]),
   };
   const replies: ReplyInbox = {
     timed: (requestId, time) => log.push(['replies', 'timed', requestId, time]),
-    answered: (requestId, time, json, count, missed, watching) =>
-      log.push(['replies', 'answered', requestId, time, Buffer.from(json).toString(), count, missed, watching]),
+    answered: (requestId, time, json, count, missed, watching, times) =>
+      log.push(['replies', 'answered', requestId, time, Buffer.from(json).toString(), count, missed, watching, ...(times === undefined ? [] : [times])]),
     parked: (requestId, cursor) => log.push(['replies', 'parked', requestId, cursor]),
     failed: (requestId, error) => log.push(['replies', 'failed', requestId, describeError(error)]),
   };
@@ -63,10 +64,13 @@ const MESSAGES: ReadonlyArray<readonly [keyof Encoder, (e: Encoder) => void, Cal
   ['sync', (e) => e.sync(7, 2, 'c'), ['owner', 'sync', 2, 2, 'c']],
   ['get', (e) => e.get(7, 3, 'c', 1_733_270_400_000_123, true), ['owner', 'get', 2, 3, 'c', 1_733_270_400_000_123, true]],
   ['get', (e) => e.get(7, 4, 'c', -1, false), ['owner', 'get', 2, 4, 'c', -1, false]],
+  ['stream', (e) => e.stream(7, 5, 'c', 42), ['owner', 'stream', 2, 5, 'c', 42]],
   ['unwatch', (e) => e.unwatch(7, 'c'), ['owner', 'unwatch', 2, 'c']],
   ['timed', (e) => e.timed(5, 99), ['replies', 'timed', 5, 99]],
   ['answered', (e) => e.answered(6, 10, Buffer.from('"x","€"'), 2, true, false), ['replies', 'answered', 6, 10, '"x","€"', 2, true, false]],
   ['answered', (e) => e.answered(7, 11, Buffer.alloc(0), 0, false, true), ['replies', 'answered', 7, 11, '', 0, false, true]],
+  ['answered', (e) => e.answered(12, 21, '"a","b,c"', 2, false, true, [20, 21]), ['replies', 'answered', 12, 21, '"a","b,c"', 2, false, true, [20, 21]]],
+  ['answered', (e) => e.answered(13, 30, '', 0, true, true, []), ['replies', 'answered', 13, 30, '', 0, true, true, []]],
   ['parked', (e) => e.parked(8, 12), ['replies', 'parked', 8, 12]],
   [
     'failed',

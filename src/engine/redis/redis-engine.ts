@@ -144,10 +144,13 @@ export class RedisEngine implements Engine {
     return (await this.readReply(channel, -1, 0, 0))[0];
   }
 
-  async read(channel: string, since: number, limits: ReadLimits): Promise<ReadResult> {
+  async read(channel: string, since: number, limits: ReadLimits, times?: number[]): Promise<ReadResult> {
     const reply = await this.readReply(channel, since, limits.maxMessages, limits.maxBytes);
     let json = '';
-    for (let i = 3; i < reply.length; i += 2) json += i === 3 ? (reply[i] as string) : `,${reply[i] as string}`;
+    for (let i = 3; i < reply.length; i += 2) {
+      json += i === 3 ? (reply[i] as string) : `,${reply[i] as string}`;
+      times?.push(reply[i - 1] as number);
+    }
     return { time: reply[0], count: (reply.length - 2) / 2, json: Buffer.from(json), missed: reply[1] === 1 };
   }
 
