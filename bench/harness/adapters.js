@@ -59,6 +59,7 @@ export function simpleComet(url) {
         if (Array.isArray(frame.messages)) return { messages: frame.messages };
         return frame.error === undefined ? { subscribed: true } : { refused: text };
       },
+      waiting: { path: '/metrics', read: (body) => promSum(body, 'comet_streams') },
     },
   };
 }

@@ -272,6 +272,8 @@ t.test('simpleComet adapter', async (t) => {
   t.same(streams.wsFrame('{"id":1,"time":17}'), { subscribed: true });
   t.same(streams.wsFrame('{"channel":"c","time":18,"messages":["m1","m2"]}'), { messages: ['m1', 'm2'] });
   t.match(streams.wsFrame('{"id":1,"error":"no","code":"COMET_ERR_BAD_REQUEST"}'), { refused: /COMET_ERR_BAD_REQUEST/ });
+  t.equal(streams.waiting!.path, '/metrics');
+  t.equal(streams.waiting!.read('comet_waiting_gets 9\ncomet_streams 4\ncomet_websockets 2\n'), 4, 'open streams, not waiting gets or connections');
 });
 
 t.test('nchan adapter', async (t) => {
@@ -357,6 +359,22 @@ t.test('stream-readers: an event stream', async (t) => {
       ),
       'a last chunk ends it',
     );
+
+    // uWebSockets.js writes a chunk's closing line break with the next chunk: the event must not wait for it
+    const late = new SseReader();
+    const got: string[] = [];
+    const read = (text: string) =>
+      late.read(
+        Buffer.from(text),
+        () => {},
+        (_e, d) => got.push(d),
+      );
+    read('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n: comet\n\n');
+    read('\r\n15\r\nid: 5\ndata: "hello"\n\n');
+    t.same(got, ['"hello"'], 'an event read before its chunk is closed');
+    read('\r');
+    read('\n13\r\nid: 6\ndata: "two"\n\n');
+    t.same(got, ['"hello"', '"two"'], 'the line break split over reads');
   });
 
   t.test('unframed (Nchan), and a refusal', async (t) => {

@@ -79,6 +79,8 @@ export class SseReader {
   body = '';
   inHead = true;
   chunked = false;
+  /** the line break that ends a chunk's data is still to come */
+  afterChunk = false;
 
   /**
    * Reads a chunk; returns false once the body has ended (a last chunk).
@@ -117,18 +119,29 @@ export class SseReader {
     return open;
   }
 
-  /** Moves whole chunks from raw to body; false after the last chunk. */
+  /**
+   * Moves whole chunks' data from raw to body; false after the last chunk.
+   * A chunk's data is read before the line break that ends it has come:
+   * uWebSockets.js sends that line break with the next chunk, so waiting
+   * for it would hold every event back until the next write (a heartbeat).
+   */
   dechunk() {
     for (;;) {
+      if (this.afterChunk) {
+        if (this.raw.length < 2) return true;
+        this.raw = this.raw.slice(2);
+        this.afterChunk = false;
+      }
       const lineEnd = this.raw.indexOf('\r\n');
       if (lineEnd < 0) return true;
       const size = parseInt(this.raw.slice(0, lineEnd), 16);
       if (!Number.isFinite(size)) throw new Error(`bad chunk size in an event stream: ${JSON.stringify(this.raw.slice(0, 40))}`);
       if (size === 0) return false;
       const end = lineEnd + 2 + size;
-      if (this.raw.length < end + 2) return true;
+      if (this.raw.length < end) return true;
       this.body += this.raw.slice(lineEnd + 2, end);
-      this.raw = this.raw.slice(end + 2);
+      this.raw = this.raw.slice(end);
+      this.afterChunk = true;
     }
   }
 }
