@@ -45,7 +45,7 @@ t.test('streams: SSE and WebSocket fan-out and idle beside the long-poll path', 
     t.equal(run.delivered, e.waiters! * rounds, `${what}: every subscriber got every message (${run.delivered})`);
     t.equal(run.expected, run.delivered, `${what}: delivered === expected`);
     if (e.scenario === 'stream-fanout') {
-      for (const k of ['p50Ms', 'p99Ms', 'maxMs', 'serverCpuUs', 'loadCpuUs', 'serverCores', 'loadCores']) {
+      for (const k of ['p50Ms', 'p99Ms', 'maxMs', 'serverCpuUs', 'clientCpuUs', 'serverCores', 'loadCores']) {
         t.ok(typeof run[k] === 'number' && Number.isFinite(run[k]) && (run[k] as number) > 0, `${what}: ${k} finite and positive (${run[k]})`);
       }
       t.ok((run.p99Ms as number) >= (run.p50Ms as number), `${what}: p99 >= p50`);

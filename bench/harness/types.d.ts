@@ -82,8 +82,8 @@ export interface Run {
   maxMs?: number;
   /** Per request or per delivery; Redis's CPU included for targets with Redis. */
   serverCpuUs?: number;
-  /** The load generator's CPU per delivery (fan-out). */
-  loadCpuUs?: number;
+  /** The subscriber client processes' CPU per delivery (fan-out). */
+  clientCpuUs?: number;
   serverCores?: number;
   loadCores?: number;
   bound?: Bound;

@@ -211,7 +211,7 @@ export const SCENARIOS = [
         ids: [byTransport, bySubscribers],
         figures: [
           ...FANOUT_FIGURES,
-          ['load generator CPU per delivery (µs)', 'loadCpuUs', f2],
+          ["subscriber clients' CPU per delivery (µs)", 'clientCpuUs', f2],
           ['server cores', 'serverCores', f2],
           ['load generator cores', 'loadCores', f2],
         ],

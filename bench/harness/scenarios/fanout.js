@@ -31,10 +31,11 @@ export function quantile(sorted, q) {
 
 /**
  * One publish to a channel with `clients` armed for it. Resolves
- * {t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs}: outcome is the
- * clients' round; serverUs and loadUs the CPU of the target and of the clients
- * (with this process) from just before the publish until the last delivery,
- * windowMs later; partsUs the target's parts' ({redis: µs}).
+ * {t0, putMs, outcome, serverUs, partsUs, loadUs, clientUs, windowMs}:
+ * outcome is the clients' round; serverUs and loadUs the CPU of the target
+ * and of the clients (with this process) from just before the publish until
+ * the last delivery, windowMs later, clientUs that of the client processes
+ * alone; partsUs the target's parts' ({redis: µs}).
  * @param {Context} ctx
  * @param {LongPollClients} clients
  * @param {string} channel
@@ -44,6 +45,7 @@ export async function publishRound(ctx, clients, channel, token) {
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
   const loadPids = [process.pid, ...clients.pids()];
   const load0 = cpuOf(loadPids);
+  const client0 = cpuOf(clients.pids());
   const server0 = cpuOf(ctx.target.pids());
   const parts0 = cpuOfParts(ctx.target.parts?.());
   const t0 = nowMs();
@@ -55,8 +57,9 @@ export async function publishRound(ctx, clients, channel, token) {
   const parts = cpuOfParts(ctx.target.parts?.());
   const partsUs = Object.fromEntries(Object.entries(parts).map(([k, us]) => [k, us - parts0[k]]));
   const loadUs = cpuOf(loadPids) - load0;
+  const clientUs = cpuOf(clients.pids()) - client0;
   const windowMs = untilLast(outcome.arrivals, t0);
-  return { t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs };
+  return { t0, putMs, outcome, serverUs, partsUs, loadUs, clientUs, windowMs };
 }
 
 /**
@@ -81,6 +84,7 @@ export async function run(ctx, waiters, transport = 'longpoll') {
     /** @type {Record<string, number>} */
     const partsUs = {};
     let loadUs = 0;
+    let clientUs = 0;
     let windowMs = 0;
     let delivered = 0;
     for (let round = 0; round < s.rounds; round++) {
@@ -96,6 +100,7 @@ export async function run(ctx, waiters, transport = 'longpoll') {
       serverUs += r.serverUs;
       for (const [k, us] of Object.entries(r.partsUs)) partsUs[k] = (partsUs[k] ?? 0) + us;
       loadUs += r.loadUs;
+      clientUs += r.clientUs;
       windowMs += r.windowMs;
       delivered += ok;
       if (transport === 'longpoll') {
@@ -112,8 +117,9 @@ export async function run(ctx, waiters, transport = 'longpoll') {
       p99Ms: quantile(latencies, 0.99),
       maxMs: latencies[latencies.length - 1],
       serverCpuUs: serverUs / delivered,
-      // the client processes' (and this one's) share: on a machine of few cores it can rival the server's
-      loadCpuUs: loadUs / delivered,
+      // what reading a delivery costs a subscriber process (this one's publishing and waiting left out):
+      // on a machine of few cores it can rival the server's, and then the clients set the latencies
+      clientCpuUs: clientUs / delivered,
       delivered,
       expected: waiters * s.rounds,
       putMs: median(putMs),
