@@ -213,6 +213,20 @@ t.test('three threads: exactly once, in order, under concurrent publishers, acro
   }
 });
 
+t.test('a publish costs one notice per thread with streams, however many streams there are', async (t) => {
+  const srv = await startServer({ t, threads: 3 });
+  const ch = uniq('sse-news');
+  const from = await srv.sync(ch);
+  const streams = await Promise.all(Array.from({ length: 60 }, () => EventStreamClient.open(srv, { channel: ch, time: from })));
+  t.teardown(() => streams.forEach((es) => es.close()));
+  await waitFor(() => streams.every((es) => es.comments >= 1), { what: 'every stream open' });
+  const before = (await srv.metrics()).value('comet_news_sent_total');
+  const time = await srv.put(ch, 'to all');
+  for (const es of streams) t.same((await es.waitEvents(1))[0], { id: String(time), event: undefined, data: '"to all"' });
+  const notices = (await srv.metrics()).value('comet_news_sent_total') - before;
+  t.ok(notices >= 1 && notices <= 3, `${notices} notices for 60 streams on 3 threads`);
+});
+
 t.test('graceful shutdown ends every stream cleanly', async (t) => {
   const srv = await startServer({ t, threads: 2 });
   const streams = await Promise.all([1, 2, 3, 4].map(() => EventStreamClient.open(srv, { channel: uniq('sse-stop') })));
