@@ -105,6 +105,8 @@ t.test('one thread', async (t) => {
       t.equal((await es.refusal()).code, code);
     }
     checkError(t, await srv.call({ method: 'event' }), 400, 'COMET_ERR_BAD_METHOD');
+    const head = await srv.request({ method: 'HEAD', path: `/?method=events&channel=${uniq('sse-head')}` });
+    t.same([head.status, head.headers['content-type'], head.body], [200, 'text/event-stream', ''], 'HEAD: the headers a stream would carry, nothing opened');
     t.equal(await srv.waiting(), 0, 'no slot is held by a refused stream');
   });
 
