@@ -32,6 +32,7 @@ import {
   waitNumsub,
   type PublisherResult,
 } from './helpers/cluster.js';
+import { EventStreamClient, SocketClient } from './helpers/streams.js';
 import { startProxy } from './helpers/tcp-proxy.js';
 import { checkError, strictlyIncreasing, uniq } from './helpers/protocol.js';
 import { freePort, redisAvailable, startRedis, startRedisCluster, type RedisServer } from './helpers/redis.js';
@@ -208,6 +209,34 @@ t.test('one Redis, two then three nodes', { timeout: 60_000 }, async (t) => {
       results.every((r) => r.messages.join('\n') === order),
       'every reader saw the same sequence',
     );
+  });
+
+  await t.test('streams across nodes: event streams and WebSockets on every node, 3 publishers on 3 nodes', async (t) => {
+    const N = 100;
+    const channel = uniq('streams');
+    const from = await a.sync(channel);
+    const events = await Promise.all(nodes.map((n) => EventStreamClient.open(n, { channel, time: from })));
+    const sockets = await Promise.all(nodes.map((n) => SocketClient.open(n)));
+    t.teardown(() => [...events, ...sockets].forEach((s) => s.close()));
+    await waitFor(() => events.every((e) => e.comments >= 1), { what: 'every event stream open' });
+    for (const ws of sockets) t.same(await ws.request({ id: 1, method: 'subscribe', channel, time: from }), { id: 1, time: from });
+    const pubs = await Promise.all(nodes.map((n, i) => publisher(n, channel, `p${i}`, { count: N }).done));
+    for (const p of pubs) checkCleanPublisher(t, p);
+    const times = pubs.flatMap((p) => p.acked.map((m) => m.time)).sort((x, y) => x - y);
+    for (const [i, e] of events.entries()) {
+      await e.waitEvents(3 * N, 10_000);
+      t.same(
+        e.events.map((ev) => Number(ev.id)),
+        times,
+        `the event stream on node ${'ABC'[i]} has every message once, in time order`,
+      );
+    }
+    const order = events[0]!.messages.join('\n');
+    for (const [i, ws] of sockets.entries()) {
+      await ws.waitMessages(channel, 3 * N, 10_000);
+      t.equal(ws.messages(channel).join('\n'), order, `the WebSocket on node ${'ABC'[i]} saw the same sequence`);
+      t.equal(ws.deliveries.at(-1)!.time, times.at(-1));
+    }
   });
 });
 

@@ -27,6 +27,7 @@ import {
   startNginx,
   type RunningProxy,
 } from './helpers/proxy.js';
+import { EventStreamClient, SocketClient } from './helpers/streams.js';
 import {
   encodeQuery,
   parseRawResponse,
@@ -147,6 +148,30 @@ function protocolChecks(t: Test, s: Stack): void {
     const results = await within(Promise.allSettled(gets), 10000, 'fan-out answers');
     const bad = results.filter((r) => r.status !== 'fulfilled' || r.value.time !== tp || JSON.stringify(r.value.messages) !== '["to all"]');
     t.equal(bad.length, 0, `all ${n} got {"time":${tp},"messages":["to all"]}`, { firstBad: bad.slice(0, 3).map(String) });
+  });
+
+  t.test('an event stream and a WebSocket through the proxy: events as they come, not buffered', async (t) => {
+    const ch = uniq(`${s.name}-streams`);
+    const s0 = await proxy.sync(ch);
+    const es = await EventStreamClient.open(proxy, { channel: ch, time: s0 });
+    t.teardown(() => es.close());
+    t.equal(es.status, 200);
+    t.equal(es.res.headers['content-type'], 'text/event-stream');
+    await waitFor(() => es.comments >= 1, { what: 'the opening comment, through the proxy' });
+    const ws = await SocketClient.open(proxy);
+    t.teardown(() => ws.close());
+    t.same(await ws.request({ id: 1, method: 'subscribe', channel: ch, time: s0 }), { id: 1, time: s0 });
+    for (const message of ['one', 'two']) {
+      const putAt = performance.now();
+      const time = (await ws.request({ method: 'put', channel: ch, message })).time;
+      const events = await es.waitEvents(message === 'one' ? 1 : 2, 5000);
+      t.equal(events.at(-1)!.id, String(time), `${message}: the event, with its time`);
+      await ws.waitMessages(ch, message === 'one' ? 1 : 2);
+      // Buffering in the proxy would hold the event back.
+      t.ok(performance.now() - putAt < 2000, `${message}: delivered on both within ${Math.round(performance.now() - putAt)} ms`);
+    }
+    t.same(es.messages, ['one', 'two']);
+    t.same(ws.messages(ch), ['one', 'two']);
   });
 
   t.test('a form POST put, and the body limit', async (t) => {

@@ -105,11 +105,15 @@ t.test('one thread', async (t) => {
       t.equal((await es.refusal()).code, code);
     }
     checkError(t, await srv.call({ method: 'event' }), 400, 'COMET_ERR_BAD_METHOD');
+    const head = await srv.request({ method: 'HEAD', path: `/?method=events&channel=${uniq('sse-head')}` });
+    t.same([head.status, head.headers['content-type'], head.body], [200, 'text/event-stream', ''], 'HEAD: the headers a stream would carry, nothing opened');
     t.equal(await srv.waiting(), 0, 'no slot is held by a refused stream');
   });
 
   t.test('a client that goes away frees its slot at once', async (t) => {
-    const before = await srv.waiting();
+    // The earlier tests closed their streams as they ended: their slots are freed as the server sees the closes.
+    await waitFor(async () => (await srv.waiting()) === 0, { what: 'the earlier streams gone' });
+    const before = 0;
     const streams = await Promise.all(Array.from({ length: 20 }, () => EventStreamClient.open(srv, { channel: uniq('sse-gone') })));
     await waitFor(async () => (await srv.waiting()) === before + 20, { what: '20 slots held' });
     for (const es of streams) es.close();
@@ -209,6 +213,20 @@ t.test('three threads: exactly once, in order, under concurrent publishers, acro
       `publisher ${p}'s messages in its order`,
     );
   }
+});
+
+t.test('a publish costs one notice per thread with streams, however many streams there are', async (t) => {
+  const srv = await startServer({ t, threads: 3 });
+  const ch = uniq('sse-news');
+  const from = await srv.sync(ch);
+  const streams = await Promise.all(Array.from({ length: 60 }, () => EventStreamClient.open(srv, { channel: ch, time: from })));
+  t.teardown(() => streams.forEach((es) => es.close()));
+  await waitFor(() => streams.every((es) => es.comments >= 1), { what: 'every stream open' });
+  const before = (await srv.metrics()).value('comet_news_sent_total');
+  const time = await srv.put(ch, 'to all');
+  for (const es of streams) t.same((await es.waitEvents(1))[0], { id: String(time), event: undefined, data: '"to all"' });
+  const notices = (await srv.metrics()).value('comet_news_sent_total') - before;
+  t.ok(notices >= 1 && notices <= 3, `${notices} notices for 60 streams on 3 threads`);
 });
 
 t.test('graceful shutdown ends every stream cleanly', async (t) => {

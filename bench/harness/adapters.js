@@ -49,6 +49,18 @@ export function simpleComet(url) {
       return { ok: true, messages: answer.messages, cursor: answer.time, timedOut: answer.messages.length === 0 };
     },
     waiting: { path: '/metrics', read: (body) => promSum(body, 'comet_waiting_gets') },
+    streams: {
+      sse: (channel) => ({ path: q({ method: 'events', channel }), headers: { Accept: 'text/event-stream' } }),
+      // an event's data is the message as a JSON string
+      sseMessage: (data) => JSON.parse(data),
+      ws: (channel) => ({ path: base, subscribe: JSON.stringify({ id: 1, method: 'subscribe', channel }) }),
+      wsFrame(text) {
+        const frame = JSON.parse(text);
+        if (Array.isArray(frame.messages)) return { messages: frame.messages };
+        return frame.error === undefined ? { subscribed: true } : { refused: text };
+      },
+      waiting: { path: '/metrics', read: (body) => promSum(body, 'comet_streams') },
+    },
   };
 }
 
@@ -64,6 +76,7 @@ export function nchan(url) {
   const chan = (loc, channel) => `${base}${loc}?channel=${encodeURIComponent(channel)}`;
   // time 0 means "no message id" to Nchan (then it waits for the newest); 1 s is before any message
   const EPOCH = 'Thu, 01 Jan 1970 00:00:01 GMT';
+  const waiting = { path: `${base}nchan_status`, read: (/** @type {string} */ body) => Number(/^subscribers: (\d+)/m.exec(body)?.[1] ?? NaN) };
   return {
     put: (channel, message) => ({ method: 'POST', path: chan('pub', channel), headers: { 'Content-Type': 'text/plain' }, body: message }),
     // Nchan has no sync; a GET on the publisher location answers the channel's info, the nearest equivalent
@@ -81,7 +94,16 @@ export function nchan(url) {
       if (res.status !== 200) return { ok: false, messages: [], cursor: null, timedOut: false };
       return { ok: true, messages: [res.body], cursor: { lastModified: res.headers['last-modified'], etag: res.headers.etag }, timedOut: false };
     },
-    waiting: { path: `${base}nchan_status`, read: (body) => Number(/^subscribers: (\d+)/m.exec(body)?.[1] ?? NaN) },
+    waiting,
+    // the sub location also serves an EventSource (Accept: text/event-stream) and a WebSocket (an upgrade)
+    streams: {
+      sse: (channel) => ({ path: chan('sub', channel), headers: { Accept: 'text/event-stream' } }),
+      sseMessage: (data) => data,
+      ws: (channel) => ({ path: chan('sub', channel), subscribe: null }),
+      wsFrame: (text) => ({ messages: [text] }),
+      // Nchan counts every subscriber alike, whatever its transport
+      waiting,
+    },
   };
 }
 

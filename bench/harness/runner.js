@@ -12,10 +12,11 @@ import { killAll } from './load/children.js';
 import { createContext } from './scenarios/context.js';
 import * as fanout from './scenarios/fanout.js';
 import * as idle from './scenarios/idle.js';
+import * as streams from './scenarios/streams.js';
 import * as throughput from './scenarios/throughput.js';
 import { startTarget } from './targets.js';
 
-export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster', 'auth', 'limits'];
+export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling', 'cluster', 'auth', 'limits', 'streams'];
 
 /**
  * @typedef {import('./types.js').Run} Run
@@ -40,7 +41,8 @@ export const SCENARIOS = ['throughput', 'fanout', 'channels', 'idle', 'scaling',
  * their own (settings.threads, settings.clusterTargets), so that their rows
  * never replace those of the throughput and fan-out scenarios; the auth
  * scenario has its own pair of targets, comet-1 without and with --auth all,
- * and so has the limits scenario (comet-1-limits).
+ * and so has the limits scenario (comet-1-limits). The streams scenario
+ * measures fan-out and idle again with streaming subscribers (./scenarios/streams.js).
  * @param {{ scenarios: string[], targets: string[], settings: Settings }} what
  * @returns {Unit[]}
  */
@@ -92,8 +94,11 @@ export function plan({ scenarios, targets, settings }) {
       // without and with the per-client limits, side by side, round-robin like the rest
       for (const c of limits.CASES)
         for (const target of limits.TARGETS) add({ scenario, case: c, target, pin: settings.pinning, run: (ctx) => limits.run(ctx, c) });
+    } else if (streams.NAMES.includes(scenario)) {
+      // streaming subscribers beside long-polls: fan-out and idle rows of their own
+      for (const u of streams.plan(scenario, targets, settings)) add(u);
     } else {
-      throw new Error(`unknown scenario ${scenario}: ${SCENARIOS.join(', ')}`);
+      throw new Error(`unknown scenario ${scenario}: ${[...SCENARIOS, ...streams.NAMES.slice(1)].join(', ')}`);
     }
   }
   return units;
@@ -179,7 +184,7 @@ async function runOnce(unit, settings, external) {
 const FIGURES = [
   ['rps', (v) => `${Math.round(Number(v))} req/s`],
   ['deliveriesPerSec', (v) => `${Math.round(Number(v))} deliveries/s`],
-  ['bytesPerWaiter', (v) => `${Math.round(Number(v))} B per waiting get`],
+  ['bytesPerWaiter', (v) => `${Math.round(Number(v))} B per subscriber`],
   ['p50Ms', (v) => `p50 ${Number(v).toFixed(2)} ms`],
   ['p99Ms', (v) => `p99 ${Number(v).toFixed(2)} ms`],
   ['maxMs', (v) => `max ${Number(v).toFixed(1)} ms`],
@@ -187,6 +192,7 @@ const FIGURES = [
   ['serverCpuUs', (v) => `server ${Number(v).toFixed(2)} µs CPU/op`],
   ['gcMsPer1k', (v) => `GC ${Number(v).toFixed(2)} ms/1k req`],
   ['serverCores', (v) => `server ${Number(v).toFixed(2)} cores`],
+  ['clientCpuUs', (v) => `clients ${Number(v).toFixed(2)} µs CPU/op`],
   ['loadCores', (v) => `load ${Number(v).toFixed(2)} cores`],
   ['bound', (v) => `bound: ${v}`],
   ['non2xx', (v) => (v ? `${v} non-2xx` : null)],

@@ -5,6 +5,7 @@ import { parseArgs } from '../lib/common.js';
 import { coreCount, defaultPinning } from './cpu.js';
 import { CASES } from './scenarios/throughput.js';
 import { SCENARIOS } from './runner.js';
+import { TRANSPORTS } from './scenarios/streams.js';
 
 /**
  * The parsed command line: one field per row of OPTIONS.
@@ -31,6 +32,9 @@ import { SCENARIOS } from './runner.js';
  * @property {number} publishers
  * @property {(string | number)[]} clusterTargets
  * @property {number[]} clusterWaiters
+ * @property {number[]} streamWaiters
+ * @property {number[]} streamIdle
+ * @property {string[]} transport
  * @property {string} authToken
  * @property {boolean} pin
  * @property {string} json
@@ -57,7 +61,12 @@ const powersOfTwoUpTo = (n) => {
  * @type {[name: keyof Options, def: unknown, quickDef: unknown, help: string][]}
  */
 export const OPTIONS = [
-  ['scenario', SCENARIOS, undefined, 'scenarios to run: throughput, fanout, channels, idle, scaling, cluster, auth, limits'],
+  [
+    'scenario',
+    SCENARIOS,
+    undefined,
+    'scenarios to run: throughput, fanout, channels, idle, scaling, cluster, auth, limits, streams (or one of its parts: stream-fanout, stream-idle)',
+  ],
   [
     'target',
     ['comet-1', 'comet-2', 'ceiling', 'nchan-1', 'nchan-2'],
@@ -94,6 +103,9 @@ export const OPTIONS = [
     'cluster mode: the targets compared (not --target): put-many and fan-out on each, ratios to the in-memory comet-N',
   ],
   ['clusterWaiters', [1000, 10000], [1000], 'cluster mode: waiters of its fan-out runs, spread evenly over the nodes'],
+  ['streamWaiters', [1000, 10000], [1000], 'streams: subscribers of its fan-out runs, each holding a stream open'],
+  ['streamIdle', [10000], [1000], 'streams: idle open streams of its memory runs'],
+  ['transport', TRANSPORTS, undefined, `streams: the subscribers' transports: ${TRANSPORTS.join(', ')} (longpoll: comet-server's long-poll path beside them)`],
   ['authToken', '', undefined, 'auth: the token sent to comet-N-auth in place of the one its random secret signed (a token it refuses fails the run)'],
   ['pin', true, undefined, 'pin the target and the load generator to separate cores (taskset); --pin=false to not'],
   ['json', 'bench/results/latest.json', undefined, 'where the raw results go'],
@@ -142,7 +154,8 @@ export function parseOptions(argv, command) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
   if (!['autocannon', 'wrk'].includes(o.generator)) throw new Error(`--generator must be autocannon or wrk, got ${o.generator}`);
-  for (const n of [...o.waiters, ...o.idle, ...o.clusterWaiters]) {
+  for (const x of o.transport) if (!TRANSPORTS.includes(/** @type {any} */ (x))) throw new Error(`--transport must be of ${TRANSPORTS.join(', ')}, got ${x}`);
+  for (const n of [...o.waiters, ...o.idle, ...o.clusterWaiters, ...o.streamWaiters, ...o.streamIdle]) {
     if (!Number.isInteger(n) || n < 1 || n > 60_000) throw new Error(`waiter counts must be 1..60000, got ${n}`);
   }
   return o;
@@ -171,6 +184,9 @@ export function settingsFrom(o) {
     publishers: o.publishers,
     clusterTargets: o.clusterTargets.map(String),
     clusterWaiters: o.clusterWaiters,
+    streamWaiters: o.streamWaiters,
+    streamIdle: o.streamIdle,
+    transports: /** @type {import('./load/messages.js').Transport[]} */ (o.transport),
     authToken: o.authToken,
     pinning: o.pin ? defaultPinning(cores) : null,
     warmupWaiters: 200,

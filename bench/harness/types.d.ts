@@ -47,6 +47,25 @@ export interface Adapter {
   readGet(res: Response): GetResult;
   /** Where the server counts waiting gets; without it the harness waits a fixed grace. */
   waiting?: { path: string; read(body: string): number };
+  /** The streaming subscribers (the streams scenario); without it only long-polls are measured. */
+  streams?: StreamAdapter;
+}
+
+/** What a streaming subscriber reads of one WebSocket text frame from the server. */
+export type FrameResult = { messages: string[] } | { subscribed: true } | { refused: string };
+
+/** How a streaming subscriber speaks to a server: server-sent events and WebSocket. */
+export interface StreamAdapter {
+  /** The GET that opens an event stream on a channel (the client adds `Accept: text/event-stream`). */
+  sse(channel: string): Request;
+  /** The message an event's `data` carries. */
+  sseMessage(data: string): string;
+  /** The WebSocket upgrade's path, and the frame that subscribes it to the channel (null: the path alone does). */
+  ws(channel: string): { path: string; subscribe: string | null };
+  /** A text frame from the server: messages delivered, the subscription's answer, or a refusal. */
+  wsFrame(text: string): FrameResult;
+  /** Where the server counts its open streams (both transports); without it the harness trusts the clients' own readiness. */
+  waiting?: { path: string; read(body: string): number };
 }
 
 /** An adapter module's default export. */
@@ -63,6 +82,8 @@ export interface Run {
   maxMs?: number;
   /** Per request or per delivery; Redis's CPU included for targets with Redis. */
   serverCpuUs?: number;
+  /** The subscriber client processes' CPU per delivery (fan-out). */
+  clientCpuUs?: number;
   serverCores?: number;
   loadCores?: number;
   bound?: Bound;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fmtInt, median } from '../lib/common.js';
-import { entriesOf, kindOf, plural, sorted, targetOf, unique, values } from './results.js';
+import { TRANSPORT_NAMES, entriesOf, kindOf, plural, sorted, targetOf, unique, values } from './results.js';
 import { barChart, kindColour } from './svg.js';
 
 /**
@@ -116,19 +116,33 @@ function targetChart(keyOf, label, field) {
 /** @param {GroupKey} w a waiter count */
 const waitersLabel = (w) => `${fmtInt(/** @type {number} */ (w))} waiters`;
 
-/** @type {Chart['data']} */
-function fanoutBars(results, es) {
-  /** @param {Entry} e */
-  const keyOf = (e) => e.waiters;
-  const groups = unique(sorted(results, es).map(keyOf)).flatMap((w) =>
-    [
-      ['p50Ms', 'p50'],
-      ['p99Ms', 'p99'],
-      ['maxMs', 'max'],
-    ].map(([field, name]) => ({ label: `${waitersLabel(w)}: ${name}`, key: w, field })),
-  );
-  return bars(results, es, { keyOf, groups, seriesOf: perTarget(results) });
+/**
+ * A latency chart: for each key (a waiter count, or a transport and count) one group per figure, one bar per target.
+ * @param {(e: Entry) => GroupKey} keyOf
+ * @param {(key: GroupKey) => string} label
+ * @param {[field: string, name: string][]} figures
+ * @returns {Chart['data']}
+ */
+function latencyBars(keyOf, label, figures) {
+  return (results, es) => {
+    const groups = unique(sorted(results, es).map(keyOf)).flatMap((key) => figures.map(([field, name]) => ({ label: `${label(key)}: ${name}`, key, field })));
+    return bars(results, es, { keyOf, groups, seriesOf: perTarget(results) });
+  };
 }
+
+/** @type {[field: string, name: string][]} */
+const P50_P99 = [
+  ['p50Ms', 'p50'],
+  ['p99Ms', 'p99'],
+];
+
+/** The streams scenarios' group of an entry: its transport (case) and count. @param {Entry} e */
+const streamKey = (e) => `${e.case} ${e.waiters}`;
+/** @param {GroupKey} key */
+const streamLabel = (key) => {
+  const [transport, n] = String(key).split(' ');
+  return `${TRANSPORT_NAMES[transport] ?? transport}, ${fmtInt(Number(n))} subscribers`;
+};
 
 /** @type {Chart['data']} */
 function scalingBars(results, es) {
@@ -148,7 +162,13 @@ export const CHARTS = [
     unit: 'µs per request',
     data: targetChart((e) => e.case, String, 'serverCpuUs'),
   },
-  { file: 'fanout.svg', scenario: 'fanout', title: 'Fan-out: latency from publish to delivery', unit: 'ms', data: fanoutBars },
+  {
+    file: 'fanout.svg',
+    scenario: 'fanout',
+    title: 'Fan-out: latency from publish to delivery',
+    unit: 'ms',
+    data: latencyBars((e) => e.waiters, waitersLabel, [...P50_P99, ['maxMs', 'max']]),
+  },
   {
     file: 'channels.svg',
     scenario: 'channels',
@@ -163,6 +183,28 @@ export const CHARTS = [
     unit: 'bytes per waiting get',
     data: targetChart((e) => e.waiters, waitersLabel, 'bytesPerWaiter'),
     refLine: { value: 2048, label: 'target 2 KB' },
+  },
+  {
+    file: 'stream-fanout-cpu.svg',
+    scenario: 'stream-fanout',
+    title: 'Streaming fan-out: server CPU per delivery',
+    unit: 'µs per delivery',
+    data: targetChart(streamKey, streamLabel, 'serverCpuUs'),
+  },
+  {
+    file: 'stream-fanout.svg',
+    scenario: 'stream-fanout',
+    title: 'Streaming fan-out: latency from publish to delivery',
+    unit: 'ms',
+    data: latencyBars(streamKey, streamLabel, P50_P99),
+  },
+  {
+    file: 'stream-idle.svg',
+    scenario: 'stream-idle',
+    title: 'Streaming idle capacity: resident memory per open stream',
+    unit: 'bytes per open stream (long-poll: per waiting get)',
+    data: targetChart(streamKey, streamLabel, 'bytesPerWaiter'),
+    refLine: { value: 1024, label: 'target 1 KB' },
   },
   {
     file: 'scaling.svg',

@@ -42,6 +42,16 @@ const SECTIONS = {
     method:
       "N long-poll gets wait, idle; the resident memory of all the target's processes is read before they connect and once all N wait, and the difference over N is the memory per waiting get. Then one publish reaches all N, timed until the last delivery.",
   },
+  'stream-fanout': {
+    title: 'Streaming fan-out',
+    method:
+      "The fan-out measurement with streaming subscribers: W subscribers each hold a server-sent events stream (`GET ?method=events`, Nchan's EventSource) or a WebSocket (subscribed with one frame; Nchan's WebSocket subscriber) open on one channel through every round, and comet-server's own long-poll path (W chained gets) is measured beside them in the same run. Each round publishes one message and times every delivery from the publish to the subscriber's receipt of the event or frame; server CPU per delivery is the target's CPU time (all its processes and threads) from just before the publish until the last delivery, over the deliveries, as in the fan-out section. The subscribers are raw sockets in client processes of their own (at most 6,000 each, spread over source addresses 127.0.0.2–9), reading events and frames with a minimal parser. The ratios are to the same target's long-poll row and to Nchan's row of the same transport at equal workers. The goal: comet-server's CPU per delivery over either transport no more than its long-poll path's and no more than Nchan's on the same transport. Where the subscriber clients' CPU per delivery is near the server's, the load generator's cores can run out first (\"saturated\": `load`) and the latencies are then partly the clients'; CPU per delivery still compares the servers.",
+  },
+  'stream-idle': {
+    title: 'Streaming idle capacity',
+    method:
+      "The idle-capacity measurement with streaming subscribers: N event streams or WebSockets open on one channel, idle; the resident memory of all the target's processes is read before they connect (after a warm-up with the same transport) and once all N are open, and the difference over N is the memory per open stream. Then one publish reaches all N, timed until the last delivery. comet-server's long-poll path (N waiting gets) is measured beside them in the same run. The goal: at most 1 KB per open stream at 10,000 streams, SSE and WebSocket alike (Nchan's streams cost about 10 KB each).",
+  },
   scaling: {
     title: 'Thread scaling',
     method:

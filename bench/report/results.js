@@ -24,8 +24,8 @@ export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
  */
 export const unique = (xs) => [...new Set(xs)];
 
-/** Throughput cases in the order that reads best: from the cheapest request to the dearest. */
-const CASE_ORDER = ['put-one', 'put-many', 'sync', 'get-buffered', 'fanout', 'put', 'get-chain'];
+/** Throughput cases in the order that reads best, from the cheapest request to the dearest; then the streams scenarios' transports, long-poll (their baseline) last. */
+const CASE_ORDER = ['put-one', 'put-many', 'sync', 'get-buffered', 'fanout', 'put', 'get-chain', 'sse', 'ws', 'longpoll'];
 
 /**
  * @param {Results} results
@@ -128,6 +128,20 @@ export const unauthenticatedOf = (results, e) => counterpart(results, e, (t) => 
  * @param {Entry} e
  */
 export const unlimitedOf = (results, e) => counterpart(results, e, (t) => t.id === e.target.replace(/-limits$/, ''));
+
+/**
+ * The same target's long-poll row beside a streams row (the same scenario and count; the
+ * streams scenarios' case is the transport), or undefined for the long-poll row itself.
+ * @param {Results} results
+ * @param {Entry} e
+ */
+export const longPollOf = (results, e) =>
+  e.case === 'longpoll'
+    ? undefined
+    : results.entries.find((o) => o.scenario === e.scenario && o.case === 'longpoll' && o.waiters === e.waiters && o.target === e.target);
+
+/** How the report names a streams row's transport (its case). */
+export const TRANSPORT_NAMES = /** @type {Record<string, string>} */ ({ sse: 'SSE', ws: 'WebSocket', longpoll: 'long-poll' });
 
 /** @param {Results} results @param {Entry} e */
 export const nchanOf = (results, e) => counterpart(results, e, (t, o) => t.kind === 'nchan' && threadsOf(results, o) === threadsOf(results, e));

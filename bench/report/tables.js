@@ -10,10 +10,12 @@ import {
   entriesOf,
   inMemoryOf,
   isNum,
+  longPollOf,
   med,
   nchanOf,
   sorted,
   targetOf,
+  TRANSPORT_NAMES,
   unauthenticatedOf,
   unlimitedOf,
   values,
@@ -47,6 +49,18 @@ const f2 = fmtFixed(2);
 const DELIVERED = [
   ['delivered', 'delivered', fmtInt],
   ['expected', 'expected', fmtInt],
+];
+/**
+ * The idle scenarios' figures, memory per subscriber first.
+ * @param {string} perSubscriber its column's head
+ * @returns {FigureColumn[]}
+ */
+const idleFigures = (perSubscriber) => [
+  [perSubscriber, 'bytesPerWaiter', fmtInt],
+  ['RSS before', 'rssBefore', fmtMiB],
+  ['RSS after', 'rssAfter', fmtMiB],
+  ['one publish to all (ms)', 'deliverMs', f1],
+  ...DELIVERED,
 ];
 /** @type {FigureColumn[]} */
 const THROUGHPUT_FIGURES = [
@@ -93,6 +107,18 @@ const VERSUS_PEERS = [
   ],
 ];
 /** @type {VersusColumns} */
+const VERSUS_STREAMS = [
+  [
+    'vs long-poll, same target',
+    (results, e, table) => {
+      const base = longPollOf(results, e);
+      return base ? ratioCell(e, base, 'long-poll', table.key) : '—';
+    },
+  ],
+  // the streams scenarios' case is the transport: Nchan's row with the same case has the same transport
+  ['vs Nchan, same transport and workers', VERSUS_PEERS[1][1]],
+];
+/** @type {VersusColumns} */
 const VERSUS_IN_MEMORY = [
   [
     'vs in memory, one node',
@@ -129,6 +155,10 @@ const VERSUS_NO_AUTH = [
 const byCase = { head: 'case', value: (e) => e.case, key: 'case' };
 /** @type {IdColumn} */
 const byWaiters = { head: 'waiters', value: (e) => fmtInt(/** @type {number} */ (e.waiters)), key: 'waiters' };
+/** @type {IdColumn} */
+const byTransport = { head: 'transport', value: (e) => TRANSPORT_NAMES[String(e.case)] ?? e.case, key: 'case' };
+/** @type {IdColumn} */
+const bySubscribers = { ...byWaiters, head: 'subscribers' };
 /** @type {IdColumn} */
 const byThreads = { head: 'threads', value: (e) => String(e.threads), key: 'threads' };
 
@@ -169,14 +199,36 @@ export const SCENARIOS = [
     tables: [
       {
         ids: [byWaiters],
-        figures: [
-          ['bytes per waiting get', 'bytesPerWaiter', fmtInt],
-          ['RSS before', 'rssBefore', fmtMiB],
-          ['RSS after', 'rssAfter', fmtMiB],
-          ['one publish to all (ms)', 'deliverMs', f1],
-          ...DELIVERED,
-        ],
+        figures: idleFigures('bytes per waiting get'),
         key: [['bytesPerWaiter', 'bytes/waiter']],
+      },
+    ],
+  },
+  {
+    id: 'stream-fanout',
+    tables: [
+      {
+        ids: [byTransport, bySubscribers],
+        figures: [
+          ...FANOUT_FIGURES,
+          ["subscriber clients' CPU per delivery (µs)", 'clientCpuUs', f2],
+          ['server cores', 'serverCores', f2],
+          ['load generator cores', 'loadCores', f2],
+        ],
+        key: FANOUT_KEY,
+        versus: VERSUS_STREAMS,
+        bound: true,
+      },
+    ],
+  },
+  {
+    id: 'stream-idle',
+    tables: [
+      {
+        ids: [byTransport, bySubscribers],
+        figures: idleFigures('bytes per open stream (long-poll: per waiting get)'),
+        key: [['bytesPerWaiter', 'bytes/subscriber']],
+        versus: VERSUS_STREAMS,
       },
     ],
   },

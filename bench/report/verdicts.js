@@ -3,7 +3,21 @@
 // a median against a limit) and their thresholds, and whether it was met.
 
 import { fmtFixed, fmtInt } from '../lib/common.js';
-import { boundOf, entriesOf, kindOf, med, nchanOf, plural, sorted, threadsOf, unauthenticatedOf, unlimitedOf, values } from './results.js';
+import {
+  TRANSPORT_NAMES,
+  boundOf,
+  entriesOf,
+  kindOf,
+  longPollOf,
+  med,
+  nchanOf,
+  plural,
+  sorted,
+  threadsOf,
+  unauthenticatedOf,
+  unlimitedOf,
+  values,
+} from './results.js';
 
 /**
  * @typedef {import('../harness/types.js').Results} Results
@@ -158,6 +172,55 @@ function assessMemory(results) {
   return verdictOf('Resident memory per idle waiting get ≤ 2 KB (2,048 B) at 18,000 waiters, every comet-server thread count', parts);
 }
 
+/**
+ * comet-server's streams rows of a scenario: SSE and WebSocket, in the report's order.
+ * @param {Results} results
+ * @param {string} scenario
+ * @param {Partial<Entry>} [where]
+ */
+const cometStreams = (results, scenario, where = {}) =>
+  sorted(
+    results,
+    entriesOf(results, scenario, where).filter((e) => kindOf(results, e) === 'comet' && e.case !== 'longpoll'),
+  );
+
+/** "SSE, comet-1": a streams row as a verdict names it. @param {Entry} e */
+const streamName = (e) => `${TRANSPORT_NAMES[String(e.case)] ?? e.case}, ${e.target}`;
+
+/** @param {Results} results */
+function assessStreamMemory(results) {
+  const streams = cometStreams(results, 'stream-idle', { waiters: 10000 });
+  /** @type {Part[]} */
+  const parts = streams.flatMap((e) => {
+    const nchan = nchanOf(results, e);
+    const own = limitPart({ name: streamName(e), entry: e }, 'bytesPerWaiter', 1024, BYTES);
+    // Nchan's figure is shown for scale (its streams cost about 10 KB each), not judged
+    return nchan?.runs.length ? [own, shown(limitPart({ name: `Nchan ${streamName(nchan)}`, entry: nchan }, 'bytesPerWaiter', 1024, BYTES))] : [own];
+  });
+  if (parts.length === 0) parts.push(unknown('no streams run of comet-server at 10,000 open streams'));
+  return verdictOf(
+    'Streams: resident memory per idle open stream ≤ 1 KB (1,024 B) at 10,000 streams, SSE and WebSocket, every comet-server thread count',
+    parts,
+  );
+}
+
+/** @param {Results} results */
+function assessStreamFanout(results) {
+  const streams = cometStreams(results, 'stream-fanout');
+  const parts = versusNchan(results, streams, (c, n) => {
+    const e = /** @type {Entry} */ (c.entry);
+    const name = `${streamName(e)}, ${fmtInt(/** @type {number} */ (e.waiters))}`;
+    return [
+      ratioPart({ name, entry: e }, { name: `long-poll, ${e.target}`, entry: longPollOf(results, e) }, 'serverCpuUs', ['≤', 1], CPU_DELIVERY),
+      ratioPart({ name, entry: e }, n, 'serverCpuUs', ['≤', 1], CPU_DELIVERY),
+    ];
+  });
+  return verdictOf(
+    "Streaming fan-out: comet-server server CPU per delivery over SSE and WebSocket ≤ its long-poll path's and ≤ Nchan's on the same transport at equal workers",
+    parts,
+  );
+}
+
 /** @param {Results} results */
 function assessThroughput(results) {
   const comets = entriesOf(results, 'throughput', { case: 'put-many' }).filter((e) => kindOf(results, e) === 'comet');
@@ -232,5 +295,7 @@ function assessLimits(results) {
  * @returns {Assessment[]}
  */
 export function assessTargets(results) {
-  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling, assessAuth, assessLimits].map((assess) => assess(results));
+  return [assessPut, assessFanout, assessMemory, assessThroughput, assessScaling, assessAuth, assessLimits, assessStreamFanout, assessStreamMemory].map(
+    (assess) => assess(results),
+  );
 }

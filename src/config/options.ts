@@ -484,7 +484,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: 'on',
     choices: ['on', 'off'],
-    describe: 'on: a WebSocket upgrade on --path opens a connection carrying subscriptions, puts and syncs as JSON frames. off: upgrades are refused (404).',
+    describe:
+      'on: a WebSocket upgrade on --path opens a connection carrying subscriptions, puts and syncs as JSON frames. off: no upgrade is accepted, and one is answered as the plain GET it also is (400 without a method).',
   },
   {
     key: 'pipelining',

@@ -150,8 +150,10 @@ class Connection implements StreamSink {
   private done = false;
   /** What the corked send sends: one function per connection, not a closure per frame. */
   private pending: Buffer | string = '';
+  /** What the last send said: 1 sent, 0 buffered (backpressure), 2 dropped. */
+  private sent = 1;
   private readonly corkedSend = (): void => {
-    this.ws!.send(this.pending, false);
+    this.sent = this.ws!.send(this.pending, false);
   };
 
   constructor(
@@ -234,7 +236,8 @@ class Connection implements StreamSink {
     this.pending = frame;
     ws.cork(this.corkedSend);
     this.pending = '';
-    if (ws.getBufferedAmount() <= this.options.maxUnsent) return;
+    // Sent whole (the usual case): nothing is buffered, and no call into uWS is needed to know it.
+    if (this.sent === 1 || ws.getBufferedAmount() <= this.options.maxUnsent) return;
     this.options.metrics.add(SLOT.slowReadersClosed);
     this.end(TRY_AGAIN_LATER, 'too slow: more than --max-connection-buffer unread');
   }

@@ -68,8 +68,8 @@ export class TestEngine implements Engine {
     return this.settle('currentTime', () => this.inner.currentTime(channel));
   }
 
-  read(channel: string, since: number, limits: ReadLimits): Eventually<ReadResult> {
-    return this.settle('read', () => this.inner.read(channel, since, limits));
+  read(channel: string, since: number, limits: ReadLimits, times?: number[]): Eventually<ReadResult> {
+    return this.settle('read', () => this.inner.read(channel, since, limits, times));
   }
 
   watch(channel: string): Eventually<void> {

@@ -18,6 +18,7 @@ import { SCENARIOS, plan } from '../../bench/harness/runner.js';
 import { describeTarget } from '../../bench/harness/targets.js';
 import { mintToken, randomSecret } from '../../bench/harness/token.js';
 import { CURSOR_MARK, wrkScript } from '../../bench/harness/load/wrk-load.js';
+import { OPCODE, SseReader, WsReader, maskedFrame, sseRequest, wsUpgrade } from '../../bench/harness/load/stream-readers.js';
 import { evaluate, gateArguments, loadChecks, pooled } from '../../bench/harness/gate.js';
 import { boundBy, createContext, messageWith } from '../../bench/harness/scenarios/context.js';
 import { gcMsPer1k, gcSecondsOf } from '../../bench/harness/gc.js';
@@ -260,6 +261,19 @@ t.test('simpleComet adapter', async (t) => {
 
   t.equal(a.waiting!.path, '/metrics');
   t.equal(a.waiting!.read('# TYPE comet_waiting_gets gauge\ncomet_waiting_gets{thread="0"} 3\ncomet_waiting_gets{thread="1"} 4\n'), 7);
+
+  // the streaming transports (protocol.md, "Streaming transports")
+  const streams = a.streams!;
+  t.same(queryOf(streams.sse('c 1')), { method: 'events', channel: 'c 1' });
+  t.equal(streams.sseMessage('"a \\"b\\""'), 'a "b"', "an event's data is the message as a JSON string");
+  const ws = streams.ws('c');
+  t.equal(ws.path, '/comet', 'the upgrade on the base path');
+  t.same(JSON.parse(ws.subscribe!), { id: 1, method: 'subscribe', channel: 'c' });
+  t.same(streams.wsFrame('{"id":1,"time":17}'), { subscribed: true });
+  t.same(streams.wsFrame('{"channel":"c","time":18,"messages":["m1","m2"]}'), { messages: ['m1', 'm2'] });
+  t.match(streams.wsFrame('{"id":1,"error":"no","code":"COMET_ERR_BAD_REQUEST"}'), { refused: /COMET_ERR_BAD_REQUEST/ });
+  t.equal(streams.waiting!.path, '/metrics');
+  t.equal(streams.waiting!.read('comet_waiting_gets 9\ncomet_streams 4\ncomet_websockets 2\n'), 4, 'open streams, not waiting gets or connections');
 });
 
 t.test('nchan adapter', async (t) => {
@@ -289,6 +303,170 @@ t.test('nchan adapter', async (t) => {
   t.ok(req.headers!['If-Modified-Since'], 'asks from before any message');
   t.equal(a.waiting!.path, '/nchan_status');
   t.equal(a.waiting!.read('total published messages: 9\nstored messages: 1\nsubscribers: 12\n'), 12);
+
+  // EventSource and WebSocket subscribers on the same location, each message as it was published
+  const streams = a.streams!;
+  t.same(streams.sse('c'), { path: '/sub?channel=c', headers: { Accept: 'text/event-stream' } });
+  t.equal(streams.sseMessage('m "1"'), 'm "1"');
+  t.same(streams.ws('c'), { path: '/sub?channel=c', subscribe: null }, 'the upgrade alone subscribes');
+  t.same(streams.wsFrame('{"not":"parsed"}'), { messages: ['{"not":"parsed"}'] });
+  t.equal(streams.waiting, a.waiting, 'Nchan counts streams with the long-polls');
+});
+
+t.test('stream-readers: an event stream', async (t) => {
+  t.match(
+    sseRequest({ path: '/?method=events&channel=c' }, 'h:1'),
+    /^GET \/\?method=events&channel=c HTTP\/1\.1\r\nHost: h:1\r\nAccept: text\/event-stream\r\n\r\n$/,
+  );
+
+  t.test('chunked (comet-server), cut anywhere', async (t) => {
+    const body = ': comet\n\nid: 1\ndata: "h\u00e9"\n\n:\n\nevent: missed\ndata: {"time":0}\n\nid: 2\ndata:"x"\ndata: y\n\n';
+    const bytes = Buffer.from(body, 'utf8');
+    const chunked = Buffer.concat([
+      Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n'),
+      ...[bytes.subarray(0, 13), bytes.subarray(13)].map((c) => Buffer.concat([Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n')])),
+    ]);
+    for (const cut of [1, 7, 50, 90, chunked.length - 1]) {
+      const r = new SseReader();
+      const heads: unknown[] = [];
+      const events: unknown[] = [];
+      for (const part of [chunked.subarray(0, cut), chunked.subarray(cut)]) {
+        t.ok(
+          r.read(
+            part,
+            (status, line) => heads.push([status, line]),
+            (event, data) => events.push([event, data]),
+          ),
+          'still open',
+        );
+      }
+      t.same(heads, [[200, 'HTTP/1.1 200 OK']], `cut at ${cut}: the head once`);
+      t.same(
+        events,
+        [
+          ['message', '"hé"'],
+          ['missed', '{"time":0}'],
+          ['message', '"x"\ny'],
+        ],
+        `cut at ${cut}: the events, comments left out, UTF-8 decoded`,
+      );
+    }
+    t.notOk(
+      new SseReader().read(
+        Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+        () => {},
+        () => {},
+      ),
+      'a last chunk ends it',
+    );
+
+    // uWebSockets.js writes a chunk's closing line break with the next chunk: the event must not wait for it
+    const late = new SseReader();
+    const got: string[] = [];
+    const read = (text: string) =>
+      late.read(
+        Buffer.from(text),
+        () => {},
+        (_e, d) => got.push(d),
+      );
+    read('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n: comet\n\n');
+    read('\r\n15\r\nid: 5\ndata: "hello"\n\n');
+    t.same(got, ['"hello"'], 'an event read before its chunk is closed');
+    read('\r');
+    read('\n13\r\nid: 6\ndata: "two"\n\n');
+    t.same(got, ['"hello"', '"two"'], 'the line break split over reads');
+  });
+
+  t.test('unframed (Nchan), and a refusal', async (t) => {
+    const events: string[] = [];
+    const r = new SseReader();
+    r.read(
+      Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\nid: 1:0\ndata: m 1\n'),
+      () => {},
+      (_e, d) => events.push(d),
+    );
+    r.read(
+      Buffer.from('\nid: 1:1\ndata: m 2\n\n'),
+      () => {},
+      (_e, d) => events.push(d),
+    );
+    t.same(events, ['m 1', 'm 2']);
+    const heads: number[] = [];
+    new SseReader().read(
+      Buffer.from('HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad'),
+      (status) => heads.push(status),
+      () => {},
+    );
+    t.same(heads, [400]);
+  });
+});
+
+t.test('stream-readers: a WebSocket', async (t) => {
+  t.match(
+    wsUpgrade('/sub?channel=c', 'h:1'),
+    /^GET \/sub\?channel=c HTTP\/1\.1\r\nHost: h:1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: [A-Za-z0-9+/]{22}==\r\nSec-WebSocket-Version: 13\r\n\r\n$/,
+  );
+
+  /** A server frame: unmasked. */
+  const frame = (opcode: number, payload: Buffer, fin = true) => {
+    const len = payload.length;
+    const head = len < 126 ? Buffer.from([opcode | (fin ? 0x80 : 0), len]) : Buffer.from([opcode | (fin ? 0x80 : 0), 126, len >> 8, len & 255]);
+    return Buffer.concat([head, payload]);
+  };
+  const big = 'x'.repeat(300);
+  const stream = Buffer.concat([
+    Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n'),
+    frame(OPCODE.text, Buffer.from('{"id":1,"time":5}')),
+    frame(OPCODE.ping, Buffer.from('p')),
+    frame(OPCODE.text, Buffer.from('héllo'), false),
+    frame(OPCODE.continuation, Buffer.from(' world')),
+    frame(OPCODE.text, Buffer.from(big)),
+  ]);
+  for (const cut of [1, 20, 70, 75, stream.length - 2]) {
+    const r = new WsReader();
+    const heads: number[] = [];
+    const frames: [number, string][] = [];
+    for (const part of [stream.subarray(0, cut), stream.subarray(cut)]) {
+      r.read(
+        part,
+        (status) => heads.push(status),
+        (opcode, payload) => frames.push([opcode, payload.toString('utf8')]),
+      );
+    }
+    t.same(heads, [101], `cut at ${cut}: the upgrade once`);
+    t.same(
+      frames,
+      [
+        [OPCODE.text, '{"id":1,"time":5}'],
+        [OPCODE.ping, 'p'],
+        [OPCODE.text, 'héllo world'],
+        [OPCODE.text, big],
+      ],
+      `cut at ${cut}: every frame, the fragmented one whole`,
+    );
+  }
+  t.throws(
+    () =>
+      new WsReader().read(
+        Buffer.from('HTTP/1.1 101 S\r\n\r\n\x81\x81abcdx', 'latin1'),
+        () => {},
+        () => {},
+      ),
+    /masked frame/,
+  );
+
+  // a client frame is masked: unmasking it gives the payload back
+  for (const payload of [Buffer.from('{"id":1}'), Buffer.alloc(200, 7), Buffer.alloc(70_000, 3)]) {
+    const f = maskedFrame(OPCODE.text, payload);
+    t.equal(f[0], 0x81, 'FIN and text');
+    t.equal(f[1] & 0x80, 0x80, 'the mask bit');
+    const len7 = f[1] & 0x7f;
+    const at = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
+    const len = len7 < 126 ? len7 : len7 === 126 ? f.readUInt16BE(2) : Number(f.readBigUInt64BE(2));
+    t.equal(len, payload.length, `length ${payload.length}`);
+    const unmasked = Buffer.from(f.subarray(at + 4).map((b, i) => b ^ f[at + (i & 3)]));
+    t.ok(unmasked.equals(payload), `${payload.length} bytes unmasked`);
+  }
 });
 
 t.test('promSum', async (t) => {
@@ -509,6 +687,40 @@ t.test('runner.plan', async (t) => {
     'limits: each case without and with the per-client limits, side by side, whatever --target says',
   );
   t.throws(() => plan({ scenarios: ['bogus'], targets: ['comet-1'], settings: s }), /unknown scenario bogus/);
+
+  const st = settingsFor(['--stream-waiters', '10,20', '--stream-idle', '30']);
+  const streams = (scenario: string, transport?: string) =>
+    plan({ scenarios: [scenario], targets: ['comet-1', 'ceiling', 'nchan-1'], settings: transport ? settingsFor(['--transport', transport]) : st }).map(
+      (u: Unit) => `${u.scenario} ${u.case} ${u.waiters} ${u.target}`,
+    );
+  t.same(
+    streams('streams'),
+    [
+      'stream-fanout sse 10 comet-1',
+      'stream-fanout sse 10 nchan-1',
+      'stream-fanout sse 20 comet-1',
+      'stream-fanout sse 20 nchan-1',
+      'stream-fanout ws 10 comet-1',
+      'stream-fanout ws 10 nchan-1',
+      'stream-fanout ws 20 comet-1',
+      'stream-fanout ws 20 nchan-1',
+      'stream-fanout longpoll 10 comet-1',
+      'stream-fanout longpoll 20 comet-1',
+      'stream-idle sse 30 comet-1',
+      'stream-idle sse 30 nchan-1',
+      'stream-idle ws 30 comet-1',
+      'stream-idle ws 30 nchan-1',
+      'stream-idle longpoll 30 comet-1',
+    ],
+    'streams: both transports on comet-server and Nchan, long-poll on comet-server alone, never the ceiling',
+  );
+  t.same(
+    streams('stream-idle'),
+    streams('streams').filter((u: string) => u.startsWith('stream-idle')),
+    'one part alone',
+  );
+  t.same(streams('stream-idle', 'ws'), ['stream-idle ws 10000 comet-1', 'stream-idle ws 10000 nchan-1'], '--transport picks transports');
+  t.throws(() => parseOptions(['--transport', 'sse,smoke'], 'x'), /--transport must be of sse, ws, longpoll, got smoke/);
 });
 
 t.test('targets.describeTarget', async (t) => {

@@ -325,6 +325,90 @@ t.test('assessTargets: fan-out to 10,000 waiters against Nchan at equal workers'
   t.match(assess([fanout('comet-2', 9, 190), fanout('nchan-1', 14, 200)], 1).why, 'Nchan not measured at the thread counts comet-server ran with');
 });
 
+/** A streams row: the transport is its case. */
+const stream = (scenario: 'stream-fanout' | 'stream-idle', transport: string, target: string, figures: Record<string, number>, waiters = 10000): Entry => ({
+  scenario,
+  case: transport,
+  waiters,
+  target,
+  runs: [figures],
+});
+
+t.test('assessTargets: streaming fan-out CPU per delivery against the long-poll path and Nchan on the same transport', async (t) => {
+  const rows = (sse: number, ws: number, longpoll = 10, nchanSse = 12, nchanWs = 12) => [
+    stream('stream-fanout', 'sse', 'comet-1', { serverCpuUs: sse, p99Ms: 5 }),
+    stream('stream-fanout', 'ws', 'comet-1', { serverCpuUs: ws, p99Ms: 5 }),
+    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: longpoll, p99Ms: 5 }),
+    stream('stream-fanout', 'sse', 'nchan-1', { serverCpuUs: nchanSse, p99Ms: 5 }),
+    stream('stream-fanout', 'ws', 'nchan-1', { serverCpuUs: nchanWs, p99Ms: 5 }),
+  ];
+  const met = assess(rows(8, 9), 7);
+  t.equal(met.verdict, 'met');
+  t.match(met.figures, 'SSE, comet-1, 10,000 8.00 µs/delivery vs long-poll, comet-1 10.00: 0.80x (goal ≤ 1x)');
+  t.match(met.figures, 'WebSocket, comet-1, 10,000 9.00 µs/delivery vs nchan-1 12.00: 0.75x (goal ≤ 1x)');
+  t.equal(assess(rows(11, 9), 7).verdict, 'not met', 'dearer than the long-poll path');
+  t.equal(assess(rows(8, 9, 10, 12, 8.5), 7).verdict, 'not met', "dearer than Nchan's WebSocket");
+  const noNchan = assess(
+    rows(8, 9).filter((e) => e.target !== 'nchan-1'),
+    7,
+  );
+  t.equal(noNchan.verdict, 'not measured');
+  t.match(noNchan.why, 'Nchan (1 worker) not measured');
+  t.equal(assess([], 7).verdict, 'not measured');
+});
+
+t.test('assessTargets: memory per idle stream at 10,000, Nchan shown', async (t) => {
+  const rows = (sse: number, ws: number) => [
+    stream('stream-idle', 'sse', 'comet-1', { bytesPerWaiter: sse }),
+    stream('stream-idle', 'ws', 'comet-1', { bytesPerWaiter: ws }),
+    stream('stream-idle', 'longpoll', 'comet-1', { bytesPerWaiter: 900 }),
+    stream('stream-idle', 'sse', 'nchan-1', { bytesPerWaiter: 10_000 }),
+  ];
+  const met = assess(rows(700, 1024), 8);
+  t.equal(met.verdict, 'met', "Nchan's 10 KB is shown, not judged");
+  t.match(met.figures, 'SSE, comet-1 700 B (goal ≤ 1,024); Nchan SSE, nchan-1 10,000 B (goal ≤ 1,024)');
+  t.equal(assess(rows(700, 1100), 8).verdict, 'not met');
+  t.equal(
+    assess(
+      rows(700, 1100).map((e) => ({ ...e, waiters: 1000 })),
+      8,
+    ).verdict,
+    'not measured',
+    'only at 10,000 streams',
+  );
+});
+
+t.test('the streams sections: a row per transport, ratios to long-poll and to Nchan, and their charts', async (t) => {
+  const r = results([
+    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: 10, p99Ms: 4, p50Ms: 2 }, 1000),
+    stream('stream-fanout', 'ws', 'comet-1', { serverCpuUs: 5, p99Ms: 2, p50Ms: 1 }, 1000),
+    stream('stream-fanout', 'ws', 'nchan-1', { serverCpuUs: 20, p99Ms: 8, p50Ms: 3 }, 1000),
+    stream('stream-idle', 'sse', 'comet-1', { bytesPerWaiter: 600 }),
+    stream('stream-idle', 'longpoll', 'comet-1', { bytesPerWaiter: 300 }),
+  ]);
+  const md: string = renderReport(r, { chartFiles: [{ file: 'stream-fanout-cpu.svg' }, { file: 'stream-fanout.svg' }, { file: 'stream-idle.svg' }] });
+  t.match(md, /^## Streaming fan-out$/m);
+  t.match(md, /^## Streaming idle capacity$/m);
+  t.match(
+    md,
+    /\| WebSocket \| 1,000 \| comet-server --threads 1 \|[^\n]*\| 0\.50x long-poll p99, 0\.50x long-poll CPU\/delivery \| 0\.25x Nchan p99, 0\.25x Nchan CPU\/delivery \|/,
+  );
+  t.match(md, /\| long-poll \| 1,000 \| comet-server --threads 1 \|[^\n]*\| — \| — \|/, 'the long-poll row is the baseline');
+  t.ok(md.indexOf('| WebSocket | 1,000') < md.indexOf('| long-poll | 1,000'), 'long-poll last');
+  t.match(md, /\| SSE \| 10,000 \| comet-server --threads 1 \| 1 \| 600 \|[^\n]*\| 2\.00x long-poll bytes\/subscriber \|/);
+  t.match(md, '![Streaming idle capacity: resident memory per open stream](bench/charts/stream-idle.svg)');
+
+  const dir = t.testdir();
+  const written = writeCharts(r, dir);
+  t.same(
+    written.map((c: { file: string }) => c.file),
+    ['stream-fanout-cpu.svg', 'stream-fanout.svg', 'stream-idle.svg'],
+  );
+  for (const { file } of written) t.same(xmlProblems(fs.readFileSync(path.join(dir, file), 'utf8')), [], file);
+  t.match(fs.readFileSync(path.join(dir, 'stream-fanout.svg'), 'utf8'), '>WebSocket,</text>', 'a group per transport');
+  t.match(fs.readFileSync(path.join(dir, 'stream-idle.svg'), 'utf8'), '>target 1 KB</text>');
+});
+
 t.test('assessTargets: memory per idle waiting get at 18,000', async (t) => {
   t.equal(assess([idle('comet-1', 1300), idle('comet-2', 2048), idle('nchan-1', 10000)], 2).verdict, 'met');
   const over = assess([idle('comet-1', 1300), idle('comet-2', 2100)], 2);
@@ -407,7 +491,7 @@ t.test('assessTargets: per-client limits, with against without, CPU per request 
 
 t.test('assessTargets on the fixture: every target has a verdict and figures', async (t) => {
   const all: Assessment[] = assessTargets(FIXTURE);
-  t.equal(all.length, 7);
+  t.equal(all.length, 9);
   for (const a of all) {
     t.ok(['met', 'not met', 'not measured'].includes(a.verdict), a.target);
     t.ok(a.figures.length > 0);
@@ -415,7 +499,7 @@ t.test('assessTargets on the fixture: every target has a verdict and figures', a
   }
   t.same(
     all.map((a) => a.verdict),
-    ['not met', 'not met', 'met', 'not met', 'not measured', 'not measured', 'not measured'],
+    ['not met', 'not met', 'met', 'not met', 'not measured', 'not measured', 'not measured', 'not measured', 'not measured'],
   );
   const md: string = renderReport(FIXTURE);
   t.match(md, /\| Thread scaling: [^|]* \| [^|]* \| Not measured: no 8-thread run: needs ≥ 8 cores for the server; this machine has 2 \|/);

@@ -15,7 +15,10 @@ import { errorSlot, readMetrics, SLOT } from '../../src/metrics/counters.js';
 import type { GetRequest } from '../../src/protocol/params.js';
 import { ownerOf, type PutHandler } from '../../src/threads/router.js';
 import type { HttpResponse } from '../../src/uws.js';
+import type { CometError } from '../../src/protocol/errors.js';
+import type { Delivery } from '../../src/waiters/delivery.js';
 import type { WaitRoomLimits } from '../../src/waiters/wait-room.js';
+import type { Stream, StreamSink } from '../../src/waiters/waiter.js';
 import { receive, TestEngine, threadParts, type ThreadParts } from '../helpers/thread-parts.js';
 import { meshPorts } from '../../src/threads/mesh.js';
 import { waitFor } from '../helpers/wait.js';
@@ -660,4 +663,100 @@ t.test('Responder.messages: an answer larger than any before grows the reused by
   }
   slow.cork(() => slow.writable!(0));
   t.equal(slow.body, `{"time":1796386615832001,"messages":[${big}]}`, 'the stalled answer was not overwritten by the later ones');
+});
+
+/** A stream's sink, recording what the wait room tells it. */
+class FakeSink implements StreamSink {
+  readonly starts: number[] = [];
+  readonly deliveries: Delivery[] = [];
+  readonly failures: string[] = [];
+  shutdowns = 0;
+  started(_stream: Stream, time: number): void {
+    this.starts.push(time);
+  }
+  deliver(_stream: Stream, delivery: Delivery): void {
+    this.deliveries.push(delivery);
+  }
+  failed(_stream: Stream, err: CometError): void {
+    this.failures.push(err.code);
+  }
+  shutdown(): void {
+    this.shutdowns++;
+  }
+  /** Every message delivered, as [time, message] from the event-stream form. */
+  messages(): Array<[number, string]> {
+    return this.deliveries.flatMap((d) =>
+      [
+        ...d
+          .sse()
+          .toString()
+          .matchAll(/id: (\d+)\ndata: (.*)\n\n/g),
+      ].map((m): [number, string] => [Number(m[1]), JSON.parse(m[2]!) as string]),
+    );
+  }
+}
+
+function openStream(r: Room, channel: string, since: number, sink = new FakeSink()): [Stream, FakeSink] {
+  const stream = r.room.openStream(channel, since, sink);
+  // Not instanceof: the room under test has its own copy of the module graph (mockImport).
+  if ('code' in stream) throw stream;
+  return [stream, sink];
+}
+
+roomTest('streams: one delivery per distinct cursor, shared by its streams, and kept open after it', async (t, room) => {
+  const r = room();
+  const t1 = put(r, 'c', 'a');
+  const [, early1] = openStream(r, 'c', t1);
+  const [, early2] = openStream(r, 'c', t1);
+  const [, fromStart] = openStream(r, 'c', 0);
+  const [gone, goneSink] = openStream(r, 'c', t1);
+  t.same([early1.starts, fromStart.starts], [[t1], [0]], 'each starts after its own time, at once with this thread as owner');
+  t.same(fromStart.messages(), [[t1, 'a']], 'a stream from an older time catches up first');
+  r.room.closeStream(gone);
+  t.equal(waiting(r), 3, 'open streams hold their slots; a closed one does not');
+  const t2 = put(r, 'c', 'b');
+  const t3 = put(r, 'c', 'c');
+  await waitFor(() => early1.deliveries.length === 1 && fromStart.deliveries.length === 2, { intervalMs: 1, what: 'the news delivered' });
+  t.equal(early1.deliveries[0], early2.deliveries[0], 'streams at one cursor share one delivery');
+  t.equal(early1.deliveries[0]!.sse(), early2.deliveries[0]!.sse(), 'and its bytes, encoded once');
+  t.same(early1.messages(), [
+    [t2, 'b'],
+    [t3, 'c'],
+  ]);
+  t.same(JSON.parse(early1.deliveries[0]!.ws()[0]!.toString()), { channel: 'c', time: t3, messages: ['b', 'c'] });
+  t.same(goneSink.deliveries, [], 'a closed stream hears nothing');
+  const t4 = put(r, 'c', 'd');
+  await waitFor(() => early1.deliveries.length === 2, { intervalMs: 1, what: 'the next message' });
+  t.same(early2.messages().at(-1), [t4, 'd'], 'the streams go on after a delivery');
+  r.room.gap('c');
+  const t5 = put(r, 'c', 'e');
+  await waitFor(() => early1.messages().length === 4, { intervalMs: 1, what: 'the message after a gap' });
+  t.same(
+    early1.messages().map(([time]) => time),
+    [t2, t3, t4, t5],
+    'after a gap the streams read again from their cursors: nothing twice',
+  );
+  r.room.drain();
+  t.same([early1.shutdowns, early2.shutdowns, fromStart.shutdowns, goneSink.shutdowns], [1, 1, 1, 0], 'a shutdown reaches every open stream');
+});
+
+roomTest('streams: --max-waiting, a WebSocket frame cap, and a store failure before the start', async (t, room) => {
+  const r = room({ maxWaiting: 2, maxAnswerMessages: 2 });
+  const t0 = put(r, 'c', 'x');
+  openStream(r, 'c', t0);
+  const [, capped] = openStream(r, 'c', t0);
+  const refused = r.room.openStream('c', t0, new FakeSink());
+  t.equal((refused as CometError).code, 'COMET_ERR_TOO_MANY_WAITING', 'past --max-waiting: refused');
+  for (const m of ['1', '2', '3']) put(r, 'c', m);
+  await waitFor(() => capped.deliveries.length === 1, { intervalMs: 1, what: 'the news' });
+  t.same(
+    capped.deliveries[0]!.ws().map((f) => JSON.parse(f.toString()).messages),
+    [['1', '2'], ['3']],
+    'a WebSocket delivery is split at --max-answer-messages',
+  );
+  const f = room();
+  f.engine.failNext('read', new StoreFailure('unavailable', 'down'));
+  const [, failing] = openStream(f, 'd', 5);
+  await waitFor(() => failing.failures.length === 1, { intervalMs: 1, what: 'the failure' });
+  t.same([failing.failures, failing.starts, waiting(f)], [['COMET_ERR_STORE_UNAVAILABLE'], [], 0], 'refused before it started, its slot freed');
 });

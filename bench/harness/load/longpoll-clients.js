@@ -1,14 +1,15 @@
-// Parent side of the long-poll client processes (./longpoll-child.js): spawns
-// them, splits the sockets over them and over loopback source addresses, and
-// drives them over IPC with bounded waits.
+// Parent side of the subscriber client processes (./longpoll-child.js):
+// spawns them, splits the sockets over them and over loopback source
+// addresses, and drives them over IPC with bounded waits. The subscribers
+// long-poll, or with `transport` hold an event stream or a WebSocket open.
 //
 //   const clients = await spawnLongPollClients(n);
-//   await clients.open({ urls, adapterRef, channel, ownChannels });
+//   await clients.open({ urls, adapterRef, channel, ownChannels, transport });
 //   clients.throwIfEarly('gets');
 //   const round = await clients.arm(token);          // every process armed
 //   ... publish ...
 //   const { ok, bad, closed, firstBad, arrivals } = await round.delivered;
-//   await clients.askAgain();                        // every socket waits again
+//   await clients.askAgain();                        // every long-poll waits again
 //   await clients.close();
 //
 // Every child is killed if this process exits (./children.js).
@@ -22,6 +23,7 @@ import { forkTracked, nextMessage } from './children.js';
 /**
  * @typedef {import('./messages.js').LongPollReport} LongPollReport
  * @typedef {import('./messages.js').LongPollCommand} LongPollCommand
+ * @typedef {import('./messages.js').Transport} Transport
  * @typedef {Omit<import('./messages.js').Delivered, 'type' | 'firstBad'> & { firstBad: import('./messages.js').BadAnswer | null | undefined }} RoundOutcome
  */
 
@@ -64,13 +66,14 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
     pids: () => clients.map((c) => /** @type {number} */ (c.child.pid)),
 
     /**
-     * Opens the n sockets, each with one get waiting; throws if a connect
-     * failed. concurrency and rate are totals over all processes. Socket g
-     * (over all processes) goes to urls[g % urls.length]: a multi-node
-     * target's gets are spread evenly over its nodes.
-     * @param {{ urls: string[], adapterRef: string, channel: string, ownChannels?: boolean, concurrency?: number, rate?: number, timeoutMs?: number }} what
+     * Opens the n sockets, each with one get waiting (or its stream open);
+     * throws if a connect failed or a stream was refused. concurrency and
+     * rate are totals over all processes. Socket g (over all processes) goes
+     * to urls[g % urls.length]: a multi-node target's gets are spread evenly
+     * over its nodes.
+     * @param {{ urls: string[], adapterRef: string, channel: string, ownChannels?: boolean, transport?: Transport, concurrency?: number, rate?: number, timeoutMs?: number }} what
      */
-    async open({ urls, adapterRef, channel, ownChannels = false, concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
+    async open({ urls, adapterRef, channel, ownChannels = false, transport = 'longpoll', concurrency = 384, rate = 6000, timeoutMs = 120_000 }) {
       const per = Math.ceil(n / k);
       let assigned = 0;
       const opened = await Promise.all(
@@ -81,6 +84,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
             cmd: 'open',
             urls,
             adapterRef,
+            transport,
             count,
             firstIndex: assigned,
             channel,
@@ -94,7 +98,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
         }),
       );
       const failed = opened.reduce((a, m) => a + m.failed, 0);
-      if (failed > 0) throw new Error(`${failed} of ${n} connects failed, first: ${opened.find((m) => m.firstError)?.firstError}`);
+      if (failed > 0) throw new Error(`${failed} of ${n} ${transport} subscribers failed to open, first: ${opened.find((m) => m.firstError)?.firstError}`);
     },
 
     /**
@@ -129,7 +133,7 @@ export async function spawnLongPollClients(n, { perClient = MAX_PER_CLIENT, minC
       return { delivered: outcome };
     },
 
-    /** Every socket asks again from the cursor of its last answer. */
+    /** Every long-poll asks again from the cursor of its last answer (a stream goes on by itself). */
     async askAgain(timeoutMs = 10_000) {
       await Promise.all(clients.map((c) => (c.send({ cmd: 'ask' }), c.next('asked', timeoutMs))));
     },

@@ -28,10 +28,14 @@ export type AutocannonReport =
 
 // ./longpoll-clients.js <-> ./longpoll-child.js
 
+/** How a subscriber client waits for messages: chained long-polls, an event stream, or a WebSocket. */
+export type Transport = 'longpoll' | 'sse' | 'ws';
+
 export interface OpenCommand {
   cmd: 'open';
   urls: string[];
   adapterRef: string;
+  transport: Transport;
   count: number;
   firstIndex: number;
   channel: string;

@@ -12,7 +12,11 @@ import { gcSecondsOf } from '../gc.js';
  * @typedef {import('../types.js').Request} Request
  * @typedef {import('../types.js').Bound} Bound
  * @typedef {Awaited<ReturnType<typeof createContext>>} Context
+ * @typedef {import('../load/messages.js').Transport} Transport
  */
+
+/** @param {Transport} transport */
+const what = (transport) => (transport === 'longpoll' ? 'gets' : `${transport} streams`);
 
 /**
  * @param {import('../targets.js').TargetHandle} target
@@ -45,16 +49,19 @@ export async function createContext(target, settings, pinning) {
     loadCpus: pinning ? pinning.load : null,
     loadCapacity: pinning ? parseCpuList(pinning.load).length : settings.cores,
     /**
-     * Waiting gets as the target counts them, or null when it cannot tell (no
-     * counter in its adapter, or the counter's page is not there).
+     * Waiting gets (or with a streaming transport, open streams) as the
+     * target counts them, or null when it cannot tell (no counter in its
+     * adapter, or the counter's page is not there).
+     * @param {Transport} [transport]
      * @returns {Promise<number | null>}
      */
-    async waiting() {
-      if (!adapter.waiting) return null;
+    async waiting(transport = 'longpoll') {
+      const counter = transport === 'longpoll' ? adapter.waiting : adapter.streams?.waiting;
+      if (!counter) return null;
       let sum = 0;
       for (const probe of probes) {
-        const res = await probe.request({ path: adapter.waiting.path });
-        const count = res.status === 200 ? adapter.waiting.read(res.body) : NaN;
+        const res = await probe.request({ path: counter.path });
+        const count = res.status === 200 ? counter.read(res.body) : NaN;
         if (!Number.isFinite(count)) return null;
         sum += count;
       }
@@ -91,22 +98,24 @@ export async function createContext(target, settings, pinning) {
 }
 
 /**
- * Resolves once the target counts n waiting gets (at most maxMs). A target that
- * cannot count them gets a fixed grace of 1 s + 0.1 ms per get instead.
+ * Resolves once the target counts n waiting gets, or n open streams of a
+ * streaming transport (at most maxMs). A target that cannot count them gets
+ * a fixed grace of 1 s + 0.1 ms per get instead.
  * @param {Context} ctx
  * @param {number} n
  * @param {number} maxMs
+ * @param {Transport} [transport]
  */
-export async function untilWaiting(ctx, n, maxMs) {
+export async function untilWaiting(ctx, n, maxMs, transport = 'longpoll') {
   const deadline = Date.now() + maxMs;
-  let w = await ctx.waiting();
+  let w = await ctx.waiting(transport);
   if (w === null) return sleep(1000 + n / 10);
   while (w !== n) {
-    if (Date.now() > deadline) throw new Error(`${ctx.target.label}: ${w} gets waiting, expected ${n} after ${maxMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${ctx.target.label}: ${w} ${what(transport)} waiting, expected ${n} after ${maxMs} ms`);
     await sleep(w !== null && w > n * 0.99 ? 20 : 100);
     // a run abandoned after --run-timeout stops here (and its scenario closes its client processes)
-    if (ctx.closed) throw new Error(`${ctx.target.label}: run closed while ${w} of ${n} gets were waiting`);
-    w = await ctx.waiting();
+    if (ctx.closed) throw new Error(`${ctx.target.label}: run closed while ${w} of ${n} ${what(transport)} were waiting`);
+    w = await ctx.waiting(transport);
   }
 }
 

@@ -5,6 +5,9 @@
 // covers the publish and the W answers (the gets asked again come after the
 // round's last answer, outside its window). A multi-node target's waiters
 // are spread evenly over its nodes; the publishes go to its first node.
+// The streams scenario (./streams.js) runs it with streaming subscribers
+// instead: each holds an event stream or a WebSocket open through every
+// round, with nothing to ask again.
 
 import { median, sleep } from '../../lib/common.js';
 import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
@@ -28,10 +31,11 @@ export function quantile(sorted, q) {
 
 /**
  * One publish to a channel with `clients` armed for it. Resolves
- * {t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs}: outcome is the
- * clients' round; serverUs and loadUs the CPU of the target and of the clients
- * (with this process) from just before the publish until the last delivery,
- * windowMs later; partsUs the target's parts' ({redis: µs}).
+ * {t0, putMs, outcome, serverUs, partsUs, loadUs, clientUs, windowMs}:
+ * outcome is the clients' round; serverUs and loadUs the CPU of the target
+ * and of the clients (with this process) from just before the publish until
+ * the last delivery, windowMs later, clientUs that of the client processes
+ * alone; partsUs the target's parts' ({redis: µs}).
  * @param {Context} ctx
  * @param {LongPollClients} clients
  * @param {string} channel
@@ -41,6 +45,7 @@ export async function publishRound(ctx, clients, channel, token) {
   const { delivered } = await clients.arm(token, ctx.settings.roundTimeoutMs);
   const loadPids = [process.pid, ...clients.pids()];
   const load0 = cpuOf(loadPids);
+  const client0 = cpuOf(clients.pids());
   const server0 = cpuOf(ctx.target.pids());
   const parts0 = cpuOfParts(ctx.target.parts?.());
   const t0 = nowMs();
@@ -52,23 +57,25 @@ export async function publishRound(ctx, clients, channel, token) {
   const parts = cpuOfParts(ctx.target.parts?.());
   const partsUs = Object.fromEntries(Object.entries(parts).map(([k, us]) => [k, us - parts0[k]]));
   const loadUs = cpuOf(loadPids) - load0;
+  const clientUs = cpuOf(clients.pids()) - client0;
   const windowMs = untilLast(outcome.arrivals, t0);
-  return { t0, putMs, outcome, serverUs, partsUs, loadUs, windowMs };
+  return { t0, putMs, outcome, serverUs, partsUs, loadUs, clientUs, windowMs };
 }
 
 /**
  * @param {Context} ctx
  * @param {number} waiters
+ * @param {import('../load/messages.js').Transport} [transport]
  * @returns {Promise<import('../types.js').Run>}
  */
-export async function run(ctx, waiters) {
+export async function run(ctx, waiters, transport = 'longpoll') {
   const s = ctx.settings;
   const channel = freshToken('fan-');
   const clients = await spawnLongPollClients(waiters, { loadCpus: ctx.loadCpus, minClients: Math.min(ctx.loadCapacity, Math.ceil(waiters / 500)) });
   try {
-    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel });
-    await untilWaiting(ctx, waiters, 60_000 + waiters * 2);
-    clients.throwIfEarly('gets');
+    await clients.open({ urls: ctx.target.urls ?? [ctx.target.url], adapterRef: ctx.target.adapterRef, channel, transport });
+    await untilWaiting(ctx, waiters, 60_000 + waiters * 2, transport);
+    clients.throwIfEarly(transport === 'longpoll' ? 'gets' : 'streams');
     /** @type {number[]} */
     const latencies = [];
     /** @type {number[]} */
@@ -77,6 +84,7 @@ export async function run(ctx, waiters) {
     /** @type {Record<string, number>} */
     const partsUs = {};
     let loadUs = 0;
+    let clientUs = 0;
     let windowMs = 0;
     let delivered = 0;
     for (let round = 0; round < s.rounds; round++) {
@@ -92,10 +100,13 @@ export async function run(ctx, waiters) {
       serverUs += r.serverUs;
       for (const [k, us] of Object.entries(r.partsUs)) partsUs[k] = (partsUs[k] ?? 0) + us;
       loadUs += r.loadUs;
+      clientUs += r.clientUs;
       windowMs += r.windowMs;
       delivered += ok;
-      await clients.askAgain();
-      await untilWaiting(ctx, waiters, 30_000 + waiters);
+      if (transport === 'longpoll') {
+        await clients.askAgain();
+        await untilWaiting(ctx, waiters, 30_000 + waiters);
+      }
       await sleep(s.roundPauseMs);
     }
     latencies.sort((a, b) => a - b);
@@ -106,6 +117,9 @@ export async function run(ctx, waiters) {
       p99Ms: quantile(latencies, 0.99),
       maxMs: latencies[latencies.length - 1],
       serverCpuUs: serverUs / delivered,
+      // what reading a delivery costs a subscriber process (this one's publishing and waiting left out):
+      // on a machine of few cores it can rival the server's, and then the clients set the latencies
+      clientCpuUs: clientUs / delivered,
       delivered,
       expected: waiters * s.rounds,
       putMs: median(putMs),
