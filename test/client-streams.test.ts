@@ -30,6 +30,7 @@ import {
   severalSubscriptions,
   stoppedWhileBackingOff,
   throughCuts,
+  throwingCallback,
   type Transport,
   urlOf,
   watchLeaks,
@@ -150,6 +151,7 @@ for (const transport of STREAMS) {
     });
 
     t.test('stopped while backing off: no further attempt', (t) => stoppedWhileBackingOff(t, srv, transport));
+    t.test('an exception from onMessages ends that subscription, not the others', (t) => throwingCallback(t, srv, transport));
     t.test('a signal already aborted: no connection at all', (t) => alreadyAborted(t, srv, transport));
   });
 }

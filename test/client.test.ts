@@ -22,6 +22,7 @@ import {
   severalSubscriptions,
   stoppedWhileBackingOff,
   throughCuts,
+  throwingCallback,
   urlOf,
   watchLeaks,
 } from './helpers/client.js';
@@ -191,6 +192,7 @@ t.test('stopping a subscription stops all traffic', async (t) => {
   });
 
   t.test('stopped while backing off: no further attempt', (t) => stoppedWhileBackingOff(t, srv, 'fetch'));
+  t.test('an exception from onMessages ends that subscription, not the others', (t) => throwingCallback(t, srv, 'fetch'));
   t.test('a signal already aborted: no request at all', (t) => alreadyAborted(t, srv, 'fetch'));
 });
 

@@ -127,12 +127,24 @@ export function createClient(options: ClientOptions): CometClient {
   const client: CometClient = {
     publish: (channel, message, opts) => time({ method: 'put', channel, message }, !jsonp, opts?.signal),
     sync: (channel, opts) => time({ method: 'sync', channel }, false, opts?.signal),
-    subscribe(channel, onMessages, opts = {}) {
+    subscribe(channel, onApplication, opts = {}) {
       const controller = new AbortController();
       const stop = () => controller.abort(new DOMException('the subscription was stopped', 'AbortError'));
       opts.signal?.addEventListener('abort', stop, { once: true });
       if (opts.signal?.aborted) stop();
       const signal = controller.signal;
+      // An exception from the application's callback ends the subscription, its done rejecting
+      // with it, whichever transport called it (a stream would otherwise take it for a failure
+      // and reconnect, and a WebSocket's event handler would throw it into the event loop).
+      let thrown: { error: unknown } | undefined;
+      const onMessages = (messages: string[], info: BatchInfo): void => {
+        try {
+          onApplication(messages, info);
+        } catch (error) {
+          thrown ??= { error };
+          stop();
+        }
+      };
       const again = <T>(attempt: (progress: () => void) => Promise<T>) => retrying(attempt, signal, backoff, opts.onError);
 
       // Where a chain or a stream starts: a known time, so that a stream dropped before its first message resumes losing nothing.
@@ -181,7 +193,11 @@ export function createClient(options: ClientOptions): CometClient {
         return kind === 'events' ? events() : poll();
       };
 
-      const done = run().finally(() => opts.signal?.removeEventListener('abort', stop));
+      const done = run()
+        .then(() => {
+          if (thrown) throw thrown.error;
+        })
+        .finally(() => opts.signal?.removeEventListener('abort', stop));
       // An application told of the refusal by onError may never look at done:
       // its rejection must not then count as unhandled (which ends a Node.js
       // process). Awaiting done still sees it.

@@ -372,3 +372,30 @@ export async function roundTrips(t: Test, srv: CometServer, client: CometClient)
     { got: r.messages.map((m) => m.slice(0, 40)) },
   );
 }
+
+/**
+ * An exception from onMessages ends that subscription, done rejecting with
+ * it; another subscription of the same client to the same channel goes on.
+ */
+export async function throwingCallback(t: Test, srv: CometServer, transport: Transport): Promise<void> {
+  const client = createClient({ url: urlOf(srv.port), transport });
+  const from = await srv.sync('throws');
+  const thrown = new Error('the application failed');
+  let calls = 0;
+  const sub = client.subscribe(
+    'throws',
+    () => {
+      calls++;
+      throw thrown;
+    },
+    { time: from },
+  );
+  const other = cleanup(t, record(client, 'throws', { time: from }));
+  await srv.put('throws', 'one');
+  t.equal(await refusalOf({ sub } as Recorder, 3000), thrown, 'done rejects with what onMessages threw');
+  await srv.put('throws', 'two');
+  await waitFor(() => other.messages.length >= 2, { timeoutMs: 3000, what: 'the other subscription got both' });
+  t.equal(calls, 1, 'the throwing callback was not called again');
+  t.strictSame(other.messages, ['one', 'two']);
+  t.strictSame(other.errors, [], 'the other subscription saw no error');
+}
