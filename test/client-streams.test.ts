@@ -55,7 +55,7 @@ function recordingSocket(): { frames: Array<Record<string, unknown>>; opened: ()
       super.send(data);
     }
   }
-  return { frames, opened: () => opened, WebSocket: Recording as unknown as NonNullable<ClientOptions['WebSocket']> };
+  return { frames, opened: () => opened, WebSocket: Recording };
 }
 
 for (const transport of STREAMS) {

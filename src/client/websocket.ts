@@ -23,7 +23,8 @@ export interface SocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(): void;
-  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: { data?: unknown; code?: number; reason?: string }) => void): void;
+  // The event as `object`: the browser's and the ws package's event types then both fit.
+  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: (event: object) => void): void;
 }
 export type WebSocketConstructor = new (url: string) => SocketLike;
 
@@ -96,12 +97,13 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
         opened = connection;
         resolve(connection);
       });
-      socket.addEventListener('message', (event) => dispatch(connection, event.data));
+      socket.addEventListener('message', (event) => dispatch(connection, (event as { data: unknown }).data));
       // An error is always followed by a close, which says all there is to say.
       socket.addEventListener('error', () => undefined);
       socket.addEventListener('close', (event) => {
         connection.closed = true;
-        const how = event.code ? ` (code ${event.code}${event.reason ? `: ${event.reason}` : ''})` : '';
+        const { code, reason } = event as { code?: number; reason?: string };
+        const how = code ? ` (code ${code}${reason ? `: ${reason}` : ''})` : '';
         if (opened !== connection) return reject(networkError(`the WebSocket could not connect${how}`));
         opened = undefined;
         current = undefined;
