@@ -36,6 +36,7 @@ import {
   watchLeaks,
 } from './helpers/client.js';
 import { sleep, startServer, stillPending, waitFor, within } from './helpers/server.js';
+import { freePort } from './helpers/redis.js';
 import { startProxy } from './helpers/tcp-proxy.js';
 
 const leakWarnings = watchLeaks();
@@ -153,6 +154,27 @@ for (const transport of STREAMS) {
     t.test('stopped while backing off: no further attempt', (t) => stoppedWhileBackingOff(t, srv, transport));
     t.test('an exception from onMessages ends that subscription, not the others', (t) => throwingCallback(t, srv, transport));
     t.test('a signal already aborted: no connection at all', (t) => alreadyAborted(t, srv, transport));
+  });
+}
+
+for (const transport of STREAMS) {
+  t.test(`${transport}: the server shutting down ends the stream (a WebSocket with 1001); the subscription goes on with the next server`, async (t) => {
+    const port = await freePort();
+    const first = await startServer({ t, args: ['--port', String(port)] });
+    const client = createClient({ url: urlOf(port), transport, backoff: { initialMs: 50, maxMs: 200 } });
+    const r = cleanup(t, record(client, 'shutdown', { time: await first.sync('shutdown') }));
+    await first.put('shutdown', 'before');
+    await waitFor(() => r.messages.length === 1, { timeoutMs: 3000, what: 'the first message' });
+    t.equal((await first.stop('SIGTERM')).code, 0, 'the first server shut down');
+    await waitFor(() => r.errors.length > 0, { timeoutMs: 3000, what: 'the subscription told of the end' });
+    t.ok(r.errors[0]!.error instanceof CometNetworkError && r.errors[0]!.error.retryable, 'a network error, retried', { error: r.errors[0]!.error });
+    if (transport === 'websocket') t.match(r.errors[0]!.error.message, /code 1001/, 'the close code said why');
+    const second = await startServer({ t, args: ['--port', String(port)] });
+    await waitFor(async () => (await second.metrics()).value('comet_streams') === 1, { timeoutMs: 5000, what: 'the subscription back on the new server' });
+    await second.put('shutdown', 'after');
+    await waitFor(() => r.messages.length === 2, { timeoutMs: 3000, what: 'the message put on the new server' });
+    t.strictSame(r.messages, ['before', 'after'], 'each message once, in order');
+    t.ok(await stillPending(r.sub.done, 50), 'the subscription goes on');
   });
 }
 
