@@ -30,6 +30,8 @@ export type WebSocketConstructor = new (url: string) => SocketLike;
 
 /** How long a connection stays open with no request and no subscription, so that a burst of puts reuses it. */
 const IDLE_MS = 1000;
+/** How long an opening handshake may take: neither ws nor browsers bound it, and every request waits on it. */
+const CONNECT_MS = 10_000;
 
 interface Connection {
   socket: SocketLike;
@@ -72,7 +74,7 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
   const pending = new Map<number, Pending>();
   const routes = new Map<string, Route>();
   let nextId = 1;
-  /** The connection open or opening; `open` once it is. */
+  /** The connection open or opening; `opened` once it is. */
   let current: Promise<Connection> | undefined;
   let opened: Connection | undefined;
   let idle: ReturnType<typeof setTimeout> | undefined;
@@ -93,7 +95,16 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
     return new Promise<Connection>((resolve, reject) => {
       const connection: Connection = { socket: new Constructor(target.href), closed: false };
       const socket = connection.socket;
+      let wasOpen = false;
+      const giveUp = setTimeout(() => {
+        connection.closed = true;
+        reject(networkError(`the WebSocket did not connect within ${CONNECT_MS} ms`, 'COMET_CLIENT_TIMEOUT'));
+        socket.close();
+      }, CONNECT_MS);
       socket.addEventListener('open', () => {
+        clearTimeout(giveUp);
+        if (connection.closed) return;
+        wasOpen = true;
         opened = connection;
         resolve(connection);
       });
@@ -101,18 +112,31 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
       // An error is always followed by a close, which says all there is to say.
       socket.addEventListener('error', () => undefined);
       socket.addEventListener('close', (event) => {
-        connection.closed = true;
         const { code, reason } = event as { code?: number; reason?: string };
         const how = code ? ` (code ${code}${reason ? `: ${reason}` : ''})` : '';
-        if (opened !== connection) return reject(networkError(`the WebSocket could not connect${how}`));
-        opened = undefined;
-        current = undefined;
-        closed(connection, networkError(`the WebSocket closed${how}`));
+        if (!wasOpen) {
+          clearTimeout(giveUp);
+          connection.closed = true;
+          return reject(networkError(`the WebSocket could not connect${how}`));
+        }
+        lose(connection, networkError(`the WebSocket closed${how}`));
       });
     });
   };
 
-  const closed = (connection: Connection, err: CometClientError): void => {
+  /**
+   * A connection's end, for everything that used it: at its close event, or
+   * as soon as it is taken for dead (a close handshake on a dead connection
+   * waits for a timeout: its users must not).
+   */
+  const lose = (connection: Connection, err: CometClientError): void => {
+    if (connection.closed) return;
+    connection.closed = true;
+    // Only if it is still the client's connection: an idle one closed on purpose may already have a successor.
+    if (opened === connection) {
+      opened = undefined;
+      current = undefined;
+    }
     for (const [id, entry] of pending) {
       if (entry.connection !== connection) continue;
       pending.delete(id);
@@ -152,8 +176,13 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
       idle = undefined;
       if (pending.size > 0 || routes.size > 0 || current !== last) return;
       current = undefined;
+      opened = undefined;
       void last.then(
-        (c) => c.socket.close(),
+        (c) => {
+          // Nothing uses it, so nothing is told; its close event then finds it closed already.
+          c.closed = true;
+          c.socket.close();
+        },
         () => undefined,
       );
     }, IDLE_MS);
@@ -190,7 +219,9 @@ export function socketTransport(url: string, Socket: WebSocketConstructor | unde
             if (!pending.delete(id)) return;
             reject(both.reason);
             // No answer in time: the connection is taken as dead, so that every user of it starts again on a new one.
-            if (deadline.signal.aborted) connection.socket.close();
+            if (!deadline.signal.aborted) return;
+            lose(connection, networkError(`no answer within ${deadlineMs} ms: the WebSocket is taken as dead`, 'COMET_CLIENT_TIMEOUT'));
+            connection.socket.close();
           });
           connection.socket.send(JSON.stringify(token === undefined ? { id, ...frame } : { id, ...frame, token }));
         });
