@@ -268,6 +268,26 @@ t.test('websocket: one connection carries all of a client’s subscriptions, put
   );
 });
 
+t.test('websocket: a handshake that does not complete is given up after 10 s, not waited on forever', async (t) => {
+  const srv = await startServer({ t });
+  // A network that holds every new connection 12 s before it reaches the server.
+  const proxy = await startProxy(t, srv.port, { delayMs: 12_000 });
+  const client = createClient({ url: urlOf(proxy.port), transport: 'websocket' });
+  const at = performance.now();
+  const err = await within(
+    client.sync('slow').then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+    14_000,
+    'the sync settles',
+  );
+  const took = performance.now() - at;
+  t.ok(err instanceof CometNetworkError, 'a network error', { err });
+  t.match(err, { code: 'COMET_CLIENT_TIMEOUT', message: /did not connect within 10000 ms/ });
+  t.ok(took >= 9_900 && took < 12_000, `given up after ${Math.round(took)} ms, before the request's own 15 s deadline`);
+});
+
 const SECRET = 'client-streams-secret';
 const token = (channels: string[], { methods, ttl = 3600, secret = SECRET }: { methods?: AuthMethod[]; ttl?: number; secret?: string } = {}) =>
   mintToken({ secret, channels, methods, ttl });
