@@ -23,7 +23,12 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
 
   metric('comet_build_info', 'gauge', 'The runtime: Node.js and uWebSockets.js versions (always 1).', [[`{node="${process.version}",uws="${uwsVersion}"}`, 1]]);
   metric('comet_threads', 'gauge', 'Worker threads serving HTTP and owning channels.', [['', threads]]);
-  metric('comet_waiting_gets', 'gauge', 'Gets in progress (waiting for a message or for their owner thread).', [['', snap.waiting]]);
+  metric(
+    'comet_waiting_gets',
+    'gauge',
+    'Gets in progress (waiting for a message or for their owner thread), event streams and WebSocket subscriptions: each holds one of --max-waiting.',
+    [['', snap.waiting]],
+  );
   metric(
     'comet_parked_gets',
     'gauge',
