@@ -89,6 +89,20 @@ t.test('one thread', async (t) => {
     t.equal(es.events.length, 0);
   });
 
+  t.test('comet_bytes_out_total counts the message bytes of a stream, read or fanned out', async (t) => {
+    const ch = uniq('sse-bytes');
+    const first = await srv.put(ch, 'ü€');
+    const before = (await srv.metrics()).value('comet_bytes_out_total');
+    const es = await EventStreamClient.open(srv, { channel: ch, time: first - 1 });
+    t.teardown(() => es.close());
+    await es.waitEvents(1);
+    await srv.put(ch, 'x');
+    await es.waitEvents(2);
+    t.same(es.messages, ['ü€', 'x']);
+    // "ü€" is 7 bytes of UTF-8 (the read), "x" 3 (the fan-out).
+    t.equal((await srv.metrics()).value('comet_bytes_out_total') - before, 10);
+  });
+
   t.test('bad parameters get the answers of get, before any stream', async (t) => {
     for (const [params, headers, status, code] of [
       [{ time: 'x' }, {}, 400, 'COMET_ERR_BAD_TIME'],

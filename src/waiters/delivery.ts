@@ -13,6 +13,7 @@ import { splitMessages, sseEvents, sseMissed, wsDelivery } from '../protocol/str
 export class Delivery {
   private events: Buffer | undefined;
   private frames: Buffer[] | undefined;
+  private byteCount: number | undefined;
 
   constructor(
     private readonly channel: string,
@@ -33,6 +34,19 @@ export class Delivery {
 
   get count(): number {
     return this.end - this.start;
+  }
+
+  /** UTF-8 bytes of the messages' JSON texts, comma-joined as a read gives them: what comet_bytes_out_total counts. */
+  get bytes(): number {
+    if (this.byteCount === undefined) {
+      if (this.joined !== undefined) this.byteCount = Buffer.byteLength(this.joined);
+      else {
+        let bytes = Math.max(0, this.count - 1);
+        for (let i = this.start; i < this.end; i++) bytes += Buffer.byteLength(this.bodies![i]!);
+        this.byteCount = bytes;
+      }
+    }
+    return this.byteCount;
   }
 
   /** Time of the last message. */

@@ -250,8 +250,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents, StreamEvents {
     }
     const text = typeof json === 'string' ? json : json.toString();
     stream.cursor = time;
-    const bytes = typeof json === 'string' ? Buffer.byteLength(json) : json.length;
-    this.sentTo(stream, new Delivery(entry.channel, times, undefined, text, 0, count, missed, after, time, this.frameEnd), count, bytes);
+    this.sentTo(stream, new Delivery(entry.channel, times, undefined, text, 0, count, missed, after, time, this.frameEnd), count);
     if (stream.closed) return this.maybeIdle(entry);
     // More may be held past an answer's caps: read on, as a chain of gets would; `missed` alone has nothing more.
     if (count > 0) this.readStream(stream);
@@ -301,10 +300,10 @@ export class WaitRoom implements NewsInbox, WaiterEvents, StreamEvents {
     stream.entry.streams.add(stream);
   }
 
-  private sentTo(stream: Stream, delivery: Delivery, messages: number, bytes: number): void {
+  private sentTo(stream: Stream, delivery: Delivery, messages: number): void {
     stream.sink.deliver(stream, delivery);
     this.metrics.add(SLOT.messagesOut, messages);
-    this.metrics.add(SLOT.bytesOut, bytes);
+    this.metrics.add(SLOT.bytesOut, delivery.bytes);
   }
 
   /** News for the streams of a channel: each distinct starting point is serialised once, in each format asked for. */
@@ -321,7 +320,7 @@ export class WaitRoom implements NewsInbox, WaiterEvents, StreamEvents {
         deliveries.set(start, delivery);
       }
       stream.cursor = times[count - 1]!;
-      this.sentTo(stream, delivery, count - start, 0);
+      this.sentTo(stream, delivery, count - start);
     }
   }
 
