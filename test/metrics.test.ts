@@ -180,3 +180,22 @@ t.test('comet_gc_seconds_total rises as requests make the threads collect garbag
   t.ok(after > before, 'the pauses were counted', { before, after, rounds });
   t.ok(after < 60, 'in seconds, not milliseconds', { after });
 });
+
+t.test('--max-young-generation bounds what comet_heap_young_generation_bytes shows a thread committing', async (t) => {
+  const MiB = 1024 * 1024;
+  const young = async (args: string[]) => {
+    const srv = await startServer({ t, threads: 1, args });
+    const m = await srv.metrics();
+    t.equal(m.series('comet_heap_young_generation_bytes').length, 1, 'one series per thread');
+    // 3,000 puts of 4 KB, 100 at a time: enough garbage that V8's own limit grows the young generation past 3 MiB.
+    const message = 'y'.repeat(4096);
+    for (let round = 0; round < 30; round++) await Promise.all(Array.from({ length: 100 }, (_, i) => srv.put(`young-${i}`, message)));
+    // The upkeep reads it once a second.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    return (await srv.metrics()).value('comet_heap_young_generation_bytes');
+  };
+  const bounded = await young([]);
+  t.ok(bounded > 0 && bounded <= 3 * MiB, `the default (3 MiB) holds it: ${bounded} bytes`);
+  const grown = await young(['--max-young-generation', String(64 * MiB)]);
+  t.ok(grown > 3 * MiB, `with 64 MiB the same load grows it past 3 MiB: ${grown} bytes`);
+});

@@ -13,6 +13,7 @@ export interface Config {
   adminHost: string;
   adminPort: number;
   threads: number;
+  maxYoungGeneration: number;
   path: string;
   logLevel: string;
   pollTimeout: number;
@@ -170,6 +171,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: () => os.availableParallelism(),
     shownDefault: 'available parallelism',
     describe: 'Worker threads, each serving HTTP on the shared port and owning a shard of the channels.',
+  },
+  {
+    key: 'maxYoungGeneration',
+    flag: 'max-young-generation',
+    env: 'COMET_MAX_YOUNG_GENERATION',
+    kind: 'int',
+    min: 3 * MiB,
+    max: 1024 * MiB,
+    default: 3 * MiB,
+    describe:
+      "Bytes each worker thread's V8 young generation (where new objects start) may grow to. V8's own limit lets it grow to about 34 MiB per thread while many connections open, and keeps it resident: some 2 KB per connection at 10,000 connections. The default, V8's smallest, cost no throughput or fan-out CPU measured here (BENCHMARKS.md, \"Memory per connection\").",
   },
   {
     key: 'path',

@@ -55,8 +55,10 @@ export const SLOT = {
   /** Event streams (method=events) and WebSocket subscriptions opened. */
   requestsEvents: 30,
   requestsSubscribe: 31,
+  /** This thread's V8 young generation as committed (--max-young-generation bounds it). */
+  youngGeneration: 32,
 } as const;
-const ERRORS_BASE = 32;
+const ERRORS_BASE = 33;
 export const SLOTS_PER_THREAD = ERRORS_BASE + ERROR_CODE_LIST.length;
 const HEADER_BYTES = 64;
 const REDIS_READY_OFFSET = 4;

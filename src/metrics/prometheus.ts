@@ -119,14 +119,17 @@ export function renderMetrics(buffer: SharedArrayBuffer, threads: number, shared
   );
   const delay: [string, number][] = [];
   const heap: [string, number][] = [];
+  const young: [string, number][] = [];
   snap.threads.forEach((values, thread) => {
     heap.push([`{thread="${thread}"}`, values[SLOT.heapUsed]!]);
+    young.push([`{thread="${thread}"}`, values[SLOT.youngGeneration]!]);
     delay.push([`{thread="${thread}",stat="p50"}`, values[SLOT.loopDelayP50]!]);
     delay.push([`{thread="${thread}",stat="p99"}`, values[SLOT.loopDelayP99]!]);
     delay.push([`{thread="${thread}",stat="max"}`, values[SLOT.loopDelayMax]!]);
   });
   metric('comet_event_loop_delay_seconds', 'gauge', 'Event-loop delay of each thread over the last second.', delay);
   metric('comet_heap_used_bytes', 'gauge', "Each thread's V8 heap in use, as of its last second's upkeep.", heap);
+  metric('comet_heap_young_generation_bytes', 'gauge', "Each thread's V8 young generation as committed (bounded by --max-young-generation).", young);
   return out.join('\n') + '\n';
 }
 

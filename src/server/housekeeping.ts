@@ -5,7 +5,7 @@
  * the thread's garbage-collection pauses.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import type { Engine } from '../engine/engine.js';
 import { SLOT, type ThreadMetrics } from '../metrics/counters.js';
 import { observeGc } from '../metrics/gc.js';
@@ -15,6 +15,13 @@ const LOOP_SAMPLE_MS = 10;
 
 /** The histogram holds whole intervals between samples: the delay is what exceeds the sampling period. */
 const delaySeconds = (nanos: number) => Math.max(0, nanos / 1e6 - LOOP_SAMPLE_MS) / 1000;
+
+/** The young generation's spaces (new_space, new_large_object_space) as committed. */
+function youngGenerationBytes(): number {
+  let bytes = 0;
+  for (const space of getHeapSpaceStatistics()) if (space.space_name.startsWith('new_')) bytes += space.space_size;
+  return bytes;
+}
 
 /** Starts the upkeep; the function returned stops it. */
 export function startHousekeeping(engine: Engine, metrics: ThreadMetrics): () => void {
@@ -35,6 +42,7 @@ export function startHousekeeping(engine: Engine, metrics: ThreadMetrics): () =>
     metrics.set(SLOT.storeUp, stats.up ? 1 : 0);
     // This thread's isolate: RSS is the process's, and a leak shows first in one thread's heap.
     metrics.set(SLOT.heapUsed, getHeapStatistics().used_heap_size);
+    metrics.set(SLOT.youngGeneration, youngGenerationBytes());
   }, INTERVAL_MS);
   return () => {
     clearInterval(timer);

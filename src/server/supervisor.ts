@@ -138,6 +138,7 @@ class Supervisor {
     const worker = new Worker(new URL('./worker.js', import.meta.url), {
       workerData: data,
       transferList: ports.filter((p): p is MessagePort => p !== null),
+      resourceLimits: { maxYoungGenerationSizeMb: this.config.maxYoungGeneration / 2 ** 20 },
       stdout: false,
       stderr: false,
     });

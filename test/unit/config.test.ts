@@ -54,6 +54,8 @@ function otherValue(key: keyof Config): string {
       return '77';
     case 'maxMemory':
       return String(2 * 1024 * 1024);
+    case 'maxYoungGeneration':
+      return String(8 * 1024 * 1024);
     case 'shutdownTimeout':
       return '20';
     case 'connectionsInterval':
