@@ -181,7 +181,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 1024 * MiB,
     default: 3 * MiB,
     describe:
-      "Bytes each worker thread's V8 young generation (where new objects start) may grow to. V8's own limit lets it grow to about 34 MiB per thread while many connections open, and keeps it resident: some 2 KB per connection at 10,000 connections. The default, V8's smallest, cost no throughput or fan-out CPU measured here (BENCHMARKS.md, \"Memory per connection\").",
+      "Bytes each worker thread's V8 young generation (where new objects start) may grow to. V8's own limit lets it grow to about 34 MiB per thread while many connections open, and keeps it resident: some 2 KB per connection at 10,000 connections. The default, V8's smallest, cost no throughput or fan-out CPU measured here (BENCHMARKS.md, \"Streams, and memory per connection\").",
   },
   {
     key: 'path',
