@@ -1,6 +1,6 @@
 /** /healthz and /metrics: names, types, and counts aggregated over threads. */
 import t from 'tap';
-import { startServer, waitFor, within, type Metrics } from './helpers/server.js';
+import { sleep, startServer, waitFor, within, type Metrics } from './helpers/server.js';
 import { channels, JSON_TYPE } from './helpers/protocol.js';
 import { rawGet, rawSend } from './helpers/http.js';
 
@@ -191,7 +191,7 @@ t.test('--max-young-generation bounds what comet_heap_young_generation_bytes sho
     const message = 'y'.repeat(4096);
     for (let round = 0; round < 30; round++) await Promise.all(Array.from({ length: 100 }, (_, i) => srv.put(`young-${i}`, message)));
     // The upkeep reads it once a second.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     return (await srv.metrics()).value('comet_heap_young_generation_bytes');
   };
   const bounded = await young([]);
