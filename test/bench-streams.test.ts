@@ -49,6 +49,15 @@ t.test('streams: SSE and WebSocket fan-out and idle beside the long-poll path', 
         t.ok(typeof run[k] === 'number' && Number.isFinite(run[k]) && (run[k] as number) > 0, `${what}: ${k} finite and positive (${run[k]})`);
       }
       t.ok((run.p99Ms as number) >= (run.p50Ms as number), `${what}: p99 >= p50`);
+      if (e.case === 'longpoll') {
+        // the gets asked again cost something: a parse, a route and a park each
+        t.ok(typeof run.rearmCpuUs === 'number' && (run.rearmCpuUs as number) > 0, `${what}: rearmCpuUs positive (${run.rearmCpuUs})`);
+        const sum = (run.serverCpuUs as number) + (run.rearmCpuUs as number);
+        t.ok(Math.abs((run.cycleCpuUs as number) - sum) < 1e-9, `${what}: cycleCpuUs ${run.cycleCpuUs} = serverCpuUs + rearmCpuUs (${sum})`);
+      } else {
+        t.equal(run.rearmCpuUs, undefined, `${what}: nothing to re-arm`);
+        t.equal(run.cycleCpuUs, run.serverCpuUs, `${what}: ready again at its delivery`);
+      }
     } else {
       // a bytes scale, not a value check: a garbage collection between the readings can outweigh 1,000 streams
       const b = run.bytesPerWaiter as number;

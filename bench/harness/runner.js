@@ -190,6 +190,7 @@ const FIGURES = [
   ['maxMs', (v) => `max ${Number(v).toFixed(1)} ms`],
   ['deliverMs', (v) => `all delivered in ${Number(v).toFixed(1)} ms`],
   ['serverCpuUs', (v) => `server ${Number(v).toFixed(2)} µs CPU/op`],
+  ['rearmCpuUs', (v) => `re-arming ${Number(v).toFixed(2)} µs CPU/op`],
   ['gcMsPer1k', (v) => `GC ${Number(v).toFixed(2)} ms/1k req`],
   ['serverCores', (v) => `server ${Number(v).toFixed(2)} cores`],
   ['clientCpuUs', (v) => `clients ${Number(v).toFixed(2)} µs CPU/op`],

@@ -82,6 +82,10 @@ export interface Run {
   maxMs?: number;
   /** Per request or per delivery; Redis's CPU included for targets with Redis. */
   serverCpuUs?: number;
+  /** Fan-out over long-polls: the target's CPU per delivery from asking again until every get waits again (Redis's included where serverCpuUs has it). */
+  rearmCpuUs?: number;
+  /** Fan-out: serverCpuUs plus rearmCpuUs, the CPU per delivery until the subscriber can take the next message (a stream's is its serverCpuUs). */
+  cycleCpuUs?: number;
   /** The subscriber client processes' CPU per delivery (fan-out). */
   clientCpuUs?: number;
   serverCores?: number;

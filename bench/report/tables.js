@@ -211,11 +211,14 @@ export const SCENARIOS = [
         ids: [byTransport, bySubscribers],
         figures: [
           ...FANOUT_FIGURES,
+          // '—': a stream is ready for the next message at its delivery, with nothing to ask again
+          ['server CPU per delivery re-arming (µs)', 'rearmCpuUs', f2, '—'],
+          ['server CPU per delivery, re-arming included (µs)', 'cycleCpuUs', f2],
           ["subscriber clients' CPU per delivery (µs)", 'clientCpuUs', f2],
           ['server cores', 'serverCores', f2],
           ['load generator cores', 'loadCores', f2],
         ],
-        key: FANOUT_KEY,
+        key: [...FANOUT_KEY, ['cycleCpuUs', 'CPU/delivery re-armed']],
         versus: VERSUS_STREAMS,
         bound: true,
       },

@@ -335,18 +335,34 @@ const stream = (scenario: 'stream-fanout' | 'stream-idle', transport: string, ta
 });
 
 t.test('assessTargets: streaming fan-out CPU per delivery against the long-poll path and Nchan on the same transport', async (t) => {
-  const rows = (sse: number, ws: number, longpoll = 10, nchanSse = 12, nchanWs = 12) => [
-    stream('stream-fanout', 'sse', 'comet-1', { serverCpuUs: sse, p99Ms: 5 }),
-    stream('stream-fanout', 'ws', 'comet-1', { serverCpuUs: ws, p99Ms: 5 }),
-    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: longpoll, p99Ms: 5 }),
-    stream('stream-fanout', 'sse', 'nchan-1', { serverCpuUs: nchanSse, p99Ms: 5 }),
-    stream('stream-fanout', 'ws', 'nchan-1', { serverCpuUs: nchanWs, p99Ms: 5 }),
+  /** A stream is ready again at its delivery: its cycle is its delivery. */
+  const streamed = (transport: string, target: string, us: number) => stream('stream-fanout', transport, target, { serverCpuUs: us, cycleCpuUs: us, p99Ms: 5 });
+  const rows = (sse: number, ws: number, longpoll = 10, nchanSse = 12, nchanWs = 12, rearm = 5) => [
+    streamed('sse', 'comet-1', sse),
+    streamed('ws', 'comet-1', ws),
+    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: longpoll, rearmCpuUs: rearm, cycleCpuUs: longpoll + rearm, p99Ms: 5 }),
+    streamed('sse', 'nchan-1', nchanSse),
+    streamed('ws', 'nchan-1', nchanWs),
   ];
   const met = assess(rows(8, 9), 7);
   t.equal(met.verdict, 'met');
-  t.match(met.figures, 'SSE, comet-1, 10,000 8.00 µs/delivery vs long-poll, comet-1 10.00: 0.80x (goal ≤ 1x)');
+  t.match(met.figures, 'SSE, comet-1, 10,000 8.00 µs/delivery vs long-poll, comet-1 re-armed 15.00: 0.53x (goal ≤ 1x)');
+  t.match(met.figures, 'answers alone: SSE, comet-1, 10,000 8.00 µs/delivery vs long-poll, comet-1 10.00: 0.80x;');
   t.match(met.figures, 'WebSocket, comet-1, 10,000 9.00 µs/delivery vs nchan-1 12.00: 0.75x (goal ≤ 1x)');
-  t.equal(assess(rows(11, 9), 7).verdict, 'not met', 'dearer than the long-poll path');
+  t.equal(
+    assess(rows(11, 9, 10, 12, 12, 5), 7).verdict,
+    'met',
+    "dearer than the long-poll answers alone, not than a long-poll's delivery with its get after it",
+  );
+  t.equal(assess(rows(11, 9, 10, 12, 12, 0.5), 7).verdict, 'not met', 'dearer than the long-poll path, re-arming included');
+  t.equal(
+    assess(
+      rows(8, 9).map((e) => (e.case === 'longpoll' ? { ...e, runs: [{ serverCpuUs: 10, p99Ms: 5 }] } : e)),
+      7,
+    ).verdict,
+    'not measured',
+    'a long-poll row without its re-arming is not judged',
+  );
   t.equal(assess(rows(8, 9, 10, 12, 8.5), 7).verdict, 'not met', "dearer than Nchan's WebSocket");
   const noNchan = assess(
     rows(8, 9).filter((e) => e.target !== 'nchan-1'),
@@ -380,9 +396,9 @@ t.test('assessTargets: memory per idle stream at 10,000, Nchan shown', async (t)
 
 t.test('the streams sections: a row per transport, ratios to long-poll and to Nchan, and their charts', async (t) => {
   const r = results([
-    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: 10, p99Ms: 4, p50Ms: 2 }, 1000),
-    stream('stream-fanout', 'ws', 'comet-1', { serverCpuUs: 5, p99Ms: 2, p50Ms: 1 }, 1000),
-    stream('stream-fanout', 'ws', 'nchan-1', { serverCpuUs: 20, p99Ms: 8, p50Ms: 3 }, 1000),
+    stream('stream-fanout', 'longpoll', 'comet-1', { serverCpuUs: 10, rearmCpuUs: 10, cycleCpuUs: 20, p99Ms: 4, p50Ms: 2 }, 1000),
+    stream('stream-fanout', 'ws', 'comet-1', { serverCpuUs: 5, cycleCpuUs: 5, p99Ms: 2, p50Ms: 1 }, 1000),
+    stream('stream-fanout', 'ws', 'nchan-1', { serverCpuUs: 20, cycleCpuUs: 20, p99Ms: 8, p50Ms: 3 }, 1000),
     stream('stream-idle', 'sse', 'comet-1', { bytesPerWaiter: 600 }),
     stream('stream-idle', 'longpoll', 'comet-1', { bytesPerWaiter: 300 }),
   ]);
@@ -391,8 +407,10 @@ t.test('the streams sections: a row per transport, ratios to long-poll and to Nc
   t.match(md, /^## Streaming idle capacity$/m);
   t.match(
     md,
-    /\| WebSocket \| 1,000 \| comet-server --threads 1 \|[^\n]*\| 0\.50x long-poll p99, 0\.50x long-poll CPU\/delivery \| 0\.25x Nchan p99, 0\.25x Nchan CPU\/delivery \|/,
+    /\| WebSocket \| 1,000 \| comet-server --threads 1 \|[^\n]*\| — \| 5\.00 \|[^\n]*\| 0\.50x long-poll p99, 0\.50x long-poll CPU\/delivery, 0\.25x long-poll CPU\/delivery re-armed \| 0\.25x Nchan p99, 0\.25x Nchan CPU\/delivery, 0\.25x Nchan CPU\/delivery re-armed \|/,
+    'a stream re-arms nothing',
   );
+  t.match(md, /\| long-poll \| 1,000 \| comet-server --threads 1 \|[^\n]*\| 10\.00 \| 20\.00 \|/, "the long-poll row's re-arming and the sum");
   t.match(md, /\| long-poll \| 1,000 \| comet-server --threads 1 \|[^\n]*\| — \| — \|/, 'the long-poll row is the baseline');
   t.ok(md.indexOf('| WebSocket | 1,000') < md.indexOf('| long-poll | 1,000'), 'long-poll last');
   t.match(md, /\| SSE \| 10,000 \| comet-server --threads 1 \| 1 \| 600 \|[^\n]*\| 2\.00x long-poll bytes\/subscriber \|/);
@@ -406,6 +424,11 @@ t.test('the streams sections: a row per transport, ratios to long-poll and to Nc
   );
   for (const { file } of written) t.same(xmlProblems(fs.readFileSync(path.join(dir, file), 'utf8')), [], file);
   t.match(fs.readFileSync(path.join(dir, 'stream-fanout.svg'), 'utf8'), '>WebSocket,</text>', 'a group per transport');
+  t.match(
+    fs.readFileSync(path.join(dir, 'stream-fanout-cpu.svg'), 'utf8'),
+    '>re-armed</text>',
+    "long-poll's figure with its gets asked again beside its answers'",
+  );
   t.match(fs.readFileSync(path.join(dir, 'stream-idle.svg'), 'utf8'), '>target 1 KB</text>');
 });
 

@@ -3,11 +3,14 @@
 // the waiters chain (ask again from their answer's cursor). Latencies are
 // p50/p99/max over all deliveries of all rounds; the target's CPU per delivery
 // covers the publish and the W answers (the gets asked again come after the
-// round's last answer, outside its window). A multi-node target's waiters
+// round's last answer, outside its window). Their CPU is measured too, from
+// asking again until the target counts all W waiting: a long-poll is ready
+// for the next message only then, so the two together are what a delivery
+// costs a subscriber that stays subscribed. A multi-node target's waiters
 // are spread evenly over its nodes; the publishes go to its first node.
 // The streams scenario (./streams.js) runs it with streaming subscribers
 // instead: each holds an event stream or a WebSocket open through every
-// round, with nothing to ask again.
+// round, with nothing to ask again, and is ready again at its delivery.
 
 import { median, sleep } from '../../lib/common.js';
 import { cpuOf, cpuOfParts, partFigures } from '../cpu.js';
@@ -86,6 +89,7 @@ export async function run(ctx, waiters, transport = 'longpoll') {
     let loadUs = 0;
     let clientUs = 0;
     let windowMs = 0;
+    let rearmUs = 0;
     let delivered = 0;
     for (let round = 0; round < s.rounds; round++) {
       const token = freshToken('r');
@@ -104,8 +108,11 @@ export async function run(ctx, waiters, transport = 'longpoll') {
       windowMs += r.windowMs;
       delivered += ok;
       if (transport === 'longpoll') {
+        // the target's counter is read a few times meanwhile: a few requests against W gets
+        const before = cpuOf(ctx.target.pids());
         await clients.askAgain();
         await untilWaiting(ctx, waiters, 30_000 + waiters);
+        rearmUs += cpuOf(ctx.target.pids()) - before;
       }
       await sleep(s.roundPauseMs);
     }
@@ -117,6 +124,8 @@ export async function run(ctx, waiters, transport = 'longpoll') {
       p99Ms: quantile(latencies, 0.99),
       maxMs: latencies[latencies.length - 1],
       serverCpuUs: serverUs / delivered,
+      ...(transport === 'longpoll' ? { rearmCpuUs: rearmUs / delivered } : {}),
+      cycleCpuUs: (serverUs + rearmUs) / delivered,
       // what reading a delivery costs a subscriber process (this one's publishing and waiting left out):
       // on a machine of few cores it can rival the server's, and then the clients set the latencies
       clientCpuUs: clientUs / delivered,
