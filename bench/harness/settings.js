@@ -26,6 +26,7 @@ import { TRANSPORTS } from './scenarios/streams.js';
  * @property {number} messageBytes
  * @property {number[]} waiters
  * @property {number} rounds
+ * @property {number} roundPause
  * @property {number[]} idle
  * @property {number[]} threads
  * @property {number} scalingWaiters
@@ -92,6 +93,12 @@ export const OPTIONS = [
   ['messageBytes', 32, undefined, 'bytes per published message'],
   ['waiters', [1000, 10000], [1000], 'fan-out and many-channels: waiting gets'],
   ['rounds', 5, 3, 'fan-out: publishes per run'],
+  [
+    'roundPause',
+    200,
+    undefined,
+    "fan-out: milliseconds between a round's last delivery (long-poll: every get waiting again) and the next publish; subscribers idle longer cost the target more to wake (bench/report/notes.md)",
+  ],
   ['idle', [1000, 10000, 18000], [1000], 'idle capacity: idle waiting gets'],
   ['threads', powersOfTwoUpTo(Math.max(2, cores)), undefined, 'thread scaling: thread (worker) counts'],
   ['scalingWaiters', 1000, undefined, 'thread scaling: waiters of its fan-out runs'],
@@ -150,6 +157,7 @@ export function parseOptions(argv, command) {
     ['connections', 1, 10_000],
     ['channels', 1, 1_000_000],
     ['rounds', 1, 100],
+    ['roundPause', 0, 10_000],
   ])) {
     if (!(o[name] >= min && o[name] <= max)) throw new Error(`${flag(name)} must be within ${min}..${max}`);
   }
@@ -191,7 +199,7 @@ export function settingsFrom(o) {
     pinning: o.pin ? defaultPinning(cores) : null,
     warmupWaiters: 200,
     settleMs: o.quick ? 500 : 2000,
-    roundPauseMs: 200,
+    roundPauseMs: o.roundPause,
     roundTimeoutMs: 60_000,
     runTimeoutS: o.runTimeout,
   };

@@ -594,6 +594,7 @@ t.test('settings.parseOptions', async (t) => {
     t.equal(o.quick, false);
     t.equal(OPTIONS.length, Object.keys(o).length, 'one option per table row');
     const s = settingsFrom(o);
+    t.equal(s.roundPauseMs, 200);
     t.equal(s.settleMs, 2000);
     t.equal(s.runTimeoutS, 300);
   });
@@ -630,6 +631,8 @@ t.test('settings.parseOptions', async (t) => {
   t.test('validation', async (t) => {
     t.throws(() => parseOptions(['--runs', '0'], 'x'), /--runs must be within 1\.\.20/);
     t.throws(() => parseOptions(['--duration', '0.1'], 'x'), /--duration must be within/);
+    t.throws(() => parseOptions(['--round-pause', '-1'], 'x'), /--round-pause must be within 0\.\.10000/);
+    t.equal(settingsFrom(parseOptions(['--round-pause', '0'], 'x')).roundPauseMs, 0, 'no pause at all is a pause');
     t.throws(() => parseOptions(['--waiters', '70000'], 'x'), /waiter counts must be 1\.\.60000, got 70000/);
     t.throws(() => parseOptions(['--idle', '0'], 'x'), /waiter counts/);
     t.throws(() => parseOptions(['--waiters', '1.5'], 'x'), /waiter counts/);
