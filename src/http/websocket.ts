@@ -148,13 +148,6 @@ class Connection implements StreamSink {
   private readonly subscriptions = new Map<string, Subscription>();
   /** Closed (by either side): nothing may be sent, and the ws must not be touched. */
   private done = false;
-  /** What the corked send sends: one function per connection, not a closure per frame. */
-  private pending: Buffer | string = '';
-  /** What the last send said: 1 sent, 0 buffered (backpressure), 2 dropped. */
-  private sent = 1;
-  private readonly corkedSend = (): void => {
-    this.sent = this.ws!.send(this.pending, false);
-  };
 
   constructor(
     private readonly options: WebSocketOptions,
@@ -229,15 +222,17 @@ class Connection implements StreamSink {
     this.end(GOING_AWAY, 'the server is shutting down');
   }
 
-  /** Sends a frame, corked; closes the connection when its client has left too much unread. */
+  /**
+   * Sends a frame; closes the connection when its client has left too much
+   * unread. Not in a cork of its own: outside a handler uWS corks a send
+   * itself (one write either way), and ws.cork() would cost a call from
+   * native code back into JavaScript per frame of a fan-out.
+   */
   send(frame: Buffer | string): void {
     if (this.done) return;
     const ws = this.ws!;
-    this.pending = frame;
-    ws.cork(this.corkedSend);
-    this.pending = '';
-    // Sent whole (the usual case): nothing is buffered, and no call into uWS is needed to know it.
-    if (this.sent === 1 || ws.getBufferedAmount() <= this.options.maxUnsent) return;
+    // Sent whole (1, the usual case): nothing is buffered, and no call into uWS is needed to know it.
+    if (ws.send(frame, false) === 1 || ws.getBufferedAmount() <= this.options.maxUnsent) return;
     this.options.metrics.add(SLOT.slowReadersClosed);
     this.end(TRY_AGAIN_LATER, 'too slow: more than --max-connection-buffer unread');
   }

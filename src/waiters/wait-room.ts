@@ -306,22 +306,39 @@ export class WaitRoom implements NewsInbox, WaiterEvents, StreamEvents {
     this.metrics.add(SLOT.bytesOut, delivery.bytes);
   }
 
-  /** News for the streams of a channel: each distinct starting point is serialised once, in each format asked for. */
+  /**
+   * News for the streams of a channel: each distinct starting point is
+   * serialised once, in each format asked for. Streams mostly share one (all
+   * heard the news before), so the last one is looked up first, and the
+   * counters are added once per fan-out, not per stream.
+   */
   private fanOutStreams(entry: ChannelEntry, times: number[], bodies: string[]): void {
     const count = times.length;
+    const last = times[count - 1]!;
     const deliveries = new Map<number, Delivery>();
+    let lastStart = -1;
+    let delivery: Delivery | undefined;
+    let messages = 0;
+    let bytes = 0;
     for (const stream of entry.streams) {
       let start = 0;
       while (start < count && times[start]! <= stream.cursor) start++;
       if (start === count) continue;
-      let delivery = deliveries.get(start);
-      if (delivery === undefined) {
-        delivery = new Delivery(entry.channel, times, bodies, undefined, start, count, false, stream.cursor, times[count - 1]!, this.frameEnd);
-        deliveries.set(start, delivery);
+      if (start !== lastStart) {
+        delivery = deliveries.get(start);
+        if (delivery === undefined) {
+          delivery = new Delivery(entry.channel, times, bodies, undefined, start, count, false, stream.cursor, last, this.frameEnd);
+          deliveries.set(start, delivery);
+        }
+        lastStart = start;
       }
-      stream.cursor = times[count - 1]!;
-      this.sentTo(stream, delivery, count - start);
+      stream.cursor = last;
+      stream.sink.deliver(stream, delivery!);
+      messages += count - start;
+      bytes += delivery!.bytes;
     }
+    this.metrics.add(SLOT.messagesOut, messages);
+    this.metrics.add(SLOT.bytesOut, bytes);
   }
 
   /** answerEnd for a WebSocket delivery's frames. */
