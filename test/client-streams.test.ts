@@ -178,6 +178,42 @@ for (const transport of STREAMS) {
   });
 }
 
+t.test('websocket: a subscriber too slow to keep up is closed with 1013, and resumes after its last message', async (t) => {
+  const srv = await startServer({ t, threads: 1, args: ['--max-connection-buffer', '65536'] });
+  const sockets: WsSocket[] = [];
+  class Stallable extends WsSocket {
+    constructor(url: string) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  /** The TCP socket under a ws WebSocket: paused, the client reads nothing and the server's sends back up. */
+  const tcp = (ws: WsSocket) => (ws as unknown as { _socket: import('node:net').Socket })._socket;
+  const client = createClient({ url: urlOf(srv.port), transport: 'websocket', WebSocket: Stallable, backoff: { initialMs: 20, maxMs: 100 } });
+  const r = cleanup(t, record(client, 'too-slow', { time: await srv.sync('too-slow') }));
+  await waitFor(async () => (await srv.metrics()).value('comet_streams') === 1, { timeoutMs: 3000, what: 'subscribed' });
+  tcp(sockets[0]!).pause();
+  const body = 'x'.repeat(60_000);
+  let puts = 0;
+  for (; puts < 400 && (await srv.metrics()).value('comet_slow_readers_closed_total') === 0; puts++) await srv.put('too-slow', `${puts}:${body}`);
+  t.ok(puts < 400, `closed as too slow after ${puts} puts of 60 KB`);
+  tcp(sockets[0]!).resume();
+  // The client reads what was sent before the close, then the close, and subscribes again after its last message.
+  await waitFor(async () => (await srv.metrics()).value('comet_streams') === 1, { timeoutMs: 10_000, what: 'subscribed again' });
+  const total = puts + 3;
+  for (; puts < total; puts++) await srv.put('too-slow', `${puts}:${body}`);
+  await waitFor(() => r.messages.length >= total, { timeoutMs: 15_000, what: `all ${total} messages` });
+  t.strictSame(
+    r.messages.map((m) => Number(m.slice(0, m.indexOf(':')))),
+    Array.from({ length: total }, (_, i) => i),
+    'every message once, in order, across the close',
+  );
+  t.equal(r.errors.length, 1, 'one failure told');
+  t.match(r.errors[0]!.error.message, /code 1013/, 'the close code said why');
+  t.ok(r.errors[0]!.error instanceof CometNetworkError && r.errors[0]!.error.retryable, 'a network error, retried');
+  t.equal(sockets.length, 2, 'one new connection');
+});
+
 t.test('events: a stream silent for twice the heartbeat is dead, and reopened where it was', async (t) => {
   t.test('the server heartbeats every 2 s: a client expecting that keeps its stream', async (t) => {
     const srv = await startServer({ t, args: ['--stream-heartbeat', '2'] });
