@@ -103,6 +103,20 @@ t.test('one thread', async (t) => {
     t.equal((await srv.metrics()).value('comet_bytes_out_total') - before, 10);
   });
 
+  t.test('comet_messages_out_total and comet_bytes_out_total count a fan-out once per stream', async (t) => {
+    const ch = uniq('sse-fan-bytes');
+    const now = await srv.sync(ch);
+    const streams = await Promise.all([0, 1, 2].map(() => EventStreamClient.open(srv, { channel: ch, time: now })));
+    t.teardown(() => streams.forEach((es) => es.close()));
+    const before = await srv.metrics();
+    await srv.put(ch, 'ü€');
+    await Promise.all(streams.map((es) => es.waitEvents(1)));
+    const after = await srv.metrics();
+    t.equal(after.value('comet_messages_out_total') - before.value('comet_messages_out_total'), 3, 'one message to each of 3 streams');
+    // "ü€" is 7 bytes of UTF-8, to each stream.
+    t.equal(after.value('comet_bytes_out_total') - before.value('comet_bytes_out_total'), 21);
+  });
+
   t.test('bad parameters get the answers of get, before any stream', async (t) => {
     for (const [params, headers, status, code] of [
       [{ time: 'x' }, {}, 400, 'COMET_ERR_BAD_TIME'],
